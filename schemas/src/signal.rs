@@ -1,0 +1,512 @@
+//! Signal records (SPEC §2): the Busroot-style JSON payload a DAU publishes, decoded
+//! into a typed `SignalRecord` or a rejection with its dead-letter reason. Decoding
+//! walks the JSON once with borrowed keys; it never panics on input.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::dead_letter::RejectReason;
+use crate::time::parse_rfc3339_ms;
+
+/// One signal value carried by a record. Counts are `f64`: quantities may be kilograms
+/// or metres.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reading {
+    /// `productive`: engaged in production (holds until the next value).
+    Productive(bool),
+    /// `error_code`: `Some(code)` puts the station in fault; `None` clears it.
+    ErrorCode(Option<Box<str>>),
+    /// `production_complete_good`: good units made since the last record.
+    GoodDelta(f64),
+    /// `production_count_good`: running total of good units.
+    GoodTotal(f64),
+    /// `production_complete_bad`: rejects made since the last record.
+    BadDelta(f64),
+    /// `production_count_bad`: running total of rejects.
+    BadTotal(f64),
+    /// `line_speed`: units per minute, continuous lines.
+    LineSpeed(f64),
+    /// `electrical_kwh`: cumulative meter reading.
+    KwhTotal(f64),
+    /// `electrical_kwh_interval`: kWh since the last record.
+    KwhDelta(f64),
+    /// `rssi`: device signal strength, diagnostic only.
+    Rssi(f64),
+}
+
+/// A decoded signal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// Station code: the `station` field, else the caller's (Kafka key, MQTT topic).
+    pub station: String,
+    /// Event time, epoch milliseconds UTC.
+    pub ts: i64,
+    /// Per-station strictly increasing sequence number, when the device sends one.
+    pub seq: Option<u64>,
+    pub readings: SmallVec<[Reading; 3]>,
+    /// Keys this version does not know; ignored and counted.
+    pub unknown_keys: u32,
+}
+
+/// Why a payload could not be decoded, with a human-readable detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+pub type DecodeOutcome = Result<SignalRecord, Rejection>;
+
+/// Decodes one JSON payload. `station` is the code from outside the payload (Kafka key,
+/// MQTT topic); a `"station"` field wins. `fallback_ts_ms` is the Kafka record timestamp
+/// in live mode; files pass `None` and must carry `ts`.
+pub fn decode_json(
+    bytes: &[u8],
+    station: Option<&str>,
+    fallback_ts_ms: Option<i64>,
+) -> DecodeOutcome {
+    let raw: RawRecord = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
+    raw.into_record(station, fallback_ts_ms)
+}
+
+/// A JSON value as the decoder needs to see it, borrowed where possible.
+enum RawValue<'a> {
+    Number(f64),
+    Integer(i128),
+    Text(Cow<'a, str>),
+    Bool(bool),
+    Null,
+    Nested,
+}
+
+impl RawValue<'_> {
+    fn describe(&self) -> String {
+        match self {
+            RawValue::Number(n) => n.to_string(),
+            RawValue::Integer(n) => n.to_string(),
+            RawValue::Text(t) => format!("{t:?}"),
+            RawValue::Bool(b) => b.to_string(),
+            RawValue::Null => "null".into(),
+            RawValue::Nested => "an object or array".into(),
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            RawValue::Number(n) if n.is_finite() => Some(*n),
+            RawValue::Integer(n) => Some(*n as f64),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct RawRecord<'a> {
+    station: Option<RawValue<'a>>,
+    ts: Option<RawValue<'a>>,
+    seq: Option<RawValue<'a>>,
+    signals: SmallVec<[(SignalKey, RawValue<'a>); 4]>,
+    unknown_keys: u32,
+    not_an_object: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SignalKey {
+    GoodDelta,
+    GoodTotal,
+    BadDelta,
+    BadTotal,
+    Productive,
+    ErrorCode,
+    LineSpeed,
+    KwhTotal,
+    KwhDelta,
+    Rssi,
+}
+
+impl SignalKey {
+    fn from_key(key: &str) -> Option<Self> {
+        Some(match key {
+            "production_complete_good" | "production_complete" => SignalKey::GoodDelta,
+            "production_count_good" | "production_count" => SignalKey::GoodTotal,
+            "production_complete_bad" => SignalKey::BadDelta,
+            "production_count_bad" => SignalKey::BadTotal,
+            "productive" => SignalKey::Productive,
+            "error_code" => SignalKey::ErrorCode,
+            "line_speed" => SignalKey::LineSpeed,
+            "electrical_kwh" => SignalKey::KwhTotal,
+            "electrical_kwh_interval" => SignalKey::KwhDelta,
+            "rssi" => SignalKey::Rssi,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SignalKey::GoodDelta => "production_complete_good",
+            SignalKey::GoodTotal => "production_count_good",
+            SignalKey::BadDelta => "production_complete_bad",
+            SignalKey::BadTotal => "production_count_bad",
+            SignalKey::Productive => "productive",
+            SignalKey::ErrorCode => "error_code",
+            SignalKey::LineSpeed => "line_speed",
+            SignalKey::KwhTotal => "electrical_kwh",
+            SignalKey::KwhDelta => "electrical_kwh_interval",
+            SignalKey::Rssi => "rssi",
+        }
+    }
+
+    /// Validates a value for this key: counts, meters and speeds are finite and not
+    /// negative; `rssi` may be negative (dBm); `productive` is 0/1 or a boolean;
+    /// `error_code` is a string, an integer code, or null.
+    fn reading(self, value: &RawValue<'_>) -> Result<Reading, Rejection> {
+        let bad = || {
+            Rejection::new(
+                RejectReason::BadValue,
+                format!("{} = {} is not valid", self.name(), value.describe()),
+            )
+        };
+        match self {
+            SignalKey::Productive => match value {
+                RawValue::Bool(b) => Ok(Reading::Productive(*b)),
+                other => match other.as_f64() {
+                    Some(v) if v == 0.0 => Ok(Reading::Productive(false)),
+                    Some(v) if v == 1.0 => Ok(Reading::Productive(true)),
+                    _ => Err(bad()),
+                },
+            },
+            SignalKey::ErrorCode => match value {
+                RawValue::Null => Ok(Reading::ErrorCode(None)),
+                RawValue::Text(t) if t.trim().is_empty() => Ok(Reading::ErrorCode(None)),
+                RawValue::Text(t) => Ok(Reading::ErrorCode(Some(t.trim().into()))),
+                RawValue::Integer(n) => Ok(Reading::ErrorCode(Some(n.to_string().into()))),
+                _ => Err(bad()),
+            },
+            SignalKey::Rssi => value.as_f64().map(Reading::Rssi).ok_or_else(bad),
+            _ => {
+                let v = value.as_f64().filter(|v| *v >= 0.0).ok_or_else(bad)?;
+                Ok(match self {
+                    SignalKey::GoodDelta => Reading::GoodDelta(v),
+                    SignalKey::GoodTotal => Reading::GoodTotal(v),
+                    SignalKey::BadDelta => Reading::BadDelta(v),
+                    SignalKey::BadTotal => Reading::BadTotal(v),
+                    SignalKey::LineSpeed => Reading::LineSpeed(v),
+                    SignalKey::KwhTotal => Reading::KwhTotal(v),
+                    _ => Reading::KwhDelta(v),
+                })
+            }
+        }
+    }
+}
+
+impl<'a> RawRecord<'a> {
+    fn into_record(self, station: Option<&str>, fallback_ts_ms: Option<i64>) -> DecodeOutcome {
+        if self.not_an_object {
+            return Err(Rejection::new(
+                RejectReason::MalformedJson,
+                "the payload is not a JSON object",
+            ));
+        }
+        let station = match &self.station {
+            Some(RawValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
+            Some(RawValue::Null) | None => match station {
+                Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => {
+                    return Err(Rejection::new(
+                        RejectReason::UnknownStation,
+                        "no station code in the record or its key",
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(Rejection::new(
+                    RejectReason::BadValue,
+                    format!("station = {} is not a string", other.describe()),
+                ))
+            }
+        };
+        let ts = match &self.ts {
+            None | Some(RawValue::Null) => fallback_ts_ms
+                .ok_or_else(|| Rejection::new(RejectReason::MissingTs, "the record has no ts"))?,
+            Some(RawValue::Text(t)) => parse_rfc3339_ms(t).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::BadTs,
+                    format!("ts {t:?} is not RFC 3339 with an offset"),
+                )
+            })?,
+            Some(RawValue::Integer(n)) => i64::try_from(*n)
+                .ok()
+                .filter(|n| n.unsigned_abs() < 253_402_300_800_000)
+                .ok_or_else(|| {
+                    Rejection::new(RejectReason::BadTs, format!("ts {n} is out of range"))
+                })?,
+            Some(other) => {
+                return Err(Rejection::new(
+                    RejectReason::BadTs,
+                    format!(
+                        "ts {} is neither RFC 3339 nor integer epoch milliseconds",
+                        other.describe()
+                    ),
+                ))
+            }
+        };
+        let seq = match &self.seq {
+            None | Some(RawValue::Null) => None,
+            Some(RawValue::Integer(n)) if *n >= 0 && *n <= u64::MAX as i128 => Some(*n as u64),
+            Some(other) => {
+                return Err(Rejection::new(
+                    RejectReason::BadValue,
+                    format!("seq = {} is not a non-negative integer", other.describe()),
+                ))
+            }
+        };
+        let mut readings = SmallVec::new();
+        for (key, value) in &self.signals {
+            readings.push(key.reading(value)?);
+        }
+        Ok(SignalRecord {
+            station,
+            ts,
+            seq,
+            readings,
+            unknown_keys: self.unknown_keys,
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawRecord<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RecordVisitor(std::marker::PhantomData))
+    }
+}
+
+struct RecordVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for RecordVisitor<'a> {
+    type Value = RawRecord<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut rec = RawRecord::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: RawValue<'de> = map.next_value()?;
+            match key.as_ref() {
+                "station" => rec.station = Some(value),
+                "ts" => rec.ts = Some(value),
+                "seq" => rec.seq = Some(value),
+                other => match SignalKey::from_key(other) {
+                    Some(k) => {
+                        // A later duplicate key (or alias) replaces the earlier value.
+                        rec.signals.retain(|(existing, _)| *existing != k);
+                        rec.signals.push((k, value));
+                    }
+                    None => rec.unknown_keys += 1,
+                },
+            }
+        }
+        Ok(rec)
+    }
+
+    fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawRecord {
+            not_an_object: true,
+            ..Default::default()
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ValueVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ValueVisitor<'a> {
+    type Value = RawValue<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(RawValue::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(RawValue::Integer(v as i128))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(RawValue::Integer(v as i128))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(RawValue::Number(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(RawValue::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawValue::Text(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(RawValue::Text(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::Null)
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RawValue::Nested)
+    }
+    fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawValue::Nested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> DecodeOutcome {
+        decode_json(text.as_bytes(), None, None)
+    }
+
+    #[test]
+    fn decodes_busroot_payload_with_aliases() {
+        let r = decode(
+            r#"{"station":"P1","ts":"2026-03-02T06:00:01.250Z","seq":7,"productive":1,
+                "production_complete":2,"production_count_bad":5,"error_code":"","rssi":-61,"fw":"1.2"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.station, "P1");
+        assert_eq!(r.ts, 1_772_431_201_250);
+        assert_eq!(r.seq, Some(7));
+        assert_eq!(r.unknown_keys, 1);
+        assert_eq!(
+            r.readings.to_vec(),
+            vec![
+                Reading::Productive(true),
+                Reading::GoodDelta(2.0),
+                Reading::BadTotal(5.0),
+                Reading::ErrorCode(None),
+                Reading::Rssi(-61.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn epoch_ms_key_station_and_fallback_ts() {
+        let r = decode_json(br#"{"ts":60000,"error_code":42}"#, Some("K1"), None).unwrap();
+        assert_eq!((r.station.as_str(), r.ts), ("K1", 60_000));
+        assert_eq!(r.readings[0], Reading::ErrorCode(Some("42".into())));
+        let r = decode_json(
+            br#"{"station":"F1","productive":false}"#,
+            Some("K1"),
+            Some(5),
+        )
+        .unwrap();
+        assert_eq!((r.station.as_str(), r.ts), ("F1", 5));
+    }
+
+    #[test]
+    fn every_bad_input_gets_its_reason() {
+        let reason = |t: &str| decode(t).unwrap_err().reason;
+        assert_eq!(reason("{not json"), RejectReason::MalformedJson);
+        assert_eq!(reason("[1,2]"), RejectReason::MalformedJson);
+        assert_eq!(reason("42"), RejectReason::MalformedJson);
+        assert_eq!(
+            reason(r#"{"station":"S","productive":1}"#),
+            RejectReason::MissingTs
+        );
+        assert_eq!(
+            reason(r#"{"station":"S","ts":"2026-03-02 06:00"}"#),
+            RejectReason::BadTs
+        );
+        assert_eq!(reason(r#"{"station":"S","ts":1.5}"#), RejectReason::BadTs);
+        assert_eq!(reason(r#"{"ts":0}"#), RejectReason::UnknownStation);
+        assert_eq!(
+            reason(r#"{"station":"S","ts":0,"production_complete_good":-1}"#),
+            RejectReason::BadValue
+        );
+        assert_eq!(
+            reason(r#"{"station":"S","ts":0,"productive":2}"#),
+            RejectReason::BadValue
+        );
+        assert_eq!(
+            reason(r#"{"station":"S","ts":0,"line_speed":"fast"}"#),
+            RejectReason::BadValue
+        );
+        assert_eq!(
+            reason(r#"{"station":"S","ts":0,"seq":-3}"#),
+            RejectReason::BadValue
+        );
+        assert_eq!(
+            reason(r#"{"station":"S","ts":0,"electrical_kwh":{"a":1}}"#),
+            RejectReason::BadValue
+        );
+    }
+}

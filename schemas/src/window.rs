@@ -1,0 +1,288 @@
+//! What the engine emits (SPEC §5): one `StationWindow` per station per UTC minute and
+//! revision, and one `DowntimeEvent` per downtime span and revision. Field order is the
+//! column order of the `station_windows` dataset.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::format_ms;
+
+/// One station-minute. Seconds are `f64` seconds inside the 60 s window; ratios and
+/// every column that needs an unset ideal or value are `None`, never NaN or infinity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationWindow {
+    pub plant: String,
+    pub line: Option<String>,
+    pub station: String,
+    /// Epoch ms UTC.
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Days since 1970-01-01 (Arrow `Date32`).
+    pub production_date: i32,
+    pub shift: Option<String>,
+    pub shift_date: Option<i32>,
+    pub sku: Option<String>,
+    pub order_id: Option<String>,
+    pub shift_s: f64,
+    pub planned_s: f64,
+    pub planned_stop_s: f64,
+    pub schedule_loss_s: f64,
+    pub productive_s: f64,
+    pub run_s: f64,
+    pub downtime_s: f64,
+    pub no_data_s: f64,
+    pub downtime_reason: Option<String>,
+    pub error_codes: Vec<String>,
+    pub good_qty: f64,
+    pub reject_qty: f64,
+    pub total_qty: f64,
+    pub ideal_cycle_s: Option<f64>,
+    pub ideal_qty: Option<f64>,
+    pub target_qty: Option<f64>,
+    pub utilisation: Option<f64>,
+    pub availability: Option<f64>,
+    pub performance: Option<f64>,
+    pub quality: Option<f64>,
+    pub oee: Option<f64>,
+    pub availability_loss_s: Option<f64>,
+    pub performance_loss_s: Option<f64>,
+    pub quality_loss_s: Option<f64>,
+    pub availability_loss_qty: Option<f64>,
+    pub performance_loss_qty: Option<f64>,
+    pub quality_loss_qty: f64,
+    pub availability_loss_cost: Option<f64>,
+    pub performance_loss_cost: Option<f64>,
+    pub quality_loss_cost: Option<f64>,
+    pub loss_cost: Option<f64>,
+    pub schedule_loss_cost: Option<f64>,
+    pub planned_stop_cost: Option<f64>,
+    pub currency: Option<String>,
+    pub cycle_time_avg: Option<f64>,
+    pub line_speed_avg: Option<f64>,
+    pub line_speed_target: Option<f64>,
+    pub energy_kwh: Option<f64>,
+    pub kwh_per_unit: Option<f64>,
+    pub rssi_avg: Option<f64>,
+    pub is_alive: bool,
+    pub event_count: i64,
+    pub revision: i32,
+    /// When the driver emitted this revision (wall clock live, event time in replay).
+    pub emitted_at: i64,
+}
+
+/// The dataset's column names, in order.
+pub const WINDOW_COLUMNS: [&str; 54] = [
+    "plant",
+    "line",
+    "station",
+    "window_start",
+    "window_end",
+    "production_date",
+    "shift",
+    "shift_date",
+    "sku",
+    "order_id",
+    "shift_s",
+    "planned_s",
+    "planned_stop_s",
+    "schedule_loss_s",
+    "productive_s",
+    "run_s",
+    "downtime_s",
+    "no_data_s",
+    "downtime_reason",
+    "error_codes",
+    "good_qty",
+    "reject_qty",
+    "total_qty",
+    "ideal_cycle_s",
+    "ideal_qty",
+    "target_qty",
+    "utilisation",
+    "availability",
+    "performance",
+    "quality",
+    "oee",
+    "availability_loss_s",
+    "performance_loss_s",
+    "quality_loss_s",
+    "availability_loss_qty",
+    "performance_loss_qty",
+    "quality_loss_qty",
+    "availability_loss_cost",
+    "performance_loss_cost",
+    "quality_loss_cost",
+    "loss_cost",
+    "schedule_loss_cost",
+    "planned_stop_cost",
+    "currency",
+    "cycle_time_avg",
+    "line_speed_avg",
+    "line_speed_target",
+    "energy_kwh",
+    "kwh_per_unit",
+    "rssi_avg",
+    "is_alive",
+    "event_count",
+    "revision",
+    "emitted_at",
+];
+
+/// A cell as text for CSV and tables: numbers to 6 decimals without trailing zeros,
+/// times in RFC 3339, dates as `YYYY-MM-DD`, lists joined with `|`, null as empty.
+pub fn format_f64(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt_f64(v: Option<f64>) -> String {
+    v.map(format_f64).unwrap_or_default()
+}
+
+fn opt_str(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+/// `Date32` days as `YYYY-MM-DD`.
+pub fn format_date32(days: i32) -> String {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::Duration::days(days as i64)))
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
+impl StationWindow {
+    /// Every column as text, in `WINDOW_COLUMNS` order.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.plant.clone(),
+            opt_str(&self.line),
+            self.station.clone(),
+            format_ms(self.window_start),
+            format_ms(self.window_end),
+            format_date32(self.production_date),
+            opt_str(&self.shift),
+            self.shift_date.map(format_date32).unwrap_or_default(),
+            opt_str(&self.sku),
+            opt_str(&self.order_id),
+            format_f64(self.shift_s),
+            format_f64(self.planned_s),
+            format_f64(self.planned_stop_s),
+            format_f64(self.schedule_loss_s),
+            format_f64(self.productive_s),
+            format_f64(self.run_s),
+            format_f64(self.downtime_s),
+            format_f64(self.no_data_s),
+            opt_str(&self.downtime_reason),
+            self.error_codes.join("|"),
+            format_f64(self.good_qty),
+            format_f64(self.reject_qty),
+            format_f64(self.total_qty),
+            opt_f64(self.ideal_cycle_s),
+            opt_f64(self.ideal_qty),
+            opt_f64(self.target_qty),
+            opt_f64(self.utilisation),
+            opt_f64(self.availability),
+            opt_f64(self.performance),
+            opt_f64(self.quality),
+            opt_f64(self.oee),
+            opt_f64(self.availability_loss_s),
+            opt_f64(self.performance_loss_s),
+            opt_f64(self.quality_loss_s),
+            opt_f64(self.availability_loss_qty),
+            opt_f64(self.performance_loss_qty),
+            format_f64(self.quality_loss_qty),
+            opt_f64(self.availability_loss_cost),
+            opt_f64(self.performance_loss_cost),
+            opt_f64(self.quality_loss_cost),
+            opt_f64(self.loss_cost),
+            opt_f64(self.schedule_loss_cost),
+            opt_f64(self.planned_stop_cost),
+            opt_str(&self.currency),
+            opt_f64(self.cycle_time_avg),
+            opt_f64(self.line_speed_avg),
+            opt_f64(self.line_speed_target),
+            opt_f64(self.energy_kwh),
+            opt_f64(self.kwh_per_unit),
+            opt_f64(self.rssi_avg),
+            self.is_alive.to_string(),
+            self.event_count.to_string(),
+            self.revision.to_string(),
+            format_ms(self.emitted_at),
+        ]
+    }
+}
+
+/// One span of downtime for Pareto and root-cause analysis: a stop or cycle gap that
+/// counted as downtime, or a span without data, keyed by `(station, start)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DowntimeEvent {
+    pub plant: String,
+    pub line: Option<String>,
+    pub station: String,
+    /// Epoch ms UTC.
+    pub start: i64,
+    pub end: i64,
+    /// `end - start` in seconds.
+    pub duration_s: f64,
+    /// Of that, seconds inside planned production time (what `downtime_s` counts).
+    pub downtime_s: f64,
+    /// The reason with the most downtime seconds in the span; `retracted` when later
+    /// data showed the span was not downtime after all.
+    pub reason: String,
+    /// The first error code active in the span.
+    pub error_code: Option<String>,
+    pub revision: i32,
+    pub emitted_at: i64,
+}
+
+pub const EVENT_COLUMNS: [&str; 11] = [
+    "plant",
+    "line",
+    "station",
+    "start",
+    "end",
+    "duration_s",
+    "downtime_s",
+    "reason",
+    "error_code",
+    "revision",
+    "emitted_at",
+];
+
+impl DowntimeEvent {
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.plant.clone(),
+            opt_str(&self.line),
+            self.station.clone(),
+            format_ms(self.start),
+            format_ms(self.end),
+            format_f64(self.duration_s),
+            format_f64(self.downtime_s),
+            self.reason.clone(),
+            opt_str(&self.error_code),
+            self.revision.to_string(),
+            format_ms(self.emitted_at),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_dates_format_stably() {
+        assert_eq!(format_f64(1.0), "1");
+        assert_eq!(format_f64(0.1 + 0.2), "0.3");
+        assert_eq!(format_f64(-0.0000001), "0");
+        assert_eq!(format_f64(2.5), "2.5");
+        assert_eq!(format_date32(0), "1970-01-01");
+        assert_eq!(format_date32(20514), "2026-03-02");
+    }
+}
