@@ -1,1 +1,19 @@
-pub fn x() {}
+//! The pure core of stationflow: signal records and versioned context in, station
+//! windows and downtime events out. No I/O and no clock: time is an argument.
+//!
+//! The data's path: `record` (compact, keyed by station) → `station` (event log,
+//! snapshots, watermark) → `timeline` (station state over time, per-minute facts) →
+//! `downtime` (detection) → `metrics` (OEE, losses, cost) → emitted revisions, all driven
+//! by `flow::StationFlow`.
+
+pub mod fingerprint;
+pub mod flow;
+pub mod intervals;
+pub mod metrics;
+pub mod plan;
+pub mod record;
+pub mod shift_calendar;
+pub mod station;
+pub mod timeline;
+
+pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFlow};

@@ -190,8 +190,8 @@ impl SignalKey {
             SignalKey::Productive => match value {
                 RawValue::Bool(b) => Ok(Reading::Productive(*b)),
                 other => match other.as_f64() {
-                    Some(v) if v == 0.0 => Ok(Reading::Productive(false)),
-                    Some(v) if v == 1.0 => Ok(Reading::Productive(true)),
+                    Some(0.0) => Ok(Reading::Productive(false)),
+                    Some(1.0) => Ok(Reading::Productive(true)),
                     _ => Err(bad()),
                 },
             },

@@ -1,0 +1,320 @@
+//! `StationFlow`: the whole operator. Records go in (`apply`), "the time is now T" goes
+//! in (`advance`, `finish`), finished windows and downtime events come out (`drain_*`).
+//! It keeps per-station event-time watermarks, closes quiet stations by the idle rule,
+//! rejects records beyond the allowed lateness, and snapshots and restores all state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use stationflow_schemas::context::Context;
+use stationflow_schemas::signal::SignalRecord;
+use stationflow_schemas::time::{minute_floor, MINUTE_MS};
+use stationflow_schemas::window::{DowntimeEvent, StationWindow};
+use stationflow_schemas::RejectReason;
+
+use crate::plan::ContextIndex;
+use crate::record::{ErrorCodes, Rec};
+use crate::station::{Insert, StationOp};
+
+/// Event-time settings (SPEC §4). All durations in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    /// A station's watermark trails its largest `ts` by this much.
+    pub out_of_orderness_ms: i64,
+    /// Records up to this much older than a station's watermark still revise windows.
+    pub allowed_lateness_ms: i64,
+    /// A station without records for this long has its windows emitted up to now.
+    pub idle_timeout_ms: i64,
+    /// Live only: records further than this ahead of `now` are `future_ts`.
+    pub max_clock_skew_ms: Option<i64>,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            out_of_orderness_ms: 5_000,
+            allowed_lateness_ms: 24 * 3_600_000,
+            idle_timeout_ms: 120_000,
+            max_clock_skew_ms: None,
+        }
+    }
+}
+
+/// Where a record ended: exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Rejected(RejectReason),
+}
+
+/// Running totals; `records_in` always equals applied + duplicates + rejected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub records_in: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub rejected: BTreeMap<RejectReason, u64>,
+    pub unknown_keys: u64,
+    pub windows_emitted: u64,
+    pub revisions_emitted: u64,
+    pub events_emitted: u64,
+    pub late_records: u64,
+}
+
+impl Counters {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Counts a record rejected before it reached the flow (malformed bytes, bad ts).
+    pub fn count_rejected(&mut self, reason: RejectReason) {
+        self.records_in += 1;
+        *self.rejected.entry(reason).or_default() += 1;
+    }
+}
+
+/// Everything needed to continue after a restart, context excluded (it is reloaded).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowSnapshot {
+    config: FlowConfig,
+    stations: Vec<StationOp>,
+    station_codes: Vec<String>,
+    errors: ErrorCodes,
+    origin: Option<i64>,
+    max_ts: Option<i64>,
+    counters: Counters,
+}
+
+pub struct StationFlow {
+    ctx: Arc<ContextIndex>,
+    config: FlowConfig,
+    stations: Vec<StationOp>,
+    errors: ErrorCodes,
+    /// Minute of the earliest record seen: every station has windows from here on.
+    origin: Option<i64>,
+    max_ts: Option<i64>,
+    counters: Counters,
+    windows: Vec<StationWindow>,
+    events: Vec<DowntimeEvent>,
+}
+
+impl StationFlow {
+    pub fn new(context: Context, config: FlowConfig) -> Self {
+        StationFlow {
+            ctx: Arc::new(ContextIndex::new(context)),
+            config,
+            stations: Vec::new(),
+            errors: ErrorCodes::default(),
+            origin: None,
+            max_ts: None,
+            counters: Counters::default(),
+            windows: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn context(&self) -> &ContextIndex {
+        &self.ctx
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    /// Debounced completions in the latest windows of every station.
+    pub fn debounced(&self) -> u64 {
+        self.stations.iter().map(StationOp::debounced).sum()
+    }
+
+    /// The largest event time seen.
+    pub fn max_ts(&self) -> Option<i64> {
+        self.max_ts
+    }
+
+    /// Applies one decoded record. `now`: the wall clock (live) or the largest event time
+    /// seen so far (replay); it only drives the idle rule and `max_clock_skew_ms`.
+    pub fn apply(&mut self, record: &SignalRecord, now: i64) -> Outcome {
+        let outcome = self.try_apply(record, now);
+        self.counters.records_in += 1;
+        self.counters.unknown_keys += record.unknown_keys as u64;
+        match outcome {
+            Outcome::Applied => self.counters.applied += 1,
+            Outcome::Duplicate => self.counters.duplicates += 1,
+            Outcome::Rejected(r) => *self.counters.rejected.entry(r).or_default() += 1,
+        }
+        outcome
+    }
+
+    fn try_apply(&mut self, record: &SignalRecord, now: i64) -> Outcome {
+        let Some(id) = self.ctx.station_id(&record.station) else {
+            return Outcome::Rejected(RejectReason::UnknownStation);
+        };
+        if let Some(skew) = self.config.max_clock_skew_ms {
+            if record.ts > now + skew {
+                return Outcome::Rejected(RejectReason::FutureTs);
+            }
+        }
+        self.ensure_stations(record.ts);
+        let lateness = self.config.allowed_lateness_ms;
+        let station = &mut self.stations[id as usize];
+        if record.ts < station.horizon.saturating_sub(lateness) || record.ts < station.earliest() {
+            return Outcome::Rejected(RejectReason::TooLate);
+        }
+        if record.ts < station.horizon {
+            self.counters.late_records += 1;
+        }
+        let rec = Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors);
+        let station = &mut self.stations[id as usize];
+        match station.insert(rec) {
+            Insert::Duplicate => Outcome::Duplicate,
+            Insert::Applied => {
+                station.last_seen = Some(now);
+                self.max_ts = Some(self.max_ts.map_or(record.ts, |m| m.max(record.ts)));
+                Outcome::Applied
+            }
+        }
+    }
+
+    /// Creates the stations on the first record; moves every station's origin back when
+    /// a record precedes everything seen so far.
+    fn ensure_stations(&mut self, ts: i64) {
+        let minute = minute_floor(ts);
+        match self.origin {
+            None => {
+                self.origin = Some(minute);
+                self.stations = (0..self.ctx.station_count() as u32)
+                    .map(|id| StationOp::new(id, &self.ctx.station_latest(id).code, minute))
+                    .collect();
+            }
+            Some(o) if minute < o => {
+                self.origin = Some(minute);
+                for s in &mut self.stations {
+                    s.extend_origin(minute);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Emits what the watermarks allow: each station up to its own watermark, quiet
+    /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
+    /// changed by late records.
+    pub fn advance(&mut self, now: i64) {
+        let Some(origin) = self.origin else { return };
+        for i in 0..self.stations.len() {
+            let s = &self.stations[i];
+            let watermark = s.max_ts.map(|t| t - self.config.out_of_orderness_ms);
+            let quiet_since = s.last_seen.unwrap_or(origin);
+            let mut horizon = watermark.map_or(origin, minute_floor);
+            if now - quiet_since >= self.config.idle_timeout_ms {
+                horizon = horizon.max(minute_floor(now));
+            }
+            self.refresh(i, horizon, now);
+        }
+    }
+
+    /// End of a replay: every station's windows up to and including the minute of the
+    /// last record.
+    pub fn finish(&mut self, now: i64) {
+        let Some(max_ts) = self.max_ts else { return };
+        let end = minute_floor(max_ts) + MINUTE_MS;
+        for i in 0..self.stations.len() {
+            self.refresh(i, end, now);
+        }
+    }
+
+    fn refresh(&mut self, i: usize, horizon: i64, now: i64) {
+        let station = &mut self.stations[i];
+        if !station.needs_refresh(horizon) {
+            return;
+        }
+        let floor = horizon.max(station.horizon) - self.config.allowed_lateness_ms;
+        let out = station.refresh(&self.ctx, &self.errors, horizon, floor, now);
+        self.counters.windows_emitted += out.windows.len() as u64;
+        self.counters.revisions_emitted +=
+            out.windows.iter().filter(|w| w.revision > 0).count() as u64;
+        self.counters.events_emitted += out.events.len() as u64;
+        self.windows.extend(out.windows);
+        self.events.extend(out.events);
+    }
+
+    /// Replaces the context. Windows from `changed_from` on (inside the allowed
+    /// lateness) are recomputed at the next `advance` and emitted again where changed.
+    pub fn update_context(&mut self, context: Context, changed_from: i64) {
+        self.ctx = Arc::new(ContextIndex::new(context));
+        let old: Vec<StationOp> = std::mem::take(&mut self.stations);
+        let origin = self.origin;
+        // Stations are matched by code: the new context may add or reorder them.
+        let mut by_code: BTreeMap<String, StationOp> = BTreeMap::new();
+        for s in old {
+            by_code.insert(s.code.clone(), s);
+        }
+        if let Some(origin) = origin {
+            self.stations = (0..self.ctx.station_count() as u32)
+                .map(|id| {
+                    let code = self.ctx.station_latest(id).code.to_string();
+                    let mut s = by_code
+                        .remove(&code)
+                        .unwrap_or_else(|| StationOp::new(id, &code, origin));
+                    s.id = id;
+                    s.mark_dirty(changed_from.max(s.earliest()));
+                    s
+                })
+                .collect();
+        }
+    }
+
+    pub fn drain_windows(&mut self) -> Vec<StationWindow> {
+        std::mem::take(&mut self.windows)
+    }
+
+    pub fn drain_events(&mut self) -> Vec<DowntimeEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn snapshot(&self) -> FlowSnapshot {
+        FlowSnapshot {
+            config: self.config.clone(),
+            stations: self.stations.clone(),
+            station_codes: (0..self.ctx.station_count() as u32)
+                .map(|id| self.ctx.station_latest(id).code.to_string())
+                .collect(),
+            errors: self.errors.clone(),
+            origin: self.origin,
+            max_ts: self.max_ts,
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Continues from a snapshot with the given context (reloaded by the driver).
+    pub fn restore(context: Context, snapshot: FlowSnapshot) -> Self {
+        let mut flow = StationFlow::new(context, snapshot.config);
+        flow.stations = snapshot.stations;
+        flow.errors = snapshot.errors;
+        flow.origin = snapshot.origin;
+        flow.max_ts = snapshot.max_ts;
+        flow.counters = snapshot.counters;
+        let same_stations = snapshot.station_codes.len() == flow.ctx.station_count()
+            && snapshot
+                .station_codes
+                .iter()
+                .enumerate()
+                .all(|(i, c)| flow.ctx.station_latest(i as u32).code.as_ref() == c);
+        if !same_stations {
+            let ctx = flow.ctx.context().clone();
+            flow.update_context(ctx, i64::MIN);
+        }
+        flow
+    }
+}

@@ -1,0 +1,588 @@
+//! One station's operator: its event log inside the allowed lateness, state snapshots at
+//! minute boundaries, and what it has emitted. `refresh` recomputes the windows from the
+//! earliest changed minute to the new horizon and emits those whose content changed,
+//! each with `revision` + 1 — so any arrival order ends in the same latest windows.
+//!
+//! A stop becomes downtime only once it is long enough, so a pass that sees a stop (or
+//! cycle gap) begun before its start resolve differently than the windows before assumed
+//! rewinds to a snapshot before that stop. Snapshots record what was assumed.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+use stationflow_schemas::time::{minute_floor, MINUTE_MS};
+use stationflow_schemas::window::{DowntimeEvent, StationWindow};
+
+use crate::fingerprint;
+use crate::metrics::{self, DowntimePiece};
+use crate::plan::{ContextIndex, ShiftCache, StationId};
+use crate::record::{ErrorCodes, Rec};
+use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
+
+/// Snapshots are kept at every minute this close to the horizon, and every
+/// `SPARSE_SNAPSHOT_MS` further back.
+const DENSE_SNAPSHOT_MS: i64 = 30 * MINUTE_MS;
+const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
+/// History kept before the allowed lateness, so that stops begun just before it can
+/// still be re-evaluated.
+const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Snapshot {
+    state: StationState,
+    /// Whether the windows before this minute treat `state.pending` as downtime.
+    pending_qualified: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct EmittedWindow {
+    fingerprint: u64,
+    revision: i32,
+    debounced: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EmittedEvent {
+    end: i64,
+    fingerprint: u64,
+    revision: i32,
+    retracted: bool,
+}
+
+/// What applying a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Applied,
+    Duplicate,
+}
+
+/// Rows produced by a refresh.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    pub windows: Vec<StationWindow>,
+    pub events: Vec<DowntimeEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StationOp {
+    pub id: StationId,
+    pub code: String,
+    records: VecDeque<Rec>,
+    seqs: FxHashSet<u64>,
+    snapshots: BTreeMap<i64, Snapshot>,
+    pub max_ts: Option<i64>,
+    /// Windows ending at or before this instant have been emitted (minute aligned).
+    pub horizon: i64,
+    emitted_from: i64,
+    emitted: VecDeque<Option<EmittedWindow>>,
+    events: BTreeMap<i64, EmittedEvent>,
+    dirty_from: Option<i64>,
+    /// The driver's `now` when this station last received a record.
+    pub last_seen: Option<i64>,
+    /// Debounced completions in windows already dropped from `emitted`.
+    debounced_pruned: u64,
+    #[serde(skip)]
+    shifts: ShiftCache,
+}
+
+/// The output of walking minutes forward from a snapshot.
+struct Walk {
+    from: i64,
+    facts: Vec<MinuteFacts>,
+    /// State at the start of each minute after `from`, and at the end.
+    states: Vec<StationState>,
+    closed: Vec<ClosedSpan>,
+    end_state: StationState,
+}
+
+impl Walk {
+    /// Whether the span anchored at `anchor` counted as downtime by the end of the walk.
+    fn qualified(&self, anchor: i64, horizon: i64) -> Option<bool> {
+        let i = self.closed.partition_point(|c| c.span.anchor < anchor);
+        if let Some(c) = self.closed.get(i).filter(|c| c.span.anchor == anchor) {
+            return Some(c.qualified);
+        }
+        let p = self.end_state.pending.filter(|p| p.anchor == anchor)?;
+        Some(p.qualified_at(horizon) && horizon > p.downtime_from)
+    }
+
+    fn closed_end(&self, anchor: i64) -> Option<i64> {
+        self.closed
+            .iter()
+            .find(|c| c.span.anchor == anchor)
+            .map(|c| c.end)
+    }
+
+    /// Detected downtime spans: qualified stops and gaps, closed or still open.
+    fn downtime_spans(&self, horizon: i64) -> Vec<(i64, i64)> {
+        let mut spans: Vec<(i64, i64)> = self
+            .closed
+            .iter()
+            .filter(|c| c.qualified)
+            .map(|c| (c.span.downtime_from, c.end))
+            .collect();
+        if let Some(p) = self.end_state.pending {
+            if p.qualified_at(horizon) && horizon > p.downtime_from {
+                spans.push((p.downtime_from, horizon));
+            }
+        }
+        spans.sort_unstable();
+        spans
+    }
+}
+
+/// An event being accumulated over consecutive downtime pieces.
+struct OpenEvent {
+    start: i64,
+    end: i64,
+    downtime_ms: i64,
+    reasons: BTreeMap<String, i64>,
+    error: Option<u32>,
+}
+
+impl StationOp {
+    pub fn new(id: StationId, code: &str, origin: i64) -> Self {
+        let mut snapshots = BTreeMap::new();
+        snapshots.insert(
+            origin,
+            Snapshot {
+                state: StationState::default(),
+                pending_qualified: false,
+            },
+        );
+        StationOp {
+            id,
+            code: code.to_string(),
+            records: VecDeque::new(),
+            seqs: FxHashSet::default(),
+            snapshots,
+            max_ts: None,
+            horizon: origin,
+            emitted_from: origin,
+            emitted: VecDeque::new(),
+            events: BTreeMap::new(),
+            dirty_from: None,
+            last_seen: None,
+            debounced_pruned: 0,
+            shifts: ShiftCache::default(),
+        }
+    }
+
+    /// The first minute this station still holds; older records are too late.
+    pub fn earliest(&self) -> i64 {
+        self.snapshots
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.horizon)
+    }
+
+    /// Extends the station's history back to an earlier origin (a late record from
+    /// before anything seen so far).
+    pub fn extend_origin(&mut self, origin: i64) {
+        if origin >= self.emitted_from {
+            return;
+        }
+        // The origin is the earliest minute of any record: nothing precedes it.
+        let empty = Snapshot {
+            state: StationState::default(),
+            pending_qualified: false,
+        };
+        self.snapshots.insert(origin, empty);
+        let missing = ((self.emitted_from - origin) / MINUTE_MS) as usize;
+        for _ in 0..missing {
+            self.emitted.push_front(None);
+        }
+        self.emitted_from = origin;
+        self.mark_dirty(origin);
+    }
+
+    pub fn mark_dirty(&mut self, from: i64) {
+        if from < self.horizon {
+            self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
+        }
+    }
+
+    /// Inserts a record in event-time order, or recognises it as a duplicate: the same
+    /// `seq`, or without `seq` the same `ts` and observations.
+    pub fn insert(&mut self, rec: Rec) -> Insert {
+        if let Some(seq) = rec.seq {
+            if !self.seqs.insert(seq) {
+                return Insert::Duplicate;
+            }
+        } else {
+            let lo = self.records.partition_point(|r| r.ts < rec.ts);
+            let same = self.records.range(lo..).take_while(|r| r.ts == rec.ts);
+            if same
+                .into_iter()
+                .any(|r| r.seq.is_none() && r.obs == rec.obs)
+            {
+                return Insert::Duplicate;
+            }
+        }
+        self.max_ts = Some(self.max_ts.map_or(rec.ts, |m| m.max(rec.ts)));
+        self.mark_dirty(rec.ts);
+        let key = rec.order_key();
+        if self
+            .records
+            .back()
+            .is_none_or(|last| last.order_key() <= key)
+        {
+            self.records.push_back(rec);
+        } else {
+            let at = self.records.partition_point(|r| r.order_key() <= key);
+            self.records.insert(at, rec);
+        }
+        Insert::Applied
+    }
+
+    /// Whether a refresh to `horizon` would do anything.
+    pub fn needs_refresh(&self, horizon: i64) -> bool {
+        self.dirty_from.is_some() || horizon > self.horizon
+    }
+
+    /// Total debounced completions in the latest windows.
+    pub fn debounced(&self) -> u64 {
+        self.debounced_pruned
+            + self
+                .emitted
+                .iter()
+                .flatten()
+                .map(|e| e.debounced)
+                .sum::<u64>()
+    }
+
+    /// Recomputes what changed and moves the horizon to `horizon` (minute aligned, never
+    /// backwards). `retention_floor`: windows before it are no longer revised.
+    pub fn refresh(
+        &mut self,
+        ctx: &ContextIndex,
+        errors: &ErrorCodes,
+        horizon: i64,
+        retention_floor: i64,
+        now: i64,
+    ) -> Emitted {
+        let horizon = horizon.max(self.horizon);
+        if !self.needs_refresh(horizon) {
+            return Emitted::default();
+        }
+        let changed_from = minute_floor(self.dirty_from.unwrap_or(self.horizon).min(self.horizon));
+        let mut from = self.snapshot_at_or_before(changed_from);
+        let walk = loop {
+            let walk = self.walk(ctx, from, horizon);
+            match self.rewind_to(&walk, changed_from, horizon) {
+                Some(to) if to < from => from = to,
+                _ => break walk,
+            }
+        };
+        let out = self.emit(ctx, errors, &walk, changed_from, horizon, now);
+        self.keep_snapshots(&walk, horizon);
+        self.horizon = horizon;
+        self.dirty_from = None;
+        self.prune(retention_floor);
+        out
+    }
+
+    fn snapshot_at_or_before(&self, t: i64) -> i64 {
+        self.snapshots
+            .range(..=t)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or_else(|| self.earliest())
+    }
+
+    /// Where a walk must restart so that every span it resolves is seen from its start.
+    fn rewind_to(&self, walk: &Walk, changed_from: i64, horizon: i64) -> Option<i64> {
+        let snap = &self.snapshots[&walk.from];
+        let mut target: Option<i64> = None;
+        let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
+        if let Some(p) = snap.state.pending.filter(|p| p.anchor < walk.from) {
+            let q = walk.qualified(p.anchor, horizon).unwrap_or(false);
+            let closes_in_change = walk.closed_end(p.anchor).is_some_and(|e| e >= changed_from);
+            if q != snap.pending_qualified || (q && closes_in_change) {
+                earlier(p.anchor);
+            }
+        }
+        if let Some(since) = snap
+            .state
+            .no_data_since(walk.from)
+            .filter(|s| *s < walk.from)
+        {
+            let at = self.records.partition_point(|r| r.ts < walk.from);
+            let first = self.records.get(at).map(|r| r.ts);
+            if first.is_some_and(|t| t < horizon && t >= changed_from) {
+                earlier(since);
+            }
+        }
+        let t = target?;
+        let to = self.snapshot_at_or_before(t);
+        (to < walk.from).then_some(to)
+    }
+
+    fn walk(&mut self, ctx: &ContextIndex, from: i64, horizon: i64) -> Walk {
+        let mut walker = Walker::new(self.snapshots[&from].state.clone());
+        let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
+        let mut facts = Vec::with_capacity(minutes);
+        let mut states = Vec::with_capacity(minutes);
+        let records: &[Rec] = self.records.make_contiguous();
+        let mut i = records.partition_point(|r| r.ts < from);
+        for m in 0..minutes {
+            let w = from + m as i64 * MINUTE_MS;
+            let plan = ctx.plan(self.id, w, w + MINUTE_MS, &mut self.shifts);
+            let j = i + records[i..].partition_point(|r| r.ts < w + MINUTE_MS);
+            facts.push(walker.minute(w, plan, &records[i..j]));
+            states.push(walker.state.clone());
+            i = j;
+        }
+        Walk {
+            from,
+            facts,
+            end_state: walker.state.clone(),
+            states,
+            closed: walker.closed,
+        }
+    }
+
+    fn emit(
+        &mut self,
+        ctx: &ContextIndex,
+        errors: &ErrorCodes,
+        walk: &Walk,
+        changed_from: i64,
+        horizon: i64,
+        now: i64,
+    ) -> Emitted {
+        let spans = walk.downtime_spans(horizon);
+        let mut out = Emitted::default();
+        let mut open: Option<OpenEvent> = None;
+        let mut closed_events: Vec<OpenEvent> = Vec::new();
+        let mut first_span = 0usize;
+        for facts in &walk.facts {
+            let (w0, w1) = (facts.start, facts.start + MINUTE_MS);
+            while first_span < spans.len() && spans[first_span].1 <= w0 {
+                first_span += 1;
+            }
+            let overlapping: Vec<(i64, i64)> = spans[first_span..]
+                .iter()
+                .take_while(|s| s.0 < w1)
+                .copied()
+                .collect();
+            let (mut window, pieces) = metrics::window(facts, &overlapping, errors);
+            accumulate_events(&mut open, &mut closed_events, &pieces);
+            self.offer_window(&mut window, facts.debounced, now, &mut out);
+        }
+        if let Some(e) = open.take() {
+            if e.end < horizon {
+                closed_events.push(e);
+            }
+        }
+        self.offer_events(ctx, errors, closed_events, changed_from, now, &mut out);
+        out
+    }
+
+    fn offer_window(
+        &mut self,
+        window: &mut StationWindow,
+        debounced: u64,
+        now: i64,
+        out: &mut Emitted,
+    ) {
+        if window.window_start < self.emitted_from {
+            return;
+        }
+        let idx = ((window.window_start - self.emitted_from) / MINUTE_MS) as usize;
+        while self.emitted.len() <= idx {
+            self.emitted.push_back(None);
+        }
+        let fp = fingerprint::window(window);
+        let slot = &mut self.emitted[idx];
+        let revision = match slot {
+            Some(prev) if prev.fingerprint == fp => {
+                prev.debounced = debounced;
+                return;
+            }
+            Some(prev) => prev.revision + 1,
+            None => 0,
+        };
+        *slot = Some(EmittedWindow {
+            fingerprint: fp,
+            revision,
+            debounced,
+        });
+        window.revision = revision;
+        window.emitted_at = now;
+        out.windows.push(window.clone());
+    }
+
+    fn offer_events(
+        &mut self,
+        ctx: &ContextIndex,
+        errors: &ErrorCodes,
+        closed: Vec<OpenEvent>,
+        changed_from: i64,
+        now: i64,
+        out: &mut Emitted,
+    ) {
+        let settings = ctx.station_latest(self.id);
+        let mut seen = Vec::new();
+        for e in closed
+            .into_iter()
+            .filter(|e| e.end >= changed_from && e.downtime_ms > 0)
+        {
+            let reason = e
+                .reasons
+                .iter()
+                .max_by_key(|(name, ms)| (**ms, std::cmp::Reverse(name.as_str())))
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| "unassigned".into());
+            let mut event = DowntimeEvent {
+                plant: settings.plant.to_string(),
+                line: settings.line.as_deref().map(str::to_string),
+                station: settings.code.to_string(),
+                start: e.start,
+                end: e.end,
+                duration_s: (e.end - e.start) as f64 / 1000.0,
+                downtime_s: e.downtime_ms as f64 / 1000.0,
+                reason,
+                error_code: e.error.map(|id| errors.name(id).to_string()),
+                revision: 0,
+                emitted_at: now,
+            };
+            seen.push(e.start);
+            self.offer_event(&mut event, false, out);
+        }
+        // Events that ended inside the changed span and are gone now are retracted.
+        let gone: Vec<(i64, i64)> = self
+            .events
+            .iter()
+            .filter(|(start, e)| e.end >= changed_from && !e.retracted && !seen.contains(start))
+            .map(|(start, e)| (*start, e.end))
+            .collect();
+        for (start, end) in gone {
+            let mut event = DowntimeEvent {
+                plant: settings.plant.to_string(),
+                line: settings.line.as_deref().map(str::to_string),
+                station: settings.code.to_string(),
+                start,
+                end,
+                duration_s: 0.0,
+                downtime_s: 0.0,
+                reason: "retracted".into(),
+                error_code: None,
+                revision: 0,
+                emitted_at: now,
+            };
+            self.offer_event(&mut event, true, out);
+        }
+    }
+
+    fn offer_event(&mut self, event: &mut DowntimeEvent, retracted: bool, out: &mut Emitted) {
+        let fp = fingerprint::event(event);
+        let revision = match self.events.get(&event.start) {
+            Some(prev) if prev.fingerprint == fp => return,
+            Some(prev) => prev.revision + 1,
+            None if retracted => return,
+            None => 0,
+        };
+        event.revision = revision;
+        self.events.insert(
+            event.start,
+            EmittedEvent {
+                end: event.end,
+                fingerprint: fp,
+                revision,
+                retracted,
+            },
+        );
+        out.events.push(event.clone());
+    }
+
+    /// Stores the states the walk passed, with what their pending span resolved to.
+    fn keep_snapshots(&mut self, walk: &Walk, horizon: i64) {
+        for (m, state) in walk.states.iter().enumerate() {
+            let at = walk.from + (m as i64 + 1) * MINUTE_MS;
+            let dense = horizon - at <= DENSE_SNAPSHOT_MS;
+            if !dense && at.rem_euclid(SPARSE_SNAPSHOT_MS) != 0 {
+                self.snapshots.remove(&at);
+                continue;
+            }
+            let pending_qualified = state
+                .pending
+                .and_then(|p| walk.qualified(p.anchor, horizon))
+                .unwrap_or(false);
+            self.snapshots.insert(
+                at,
+                Snapshot {
+                    state: state.clone(),
+                    pending_qualified,
+                },
+            );
+        }
+        // Dense snapshots that fell behind the dense span thin out to sparse ones; the
+        // earliest stays as the base of every recomputation.
+        let earliest = self.earliest();
+        let thin: Vec<i64> = self
+            .snapshots
+            .range(..horizon - DENSE_SNAPSHOT_MS)
+            .map(|(k, _)| *k)
+            .filter(|k| *k != earliest && k.rem_euclid(SPARSE_SNAPSHOT_MS) != 0)
+            .collect();
+        for k in thin {
+            self.snapshots.remove(&k);
+        }
+    }
+
+    /// Forgets what lies before the allowed lateness (plus a margin for open stops).
+    fn prune(&mut self, retention_floor: i64) {
+        let keep_from = self.snapshot_at_or_before(retention_floor - RETENTION_MARGIN_MS);
+        let old: Vec<i64> = self.snapshots.range(..keep_from).map(|(k, _)| *k).collect();
+        for k in old {
+            self.snapshots.remove(&k);
+        }
+        while self.records.front().is_some_and(|r| r.ts < keep_from) {
+            if let Some(r) = self.records.pop_front() {
+                if let Some(seq) = r.seq {
+                    self.seqs.remove(&seq);
+                }
+            }
+        }
+        while self.emitted_from < keep_from && !self.emitted.is_empty() {
+            if let Some(Some(e)) = self.emitted.pop_front() {
+                self.debounced_pruned += e.debounced;
+            }
+            self.emitted_from += MINUTE_MS;
+        }
+        self.events.retain(|_, e| e.end >= keep_from);
+    }
+}
+
+fn accumulate_events(
+    open: &mut Option<OpenEvent>,
+    closed: &mut Vec<OpenEvent>,
+    pieces: &[DowntimePiece],
+) {
+    for p in pieces {
+        match open {
+            Some(e) if e.end == p.start => e.end = p.end,
+            _ => {
+                if let Some(e) = open.take() {
+                    closed.push(e);
+                }
+                *open = Some(OpenEvent {
+                    start: p.start,
+                    end: p.end,
+                    downtime_ms: 0,
+                    reasons: BTreeMap::new(),
+                    error: None,
+                });
+            }
+        }
+        let e = open.as_mut().expect("an event is open");
+        if p.planned {
+            e.downtime_ms += p.end - p.start;
+            *e.reasons.entry(p.reason.clone()).or_default() += p.end - p.start;
+        }
+        e.error = e.error.or(p.error);
+    }
+}
