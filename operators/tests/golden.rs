@@ -31,6 +31,27 @@ struct Case {
     /// Hand-computed totals over a station's latest windows.
     #[serde(default)]
     sums: Vec<BTreeMap<String, toml::Value>>,
+    /// Hand-computed cells of single windows: `station`, `window_start`, then columns.
+    #[serde(default)]
+    rows: Vec<BTreeMap<String, toml::Value>>,
+    /// Context replaced after `after` input records, dated `changed_from`.
+    #[serde(default)]
+    context_updates: Vec<ContextUpdate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextUpdate {
+    after: usize,
+    file: String,
+    changed_from: String,
+}
+
+struct Scenario {
+    context: Context,
+    config: FlowConfig,
+    /// (input index, context, changed_from ms)
+    updates: Vec<(usize, Context, i64)>,
 }
 
 fn yes() -> bool {
@@ -61,13 +82,9 @@ fn load_inputs(dir: &Path) -> Vec<Input> {
 
 /// Drives a flow over inputs as the replay driver does: `now` is the largest event time
 /// seen; watermarks advance every few records. `restart_at`: snapshot, drop, restore.
-fn run(
-    context: &Context,
-    config: &FlowConfig,
-    inputs: &[&Input],
-    restart_at: Option<usize>,
-) -> RunResult {
-    let mut flow = StationFlow::new(context.clone(), config.clone());
+fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult {
+    let mut context = sc.context.clone();
+    let mut flow = StationFlow::new(context.clone(), sc.config.clone());
     let mut windows = BTreeMap::new();
     let mut events = BTreeMap::new();
     let mut now = i64::MIN;
@@ -91,6 +108,10 @@ fn run(
         }
     };
     for (i, input) in inputs.iter().enumerate() {
+        for (_, ctx, from) in sc.updates.iter().filter(|(at, _, _)| *at == i) {
+            context = ctx.clone();
+            flow.update_context(context.clone(), *from);
+        }
         if restart_at == Some(i) {
             let json = serde_json::to_string(&flow.snapshot()).expect("snapshot serialises");
             drop(flow);
@@ -110,6 +131,9 @@ fn run(
             flow.advance(now);
             collect(&mut flow);
         }
+    }
+    for (_, ctx, from) in sc.updates.iter().filter(|(at, _, _)| *at >= inputs.len()) {
+        flow.update_context(ctx.clone(), *from);
     }
     flow.advance(now);
     flow.finish(now);
@@ -262,16 +286,72 @@ fn check_sums(case: &Case, windows: &BTreeMap<(String, i64), StationWindow>) -> 
     errors
 }
 
+fn check_rows(case: &Case, windows: &BTreeMap<(String, i64), StationWindow>) -> Vec<String> {
+    let mut errors = Vec::new();
+    for row in &case.rows {
+        let get = |k: &str| {
+            row.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_else(|| panic!("rows need {k}"))
+        };
+        let (station, start) = (get("station"), get("window_start"));
+        let ts = stationflow_schemas::time::parse_rfc3339_ms(start).expect("window_start");
+        let Some(w) = windows.get(&(station.to_string(), ts)) else {
+            errors.push(format!("no window {station} {start}"));
+            continue;
+        };
+        let cells = w.cells();
+        for (column, expected) in row
+            .iter()
+            .filter(|(k, _)| !["station", "window_start"].contains(&k.as_str()))
+        {
+            let j = WINDOW_COLUMNS
+                .iter()
+                .position(|c| c == column)
+                .unwrap_or_else(|| panic!("no column {column}"));
+            let expected = match expected {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Float(f) => stationflow_schemas::window::format_f64(*f),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => other.to_string(),
+            };
+            if cells[j] != expected {
+                errors.push(format!(
+                    "{station} {start} {column}: expected {expected:?}, got {:?}",
+                    cells[j]
+                ));
+            }
+        }
+    }
+    errors
+}
+
 fn run_case(dir: &Path) -> Vec<String> {
-    let context_text = fs::read_to_string(dir.join("context.toml")).expect("context.toml");
-    let context = Context::from_toml_str(&context_text, "context.toml").expect("valid context");
+    let load_context = |name: &str| {
+        let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        Context::from_toml_str(&text, name).unwrap_or_else(|e| panic!("{e}"))
+    };
     let case: Case = fs::read_to_string(dir.join("case.toml"))
         .map(|t| toml::from_str(&t).expect("valid case.toml"))
         .unwrap_or_default();
     let _ = &case.description;
+    let sc = Scenario {
+        context: load_context("context.toml"),
+        config: case.config.clone(),
+        updates: case
+            .context_updates
+            .iter()
+            .map(|u| {
+                let from = stationflow_schemas::time::parse_rfc3339_ms(&u.changed_from)
+                    .expect("changed_from");
+                (u.after, load_context(&u.file), from)
+            })
+            .collect(),
+    };
     let inputs = load_inputs(dir);
     let in_order: Vec<&Input> = inputs.iter().collect();
-    let straight = run(&context, &case.config, &in_order, None);
+    let straight = run(&sc, &in_order, None);
     let actual = window_csv(&straight.windows);
     let actual_events = event_csv(&straight.events);
     let expected_path = dir.join("expected.csv");
@@ -303,7 +383,8 @@ fn run_case(dir: &Path) -> Vec<String> {
             errors.push(format!("outcome {key}: expected {n}, got {got}"));
         }
     }
-    let restarted = run(&context, &case.config, &in_order, Some(inputs.len() / 2));
+    errors.extend(check_rows(&case, &straight.windows));
+    let restarted = run(&sc, &in_order, Some(inputs.len() / 2));
     if window_csv(&restarted.windows) != actual || event_csv(&restarted.events) != actual_events {
         errors.push(format!(
             "snapshot/restore: differs from straight at {}",
@@ -312,7 +393,7 @@ fn run_case(dir: &Path) -> Vec<String> {
     }
     if case.shuffle {
         let order = shuffled(&inputs, case.config.allowed_lateness_ms);
-        let shuffled_run = run(&context, &case.config, &order, None);
+        let shuffled_run = run(&sc, &order, None);
         let w = window_csv(&shuffled_run.windows);
         if w != actual {
             errors.push(format!(
