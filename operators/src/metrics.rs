@@ -60,10 +60,10 @@ fn reason_of(part: &PlanPart, seg: &Segment, errors: &ErrorCodes) -> String {
     if let Some(cause) = &part.cause {
         return cause.to_string();
     }
-    match (seg.error, seg.activity) {
+    match (seg.error, seg.activity.has_data()) {
         (Some(e), _) => errors.name(e).to_string(),
-        (None, Activity::NoData) => "no_data".into(),
-        _ => "unassigned".into(),
+        (None, false) => "no_data".into(),
+        (None, true) => "unassigned".into(),
     }
 }
 
@@ -122,7 +122,7 @@ pub fn window(
                 error_ids.push(e);
             }
         }
-        let no_data = seg.activity == Activity::NoData;
+        let no_data = !seg.activity.has_data();
         let detected = no_data || spans.iter().any(|(s, e)| a >= *s && a < *e);
         if !detected {
             continue;
@@ -134,6 +134,9 @@ pub fn window(
                 no_data_ms += len;
             }
             *reasons.entry(reason.clone()).or_default() += len;
+        }
+        if seg.activity == Activity::NeverReported {
+            continue; // downtime in the window, but no event before the first record
         }
         match pieces.last_mut() {
             Some(p)

@@ -132,6 +132,14 @@ impl Walk {
     }
 }
 
+/// What one refresh works with.
+struct Env<'a> {
+    ctx: &'a ContextIndex,
+    errors: &'a ErrorCodes,
+    horizon: i64,
+    now: i64,
+}
+
 /// An event being accumulated over consecutive downtime pieces.
 struct OpenEvent {
     start: i64,
@@ -276,7 +284,13 @@ impl StationOp {
                 _ => break walk,
             }
         };
-        let out = self.emit(ctx, errors, &walk, changed_from, horizon, now);
+        let env = Env {
+            ctx,
+            errors,
+            horizon,
+            now,
+        };
+        let out = self.emit(&env, &walk);
         self.keep_snapshots(&walk, horizon);
         self.horizon = horizon;
         self.dirty_from = None;
@@ -344,15 +358,8 @@ impl StationOp {
         }
     }
 
-    fn emit(
-        &mut self,
-        ctx: &ContextIndex,
-        errors: &ErrorCodes,
-        walk: &Walk,
-        changed_from: i64,
-        horizon: i64,
-        now: i64,
-    ) -> Emitted {
+    fn emit(&mut self, env: &Env, walk: &Walk) -> Emitted {
+        let (errors, horizon, now) = (env.errors, env.horizon, env.now);
         let spans = walk.downtime_spans(horizon);
         let mut out = Emitted::default();
         let mut open: Option<OpenEvent> = None;
@@ -377,7 +384,7 @@ impl StationOp {
                 closed_events.push(e);
             }
         }
-        self.offer_events(ctx, errors, closed_events, changed_from, now, &mut out);
+        self.offer_events(env, walk, closed_events, &mut out);
         out
     }
 
@@ -415,65 +422,85 @@ impl StationOp {
         out.windows.push(window.clone());
     }
 
-    fn offer_events(
-        &mut self,
-        ctx: &ContextIndex,
-        errors: &ErrorCodes,
-        closed: Vec<OpenEvent>,
-        changed_from: i64,
-        now: i64,
-        out: &mut Emitted,
-    ) {
-        let settings = ctx.station_latest(self.id);
+    /// Emits the events the walk saw whole, and retracts those it saw from their start
+    /// and no longer finds closed (gone, or merged into a downtime still open).
+    fn offer_events(&mut self, env: &Env, walk: &Walk, closed: Vec<OpenEvent>, out: &mut Emitted) {
+        let (errors, horizon, now) = (env.errors, env.horizon, env.now);
+        let settings = env.ctx.station_latest(self.id).clone();
+        let row =
+            |start: i64, end: i64, downtime_ms: i64, reason: String, error: Option<String>| {
+                DowntimeEvent {
+                    plant: settings.plant.to_string(),
+                    line: settings.line.as_deref().map(str::to_string),
+                    station: settings.code.to_string(),
+                    start,
+                    end,
+                    duration_s: (end - start) as f64 / 1000.0,
+                    downtime_s: downtime_ms as f64 / 1000.0,
+                    reason,
+                    error_code: error,
+                    revision: 0,
+                    emitted_at: now,
+                }
+            };
+        // An event already under way when the walk began is seen only in part: skipped,
+        // unless it began before the retained history (no earlier snapshot to rewind
+        // to); then it keeps its true start and counts the retained part.
+        let carried = self.carried_downtime(walk, horizon);
+        let partial_start = carried
+            .filter(|_| walk.from != self.earliest())
+            .map(|_| walk.from);
         let mut seen = Vec::new();
-        for e in closed
-            .into_iter()
-            .filter(|e| e.end >= changed_from && e.downtime_ms > 0)
-        {
+        for mut e in closed {
+            if Some(e.start) == partial_start || e.downtime_ms == 0 {
+                continue;
+            }
+            if e.start == walk.from {
+                e.start = carried.unwrap_or(e.start);
+            }
             let reason = e
                 .reasons
                 .iter()
                 .max_by_key(|(name, ms)| (**ms, std::cmp::Reverse(name.as_str())))
                 .map(|(n, _)| n.clone())
                 .unwrap_or_else(|| "unassigned".into());
-            let mut event = DowntimeEvent {
-                plant: settings.plant.to_string(),
-                line: settings.line.as_deref().map(str::to_string),
-                station: settings.code.to_string(),
-                start: e.start,
-                end: e.end,
-                duration_s: (e.end - e.start) as f64 / 1000.0,
-                downtime_s: e.downtime_ms as f64 / 1000.0,
-                reason,
-                error_code: e.error.map(|id| errors.name(id).to_string()),
-                revision: 0,
-                emitted_at: now,
-            };
+            let error = e.error.map(|id| errors.name(id).to_string());
             seen.push(e.start);
-            self.offer_event(&mut event, false, out);
+            self.offer_event(
+                &mut row(e.start, e.end, e.downtime_ms, reason, error),
+                false,
+                out,
+            );
         }
-        // Events that ended inside the changed span and are gone now are retracted.
         let gone: Vec<(i64, i64)> = self
             .events
-            .iter()
-            .filter(|(start, e)| e.end >= changed_from && !e.retracted && !seen.contains(start))
+            .range(walk.from..)
+            .filter(|(start, e)| {
+                !e.retracted && !seen.contains(start) && Some(**start) != partial_start
+            })
             .map(|(start, e)| (*start, e.end))
             .collect();
         for (start, end) in gone {
-            let mut event = DowntimeEvent {
-                plant: settings.plant.to_string(),
-                line: settings.line.as_deref().map(str::to_string),
-                station: settings.code.to_string(),
-                start,
-                end,
-                duration_s: 0.0,
-                downtime_s: 0.0,
-                reason: "retracted".into(),
-                error_code: None,
-                revision: 0,
-                emitted_at: now,
-            };
+            let mut event = row(start, end, 0, "retracted".into(), None);
+            event.duration_s = 0.0;
             self.offer_event(&mut event, true, out);
+        }
+    }
+
+    /// Where the downtime under way at the walk's first instant began, if it began
+    /// before the walk.
+    fn carried_downtime(&self, walk: &Walk, horizon: i64) -> Option<i64> {
+        let state = &self.snapshots[&walk.from].state;
+        let no_data = state.no_data_since(walk.from).filter(|s| *s < walk.from);
+        let stop = state
+            .pending
+            .filter(|p| {
+                p.downtime_from < walk.from && walk.qualified(p.anchor, horizon) == Some(true)
+            })
+            .map(|p| p.downtime_from);
+        match (no_data, stop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -16,7 +16,10 @@ use crate::record::{ErrorId, Obs, Rec};
 pub enum Activity {
     Productive,
     Idle,
+    /// Stale: the station had data and went quiet.
     NoData,
+    /// Before the station's first record: no data, but no downtime event either.
+    NeverReported,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,12 @@ pub struct Segment {
     pub activity: Activity,
     /// The active error code; never set during no data.
     pub error: Option<ErrorId>,
+}
+
+impl Activity {
+    pub fn has_data(self) -> bool {
+        matches!(self, Activity::Productive | Activity::Idle)
+    }
 }
 
 /// A stop (utilisation) or cycle gap (production_cycle) that may become downtime.
@@ -171,12 +180,13 @@ impl Walker {
                     };
                     (a, s.min(to))
                 }
-                _ => (Activity::NoData, to),
+                Some(_) => (Activity::NoData, to),
+                None => (Activity::NeverReported, to),
             };
-            let error = if activity == Activity::NoData {
-                None
-            } else {
+            let error = if activity.has_data() {
                 self.state.error
+            } else {
+                None
             };
             self.segment(from, until, activity, error, facts);
             from = until;
@@ -202,7 +212,7 @@ impl Walker {
                 error,
             }),
         }
-        if activity != Activity::NoData {
+        if activity.has_data() {
             if let Some(v) = self.state.rssi {
                 facts.rssi_integral += v * (end - start) as f64;
                 facts.rssi_ms += end - start;
@@ -226,7 +236,7 @@ impl Walker {
     fn track_stop(&mut self, at: i64, activity: Activity, threshold_ms: i64) {
         match (activity, self.state.pending) {
             (Activity::Productive, Some(span)) => self.close(span, at),
-            (Activity::Idle | Activity::NoData, None) => {
+            (Activity::Idle | Activity::NoData | Activity::NeverReported, None) => {
                 self.state.pending = Some(PendingSpan {
                     anchor: at,
                     downtime_from: at,
