@@ -6,14 +6,17 @@
 //! `downtime` (detection) → `metrics` (OEE, losses, cost) → emitted revisions, all driven
 //! by `flow::StationFlow`.
 
+pub mod event_log;
 pub mod fingerprint;
 pub mod flow;
 pub mod intervals;
 pub mod metrics;
 pub mod plan;
 pub mod record;
+pub mod seq_set;
 pub mod shift_calendar;
 pub mod station;
 pub mod timeline;
 
 pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFlow};
+pub mod synthetic;

@@ -87,11 +87,9 @@ impl ErrorCodes {
     }
 }
 
-fn fnv(hash: &mut u64, bytes: &[u8]) {
-    for b in bytes {
-        *hash ^= *b as u64;
-        *hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+/// Mixes a word into the content hash (FxHash's step: cheap, and stable across runs).
+fn mix(hash: &mut u64, word: u64) {
+    *hash = (hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
 }
 
 impl Rec {
@@ -109,7 +107,11 @@ impl Rec {
                 Reading::Productive(b) => (1u8, *b as u64, Obs::Productive(*b)),
                 Reading::ErrorCode(None) => (2, u64::MAX, Obs::Error(None)),
                 Reading::ErrorCode(Some(code)) => {
-                    fnv(&mut content, code.as_bytes());
+                    for chunk in code.as_bytes().chunks(8) {
+                        let mut word = [0u8; 8];
+                        word[..chunk.len()].copy_from_slice(chunk);
+                        mix(&mut content, u64::from_le_bytes(word));
+                    }
                     (2, 0, Obs::Error(Some(errors.intern(code))))
                 }
                 Reading::GoodDelta(v) => (3, v.to_bits(), Obs::GoodDelta(*v)),
@@ -121,8 +123,8 @@ impl Rec {
                 Reading::KwhDelta(v) => (9, v.to_bits(), Obs::KwhDelta(*v)),
                 Reading::Rssi(v) => (10, v.to_bits(), Obs::Rssi(*v)),
             };
-            fnv(&mut content, &[tag]);
-            fnv(&mut content, &value.to_le_bytes());
+            mix(&mut content, tag as u64);
+            mix(&mut content, value);
             obs.push(o);
         }
         Rec {

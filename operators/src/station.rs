@@ -9,15 +9,16 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use stationflow_schemas::time::{minute_floor, MINUTE_MS};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 
+use crate::event_log::EventLog;
 use crate::fingerprint;
 use crate::metrics::{self, DowntimePiece};
 use crate::plan::{ContextIndex, ShiftCache, StationId};
 use crate::record::{ErrorCodes, Rec};
+use crate::seq_set::SeqSet;
 use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 
 /// Snapshots are kept at every minute this close to the horizon, and every
@@ -68,8 +69,8 @@ pub struct Emitted {
 pub struct StationOp {
     pub id: StationId,
     pub code: String,
-    records: VecDeque<Rec>,
-    seqs: FxHashSet<u64>,
+    records: EventLog,
+    seqs: SeqSet,
     snapshots: BTreeMap<i64, Snapshot>,
     pub max_ts: Option<i64>,
     /// Windows ending at or before this instant have been emitted (minute aligned).
@@ -162,8 +163,8 @@ impl StationOp {
         StationOp {
             id,
             code: code.to_string(),
-            records: VecDeque::new(),
-            seqs: FxHashSet::default(),
+            records: EventLog::default(),
+            seqs: SeqSet::default(),
             snapshots,
             max_ts: None,
             horizon: origin,
@@ -220,8 +221,9 @@ impl StationOp {
                 return Insert::Duplicate;
             }
         } else {
-            let lo = self.records.partition_point(|r| r.ts < rec.ts);
-            let same = self.records.range(lo..).take_while(|r| r.ts == rec.ts);
+            let log = self.records.as_slice();
+            let lo = log.partition_point(|r| r.ts < rec.ts);
+            let same = log[lo..].iter().take_while(|r| r.ts == rec.ts);
             if same
                 .into_iter()
                 .any(|r| r.seq.is_none() && r.obs == rec.obs)
@@ -231,17 +233,7 @@ impl StationOp {
         }
         self.max_ts = Some(self.max_ts.map_or(rec.ts, |m| m.max(rec.ts)));
         self.mark_dirty(rec.ts);
-        let key = rec.order_key();
-        if self
-            .records
-            .back()
-            .is_none_or(|last| last.order_key() <= key)
-        {
-            self.records.push_back(rec);
-        } else {
-            let at = self.records.partition_point(|r| r.order_key() <= key);
-            self.records.insert(at, rec);
-        }
+        self.records.insert(rec);
         Insert::Applied
     }
 
@@ -323,8 +315,8 @@ impl StationOp {
             .no_data_since(walk.from)
             .filter(|s| *s < walk.from)
         {
-            let at = self.records.partition_point(|r| r.ts < walk.from);
-            let first = self.records.get(at).map(|r| r.ts);
+            let log = self.records.as_slice();
+            let first = log.get(first_at_or_after(log, walk.from)).map(|r| r.ts);
             if first.is_some_and(|t| t < horizon && t >= changed_from) {
                 earlier(since);
             }
@@ -339,12 +331,16 @@ impl StationOp {
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
         let mut states = Vec::with_capacity(minutes);
-        let records: &[Rec] = self.records.make_contiguous();
-        let mut i = records.partition_point(|r| r.ts < from);
+        let records: &[Rec] = self.records.as_slice();
+        let mut i = first_at_or_after(records, from);
         for m in 0..minutes {
             let w = from + m as i64 * MINUTE_MS;
             let plan = ctx.plan(self.id, w, w + MINUTE_MS, &mut self.shifts);
-            let j = i + records[i..].partition_point(|r| r.ts < w + MINUTE_MS);
+            // A minute's records follow the cursor: scan rather than search.
+            let j = i + records[i..]
+                .iter()
+                .take_while(|r| r.ts < w + MINUTE_MS)
+                .count();
             facts.push(walker.minute(w, plan, &records[i..j]));
             states.push(walker.state.clone());
             i = j;
@@ -375,9 +371,9 @@ impl StationOp {
                 .take_while(|s| s.0 < w1)
                 .copied()
                 .collect();
-            let (mut window, pieces) = metrics::window(facts, &overlapping, errors);
+            let (window, pieces) = metrics::window(facts, &overlapping, errors);
             accumulate_events(&mut open, &mut closed_events, &pieces);
-            self.offer_window(&mut window, facts.debounced, now, &mut out);
+            self.offer_window(window, facts.debounced, now, &mut out);
         }
         if let Some(e) = open.take() {
             if e.end < horizon {
@@ -390,7 +386,7 @@ impl StationOp {
 
     fn offer_window(
         &mut self,
-        window: &mut StationWindow,
+        mut window: StationWindow,
         debounced: u64,
         now: i64,
         out: &mut Emitted,
@@ -402,7 +398,7 @@ impl StationOp {
         while self.emitted.len() <= idx {
             self.emitted.push_back(None);
         }
-        let fp = fingerprint::window(window);
+        let fp = fingerprint::window(&window);
         let slot = &mut self.emitted[idx];
         let revision = match slot {
             Some(prev) if prev.fingerprint == fp => {
@@ -419,7 +415,7 @@ impl StationOp {
         });
         window.revision = revision;
         window.emitted_at = now;
-        out.windows.push(window.clone());
+        out.windows.push(window);
     }
 
     /// Emits the events the walk saw whole, and retracts those it saw from their start
@@ -546,15 +542,20 @@ impl StationOp {
                 },
             );
         }
-        // Dense snapshots that fell behind the dense span thin out to sparse ones; the
-        // earliest stays as the base of every recomputation.
+        // Snapshots that just left the dense span thin out to sparse ones; the earliest
+        // stays as the base of every recomputation.
         let earliest = self.earliest();
-        let thin: Vec<i64> = self
-            .snapshots
-            .range(..horizon - DENSE_SNAPSHOT_MS)
-            .map(|(k, _)| *k)
-            .filter(|k| *k != earliest && k.rem_euclid(SPARSE_SNAPSHOT_MS) != 0)
-            .collect();
+        let left_dense =
+            (self.horizon - DENSE_SNAPSHOT_MS).max(earliest + 1)..(horizon - DENSE_SNAPSHOT_MS);
+        let thin: Vec<i64> = if left_dense.is_empty() {
+            Vec::new()
+        } else {
+            self.snapshots
+                .range(left_dense)
+                .map(|(k, _)| *k)
+                .filter(|k| k.rem_euclid(SPARSE_SNAPSHOT_MS) != 0)
+                .collect()
+        };
         for k in thin {
             self.snapshots.remove(&k);
         }
@@ -567,13 +568,12 @@ impl StationOp {
         for k in old {
             self.snapshots.remove(&k);
         }
-        while self.records.front().is_some_and(|r| r.ts < keep_from) {
-            if let Some(r) = self.records.pop_front() {
-                if let Some(seq) = r.seq {
-                    self.seqs.remove(&seq);
-                }
+        let seqs = &mut self.seqs;
+        self.records.prune_before(keep_from, |r| {
+            if let Some(seq) = r.seq {
+                seqs.remove(seq);
             }
-        }
+        });
         while self.emitted_from < keep_from && !self.emitted.is_empty() {
             if let Some(Some(e)) = self.emitted.pop_front() {
                 self.debounced_pruned += e.debounced;
@@ -582,6 +582,22 @@ impl StationOp {
         }
         self.events.retain(|_, e| e.end >= keep_from);
     }
+}
+
+/// Index of the first record at or after `ts`. Walks usually start near the end of the
+/// log, so gallop back from the tail before searching.
+fn first_at_or_after(records: &[Rec], ts: i64) -> usize {
+    let mut step = 1;
+    let mut hi = records.len();
+    while hi > 0 {
+        let lo = hi.saturating_sub(step);
+        if records[lo].ts < ts {
+            return lo + records[lo..hi].partition_point(|r| r.ts < ts);
+        }
+        hi = lo;
+        step *= 2;
+    }
+    0
 }
 
 fn accumulate_events(
