@@ -89,6 +89,46 @@ pub fn decode_json(
     raw.into_record(station, fallback_ts_ms)
 }
 
+/// One row of the long format (`station,ts,signal,value`, CSV or Parquet): the reading it
+/// carries under the same rules as JSON, or `Ok(None)` for a signal key this version
+/// does not know (ignored and counted).
+pub fn reading_from_text(signal: &str, value: &str) -> Result<Option<Reading>, Rejection> {
+    let Some(key) = SignalKey::from_key(signal.trim()) else {
+        return Ok(None);
+    };
+    let text = value.trim();
+    let raw = match key {
+        SignalKey::ErrorCode => RawValue::Text(Cow::Borrowed(text)),
+        _ if text.eq_ignore_ascii_case("true") => RawValue::Bool(true),
+        _ if text.eq_ignore_ascii_case("false") => RawValue::Bool(false),
+        _ => match text.parse::<i64>() {
+            Ok(i) => RawValue::Integer(i as i128),
+            Err(_) => match text.parse::<f64>() {
+                Ok(f) => RawValue::Number(f),
+                Err(_) => RawValue::Text(Cow::Borrowed(text)),
+            },
+        },
+    };
+    key.reading(&raw).map(Some)
+}
+
+/// A long-format `ts`: RFC 3339 with an offset, or integer epoch milliseconds.
+pub fn ts_from_text(text: &str) -> Result<i64, Rejection> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Rejection::new(RejectReason::MissingTs, "the row has no ts"));
+    }
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    parse_rfc3339_ms(text).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::BadTs,
+            format!("ts {text:?} is neither RFC 3339 nor epoch milliseconds"),
+        )
+    })
+}
+
 /// A JSON value as the decoder needs to see it, borrowed where possible.
 enum RawValue<'a> {
     Number(f64),
@@ -470,6 +510,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.station.as_str(), r.ts), ("F1", 5));
+    }
+
+    #[test]
+    fn long_format_rows_follow_the_json_rules() {
+        assert_eq!(
+            reading_from_text("production_complete", "3").unwrap(),
+            Some(Reading::GoodDelta(3.0))
+        );
+        assert_eq!(
+            reading_from_text("productive", "true").unwrap(),
+            Some(Reading::Productive(true))
+        );
+        assert_eq!(
+            reading_from_text("error_code", "").unwrap(),
+            Some(Reading::ErrorCode(None))
+        );
+        assert_eq!(
+            reading_from_text("error_code", "42").unwrap(),
+            Some(Reading::ErrorCode(Some("42".into())))
+        );
+        assert_eq!(reading_from_text("firmware", "1.2").unwrap(), None);
+        assert_eq!(
+            reading_from_text("line_speed", "fast").unwrap_err().reason,
+            RejectReason::BadValue
+        );
+        assert_eq!(ts_from_text("60000").unwrap(), 60_000);
+        assert_eq!(ts_from_text("1970-01-01T00:01:00Z").unwrap(), 60_000);
+        assert_eq!(
+            ts_from_text("yesterday").unwrap_err().reason,
+            RejectReason::BadTs
+        );
     }
 
     #[test]

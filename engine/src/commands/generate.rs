@@ -1,0 +1,79 @@
+//! `stationflow generate --stations N --records M [--seed S] [--out <dir>]`: a synthetic
+//! plant of the shapes the sample has, as `<dir>/context.toml` and `<dir>/signals.jsonl`.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use stationflow_operators::synthetic;
+use stationflow_schemas::signal::Reading;
+use stationflow_schemas::time::format_ms;
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 100)]
+    pub stations: usize,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Milliseconds between two records of one station.
+    #[arg(long, default_value_t = 1_000)]
+    pub interval_ms: i64,
+    #[arg(long, default_value = "./stationflow-generated")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let context = synthetic::plant(args.stations);
+    let toml = toml::to_string(&context).context("encoding the context")?;
+    std::fs::write(args.out.join("context.toml"), toml).context("writing context.toml")?;
+    let path = args.out.join("signals.jsonl");
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut line = String::with_capacity(256);
+    for r in synthetic::signals(args.stations, args.records, args.interval_ms, args.seed) {
+        line.clear();
+        line.push_str("{\"station\":\"");
+        line.push_str(&r.station);
+        line.push_str("\",\"ts\":\"");
+        line.push_str(&format_ms(r.ts));
+        line.push_str("\",\"seq\":");
+        line.push_str(&r.seq.unwrap_or_default().to_string());
+        for reading in &r.readings {
+            line.push_str(&encode(reading));
+        }
+        line.push_str("}\n");
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()?;
+    println!(
+        "wrote {} records for {} stations to {}",
+        args.records,
+        args.stations,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn encode(r: &Reading) -> String {
+    match r {
+        Reading::Productive(b) => format!(",\"productive\":{}", *b as u8),
+        Reading::ErrorCode(None) => ",\"error_code\":\"\"".into(),
+        Reading::ErrorCode(Some(c)) => {
+            format!(",\"error_code\":{}", serde_json::Value::from(c.as_ref()))
+        }
+        Reading::GoodDelta(v) => format!(",\"production_complete_good\":{v}"),
+        Reading::GoodTotal(v) => format!(",\"production_count_good\":{v}"),
+        Reading::BadDelta(v) => format!(",\"production_complete_bad\":{v}"),
+        Reading::BadTotal(v) => format!(",\"production_count_bad\":{v}"),
+        Reading::LineSpeed(v) => format!(",\"line_speed\":{v}"),
+        Reading::KwhTotal(v) => format!(",\"electrical_kwh\":{v}"),
+        Reading::KwhDelta(v) => format!(",\"electrical_kwh_interval\":{v}"),
+        Reading::Rssi(v) => format!(",\"rssi\":{v}"),
+    }
+}

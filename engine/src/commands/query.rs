@@ -1,0 +1,29 @@
+//! `stationflow query "<SQL>" [--data <root>] [--format table|csv|json]`.
+
+use crate::query::{self, OutputFormat};
+use crate::store::Root;
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The SQL statement. Tables: station_windows, downtime_events; views:
+    /// station_windows_latest, downtime_events_latest and the oee_by_* roll-ups.
+    pub sql: String,
+    /// The output root a replay or the live engine wrote.
+    #[arg(long, default_value = "./stationflow-out")]
+    pub data: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let root = Root::open_existing(&args.data)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let batches = runtime.block_on(query::run(&root, &args.sql))?;
+    print!("{}", query::render(&batches, args.format)?);
+    if args.format == OutputFormat::Table {
+        println!();
+    }
+    Ok(())
+}

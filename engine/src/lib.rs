@@ -1,0 +1,10 @@
+//! The engine: drivers, sources, sinks, queries and the `stationflow` command. The data's
+//! path: `sources` → `driver` (feeding `stationflow_operators`) → `sinks`; `query` reads
+//! what the sinks wrote.
+
+pub mod commands;
+pub mod driver;
+pub mod query;
+pub mod sinks;
+pub mod sources;
+pub mod store;

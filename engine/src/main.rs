@@ -1,0 +1,42 @@
+//! `stationflow`: one-minute station windows — OEE, losses and their cost — from
+//! shop-floor signals.
+
+use clap::{Parser, Subcommand};
+use stationflow_engine::commands;
+
+#[derive(Parser)]
+#[command(
+    name = "stationflow",
+    version,
+    about = "Station windows (OEE, losses, cost) from shop-floor signals"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay signal files into Parquet datasets (the embedded default: no broker, no server).
+    Replay(commands::replay::ReplayArgs),
+    /// Run SQL over the datasets.
+    Query(commands::query::QueryArgs),
+    /// Write a synthetic plant and its signals, for tests and benchmarks.
+    Generate(commands::generate::GenerateArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Query(args) => commands::query::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stationflow: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! SQL over the datasets (SPEC §5) with DataFusion: the tables `station_windows` and
+//! `downtime_events` (hive partitions `plant=` and `date=` prune files), the views
+//! `station_windows_latest` and `downtime_events_latest` (highest revision per key), and
+//! roll-ups that divide sums — never averages of ratios.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
+
+use crate::sinks::arrow_rows::{event_schema, window_schema};
+use crate::store::Root;
+
+/// The roll-up views: name, grouping columns, and what they are for.
+pub const ROLLUPS: [(&str, &str, &str); 5] = [
+    (
+        "oee_by_shift",
+        "plant, line, station, shift_date, shift",
+        "each station's shifts",
+    ),
+    (
+        "oee_by_station_day",
+        "plant, line, station, production_date",
+        "each station's production days",
+    ),
+    (
+        "oee_by_line_day",
+        "plant, line, production_date",
+        "each line's production days",
+    ),
+    (
+        "oee_by_plant_day",
+        "plant, production_date",
+        "each plant's production days",
+    ),
+    (
+        "oee_by_sku_day",
+        "plant, sku, production_date",
+        "each SKU's production days",
+    ),
+];
+
+/// The sums a roll-up keeps, and the ratios it derives from them. Performance and OEE
+/// use only windows that have an ideal, so output without one does not inflate them.
+const ROLLUP_MEASURES: &str = "
+    SUM(shift_s) AS shift_s, SUM(planned_s) AS planned_s, SUM(planned_stop_s) AS planned_stop_s,
+    SUM(schedule_loss_s) AS schedule_loss_s, SUM(productive_s) AS productive_s, SUM(run_s) AS run_s,
+    SUM(downtime_s) AS downtime_s, SUM(no_data_s) AS no_data_s,
+    SUM(good_qty) AS good_qty, SUM(reject_qty) AS reject_qty, SUM(total_qty) AS total_qty,
+    SUM(ideal_qty) AS ideal_qty, SUM(target_qty) AS target_qty,
+    SUM(productive_s) / NULLIF(SUM(shift_s), 0) AS utilisation,
+    SUM(run_s) / NULLIF(SUM(planned_s), 0) AS availability,
+    SUM(CASE WHEN target_qty IS NOT NULL THEN total_qty END) / NULLIF(SUM(target_qty), 0) AS performance,
+    SUM(good_qty) / NULLIF(SUM(total_qty), 0) AS quality,
+    SUM(CASE WHEN ideal_qty IS NOT NULL THEN good_qty END) / NULLIF(SUM(ideal_qty), 0) AS oee,
+    SUM(availability_loss_s) AS availability_loss_s, SUM(performance_loss_s) AS performance_loss_s,
+    SUM(quality_loss_s) AS quality_loss_s, SUM(availability_loss_cost) AS availability_loss_cost,
+    SUM(performance_loss_cost) AS performance_loss_cost, SUM(quality_loss_cost) AS quality_loss_cost,
+    SUM(loss_cost) AS loss_cost, SUM(schedule_loss_cost) AS schedule_loss_cost,
+    SUM(planned_stop_cost) AS planned_stop_cost, MAX(currency) AS currency,
+    SUM(energy_kwh) AS energy_kwh, SUM(event_count) AS event_count";
+
+fn without(schema: &SchemaRef, column: &str) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != column)
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn register_dataset(
+    ctx: &SessionContext,
+    root: &Root,
+    dataset: &str,
+    schema: SchemaRef,
+) -> anyhow::Result<()> {
+    // `plant` comes from the partition path (so filters on it prune files); the copy
+    // inside each file is left out of the table schema.
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![
+            ("plant".to_string(), DataType::Utf8),
+            ("date".to_string(), DataType::Utf8),
+        ]);
+    let url = ListingTableUrl::parse(format!("{}{dataset}/", root.url))?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(without(&schema, "plant"));
+    ctx.register_table(
+        format!("{dataset}_files"),
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
+    Ok(())
+}
+
+/// A session with every table and view registered over the datasets at `root`.
+pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
+    let ctx = SessionContext::new();
+    let url = url::Url::parse(&root.url)?;
+    ctx.register_object_store(&url, root.store.clone());
+    if let Some(dir) = &root.local {
+        for d in ["station_windows", "downtime_events"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+    }
+    register_dataset(&ctx, root, "station_windows", window_schema()).await?;
+    register_dataset(&ctx, root, "downtime_events", event_schema()).await?;
+    let window_cols = WINDOW_COLUMNS.join(", ");
+    let event_cols = EVENT_COLUMNS.join(", ");
+    let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+    let views = [
+        format!("CREATE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
+        format!(
+            "CREATE VIEW station_windows_latest AS SELECT {window_cols}, date FROM (
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY station, window_start ORDER BY revision DESC) AS rn
+                FROM station_windows) WHERE rn = 1"
+        ),
+        format!("CREATE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
+        format!(
+            "CREATE VIEW downtime_events_latest AS SELECT {quoted_event_cols}, date FROM (
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY station, \"start\" ORDER BY revision DESC) AS rn
+                FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
+        ),
+    ];
+    let _ = event_cols;
+    for sql in views {
+        ctx.sql(&sql).await?;
+    }
+    for (name, keys, _) in ROLLUPS {
+        ctx.sql(&format!(
+            "CREATE VIEW {name} AS SELECT {keys}, {ROLLUP_MEASURES} FROM station_windows_latest GROUP BY {keys}"
+        ))
+        .await?;
+    }
+    Ok(ctx)
+}
+
+/// Runs one SQL statement and collects its result.
+pub async fn run(root: &Root, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let ctx = session(root).await?;
+    let df = ctx.sql(sql).await?;
+    Ok(df.collect().await?)
+}
+
+/// How `stationflow query` prints results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        OutputFormat::Table => arrow::util::pretty::pretty_format_batches(batches)?.to_string(),
+        OutputFormat::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            String::from_utf8(out)?
+        }
+        OutputFormat::Json => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            String::from_utf8(out)?
+        }
+    })
+}

@@ -1,0 +1,68 @@
+//! Dead letters of a replay (SPEC §2): `<root>/dead_letter.jsonl`, one JSON object per
+//! rejected record with its `reason`, `source` (`file:line`), a `detail` saying what was
+//! wrong, and the original `record` text. Spooled to a local temporary file and put into
+//! the store whole when the run ends.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use stationflow_schemas::RejectReason;
+
+use crate::sources::Position;
+
+pub struct DeadLetterSink {
+    spool: BufWriter<std::fs::File>,
+    pub by_reason: BTreeMap<RejectReason, u64>,
+}
+
+impl DeadLetterSink {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(DeadLetterSink {
+            spool: BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
+            by_reason: BTreeMap::new(),
+        })
+    }
+
+    pub fn write(
+        &mut self,
+        reason: RejectReason,
+        position: &Position,
+        detail: &str,
+        original: &[u8],
+    ) -> std::io::Result<()> {
+        *self.by_reason.entry(reason).or_default() += 1;
+        let line = serde_json::json!({
+            "reason": reason.as_str(),
+            "source": position.to_string(),
+            "detail": detail,
+            "record": String::from_utf8_lossy(original),
+        });
+        serde_json::to_writer(&mut self.spool, &line)?;
+        self.spool.write_all(b"\n")
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+
+    /// Puts the dead letters at `<root>/dead_letter.jsonl` (an empty file when none).
+    pub fn close(
+        self,
+        store: &Arc<dyn ObjectStore>,
+        root: &Path,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<()> {
+        let mut file = self.spool.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let path = root.clone().join("dead_letter.jsonl");
+        runtime
+            .block_on(store.put(&path, PutPayload::from(bytes)))
+            .map_err(|e| anyhow::anyhow!("writing dead letters: {e}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Where windows, downtime events and dead letters go. `parquet`: the hive-partitioned
+//! datasets of SPEC §5 on any object store; `dead_letter`: `<out>/dead_letter.jsonl`.
+//! (The Kafka sinks of the live engine sit beside them.)
+
+pub mod arrow_rows;
+pub mod dead_letter;
+pub mod parquet;
