@@ -1,8 +1,9 @@
-//! The replay driver: every input file in order → decode → `StationFlow` (with "now" the
-//! largest event time seen) → windows and events to Parquet, rejections to dead letters.
-//! Watermarks advance every `batch_records` records; the end of input closes every window
-//! up to the last record's minute.
+//! The replay driver: every input file, merged in event-time order → decode →
+//! `StationFlow` (with "now" the largest event time seen) → windows and events to Parquet,
+//! rejections to dead letters. Watermarks advance every `batch_records` records; the end
+//! of input closes every window up to the last record's minute.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use stationflow_schemas::{Context, RejectReason};
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
+use crate::sources::merge::MergedFiles;
 use crate::store::Root;
 
 pub struct ReplayConfig {
@@ -33,7 +35,7 @@ pub struct ReplayReport {
     pub bytes_read: u64,
     pub counters: Counters,
     pub debounced: u64,
-    pub dead_letters: std::collections::BTreeMap<RejectReason, u64>,
+    pub dead_letters: BTreeMap<RejectReason, u64>,
     pub windows: SinkStats,
     pub events: SinkStats,
     pub elapsed: Duration,
@@ -65,7 +67,7 @@ pub fn run(
     progress: &ProgressBar,
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
-    let files = files::discover(&config.inputs)?;
+    let mut inputs = MergedFiles::new(files::discover(&config.inputs)?)?;
     clear_outputs(root, runtime)?;
     let mut flow = StationFlow::new(config.context, config.flow);
     let mut windows = DatasetWriter::new(
@@ -83,46 +85,29 @@ pub fn run(
     let mut dead = DeadLetterSink::new()?;
     let mut now = i64::MIN;
     let mut n = 0usize;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut bytes_read = 0;
-    for path in &files {
-        let mut each = |item: files::Item<'_>| {
-            if failure.is_some() {
-                return;
-            }
-            let rejected = match &item.decoded {
-                Ok(record) => {
-                    now = now.max(record.ts);
-                    match flow.apply(record, now) {
-                        Outcome::Rejected(reason) => Some((reason, reason_detail(reason))),
-                        _ => None,
-                    }
-                }
-                Err(rejection) => {
-                    flow.counters_mut().count_rejected(rejection.reason);
-                    Some((rejection.reason, rejection.detail.clone()))
-                }
-            };
-            if let Some((reason, detail)) = rejected {
-                if let Err(e) = dead.write(reason, &item.position, &detail, item.original) {
-                    failure = Some(anyhow::anyhow!("writing dead letters: {e}"));
+    while let Some(item) = inputs.next_item()? {
+        let rejected = match &item.decoded {
+            Ok(record) => {
+                now = now.max(record.ts);
+                match flow.apply(record, now) {
+                    Outcome::Rejected(reason) => Some((reason, reason_detail(reason))),
+                    _ => None,
                 }
             }
-            n += 1;
-            if n % config.batch_records == 0 {
-                flow.advance(now);
-                let result = windows
-                    .write(flow.drain_windows())
-                    .and_then(|_| events.write(flow.drain_events()));
-                if let Err(e) = result {
-                    failure = Some(e);
-                }
-                progress.inc(config.batch_records as u64);
+            Err(rejection) => {
+                flow.counters_mut().count_rejected(rejection.reason);
+                Some((rejection.reason, rejection.detail.clone()))
             }
         };
-        bytes_read += files::read(path, &mut each)?;
-        if let Some(e) = failure.take() {
-            return Err(e);
+        if let Some((reason, detail)) = rejected {
+            dead.write(reason, &item.position, &detail, &item.original)?;
+        }
+        n += 1;
+        if n % config.batch_records == 0 {
+            flow.advance(now);
+            windows.write(flow.drain_windows())?;
+            events.write(flow.drain_events())?;
+            progress.inc(config.batch_records as u64);
         }
     }
     if now > i64::MIN {
@@ -137,8 +122,8 @@ pub fn run(
     let by_reason = dead.by_reason.clone();
     dead.close(&root.store, &root.prefix, runtime)?;
     Ok(ReplayReport {
-        files: files.len(),
-        bytes_read,
+        files: inputs.files,
+        bytes_read: inputs.bytes,
         debounced: flow.debounced(),
         counters: flow.counters().clone(),
         dead_letters: by_reason,

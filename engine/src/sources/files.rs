@@ -1,19 +1,20 @@
-//! Replay input files (SPEC §2): JSON Lines (`.jsonl`, `.json`, optionally `.gz`), long
-//! CSV (`station,ts,signal,value`, optionally `.gz`) and long Parquet with the same
-//! columns. Each record reaches the callback with its position and original text, so a
-//! rejected one is dead-lettered as it was. Long rows with the same station and `ts` in
-//! a row form one record.
+//! Replay input files (SPEC §2): JSON Lines (`.jsonl`, `.ndjson`, `.json`, optionally
+//! `.gz`), long CSV (`station,ts,signal,value`, optionally `.gz`) and long Parquet with
+//! the same columns. Each file is read one record at a time with its position and
+//! original text, so a rejected record is dead-lettered as it was. Long rows with the
+//! same station and `ts` in a row form one record.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use flate2::read::MultiGzDecoder;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use stationflow_schemas::signal::{
     decode_json, reading_from_text, ts_from_text, Reading, Rejection, SignalRecord,
 };
@@ -63,7 +64,8 @@ impl Format {
     }
 }
 
-/// The input files under `paths` (directories recursively), in name order.
+/// The input files under `paths` (directories recursively, hidden entries skipped), in
+/// name order.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut files = Vec::new();
     for path in paths {
@@ -104,34 +106,45 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// One record as read: where, its original text, and what decoding made of it.
-pub struct Item<'a> {
+#[derive(Debug)]
+pub struct Item {
     pub position: Position,
-    pub original: &'a [u8],
+    pub original: Vec<u8>,
     pub decoded: Result<SignalRecord, Rejection>,
 }
 
-/// Reads one file, handing every record to `each`. Returns the bytes read.
-pub fn read(path: &Path, each: &mut dyn FnMut(Item<'_>)) -> Result<u64, SourceError> {
+/// A file read one record at a time.
+pub trait RecordReader {
+    fn next_item(&mut self) -> Result<Option<Item>, SourceError>;
+}
+
+/// Opens one input file as a reader of records.
+pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
     let io = |source| SourceError::Io {
         path: path.to_path_buf(),
         source,
     };
     let name: Arc<str> = path.display().to_string().into();
-    let bytes = std::fs::metadata(path).map_err(io)?.len();
-    match Format::of(path) {
-        Some(Format::JsonLines { gzip }) => {
-            read_json_lines(open(path, gzip).map_err(io)?, &name, each).map_err(io)?
-        }
-        Some(Format::Csv { gzip }) => read_csv(open(path, gzip).map_err(io)?, &name, each, path)?,
-        Some(Format::Parquet) => read_parquet(path, &name, each)?,
+    Ok(match Format::of(path) {
+        Some(Format::JsonLines { gzip }) => Box::new(JsonLines {
+            reader: BufReader::with_capacity(1 << 20, open(path, gzip).map_err(io)?),
+            file: name,
+            line: 0,
+            buf: Vec::with_capacity(512),
+            path: path.to_path_buf(),
+        }),
+        Some(Format::Csv { gzip }) => Box::new(LongReader::new(
+            CsvRows::new(open(path, gzip).map_err(io)?, path)?,
+            name,
+        )),
+        Some(Format::Parquet) => Box::new(LongReader::new(ParquetRows::new(path)?, name)),
         None => {
             return Err(SourceError::Format {
                 path: path.to_path_buf(),
                 message: "unknown file type".into(),
             })
         }
-    }
-    Ok(bytes)
+    })
 }
 
 fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
@@ -141,35 +154,6 @@ fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
     } else {
         Box::new(file)
     })
-}
-
-fn read_json_lines(
-    input: Box<dyn Read>,
-    file: &Arc<str>,
-    each: &mut dyn FnMut(Item<'_>),
-) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let mut line = Vec::with_capacity(512);
-    let mut number = 0u64;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        number += 1;
-        let text = trim_ascii(&line);
-        if text.is_empty() {
-            continue;
-        }
-        each(Item {
-            position: Position {
-                file: file.clone(),
-                line: number,
-            },
-            original: text,
-            decoded: decode_json(text, None, None),
-        });
-    }
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -184,244 +168,362 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-fn text_at(a: &arrow::array::StringArray, i: usize) -> &str {
-    if a.is_null(i) {
-        ""
-    } else {
-        a.value(i)
-    }
-}
-
-/// Gathers consecutive long rows of one station and `ts` into a record.
-struct LongRecord {
+struct JsonLines {
+    reader: BufReader<Box<dyn Read>>,
     file: Arc<str>,
-    first_line: u64,
-    station: String,
-    ts: String,
-    text: String,
-    readings: Vec<Reading>,
-    unknown: u32,
-    error: Option<Rejection>,
+    line: u64,
+    buf: Vec<u8>,
+    path: PathBuf,
 }
 
-impl LongRecord {
-    fn new(file: &Arc<str>) -> Self {
-        LongRecord {
-            file: file.clone(),
-            first_line: 0,
-            station: String::new(),
-            ts: String::new(),
-            text: String::new(),
-            readings: Vec::new(),
-            unknown: 0,
-            error: None,
+impl RecordReader for JsonLines {
+    fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| SourceError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let text = trim_ascii(&self.buf);
+            if text.is_empty() {
+                continue;
+            }
+            return Ok(Some(Item {
+                position: Position {
+                    file: self.file.clone(),
+                    line: self.line,
+                },
+                decoded: decode_json(text, None, None),
+                original: text.to_vec(),
+            }));
         }
     }
+}
 
-    /// Adds a row; emits the record in progress first when this row starts another.
-    fn row(
-        &mut self,
+/// One row of a long-format file.
+pub enum Row {
+    Values {
         line: u64,
-        station: &str,
-        ts: &str,
-        signal: &str,
-        value: &str,
-        each: &mut dyn FnMut(Item<'_>),
-    ) {
-        if !self.text.is_empty() && (self.station != station || self.ts != ts) {
-            self.flush(each);
-        }
-        if self.text.is_empty() {
-            self.first_line = line;
-            self.station.clear();
-            self.station.push_str(station);
-            self.ts.clear();
-            self.ts.push_str(ts);
-        } else {
-            self.text.push('\n');
-        }
-        for (i, f) in [station, ts, signal, value].iter().enumerate() {
-            if i > 0 {
-                self.text.push(',');
-            }
-            self.text.push_str(f);
-        }
-        match reading_from_text(signal, value) {
-            Ok(Some(r)) => self.readings.push(r),
-            Ok(None) => self.unknown += 1,
-            Err(e) => {
-                self.error.get_or_insert(e);
-            }
-        }
-    }
-
-    fn malformed(
-        &mut self,
+        station: String,
+        ts: String,
+        signal: String,
+        value: String,
+    },
+    /// A row that could not be read, with its text and what was wrong.
+    Malformed {
         line: u64,
-        text: &str,
+        text: String,
         message: String,
-        each: &mut dyn FnMut(Item<'_>),
-    ) {
-        self.flush(each);
-        each(Item {
-            position: Position {
-                file: self.file.clone(),
-                line,
-            },
-            original: text.as_bytes(),
-            decoded: Err(Rejection::new(RejectReason::MalformedJson, message)),
-        });
+    },
+}
+
+/// Rows of a long-format file, in file order.
+pub trait RowSource {
+    fn next_row(&mut self) -> Result<Option<Row>, SourceError>;
+}
+
+/// Gathers consecutive long rows of one station and `ts` into records.
+struct LongReader<S: RowSource> {
+    rows: S,
+    file: Arc<str>,
+    pending: Option<Row>,
+    group: Vec<(u64, String, String, String, String)>,
+}
+
+impl<S: RowSource> LongReader<S> {
+    fn new(rows: S, file: Arc<str>) -> Self {
+        LongReader {
+            rows,
+            file,
+            pending: None,
+            group: Vec::new(),
+        }
     }
 
-    fn flush(&mut self, each: &mut dyn FnMut(Item<'_>)) {
-        if self.text.is_empty() {
-            return;
+    fn position(&self, line: u64) -> Position {
+        Position {
+            file: self.file.clone(),
+            line,
         }
-        let decoded = match (self.error.take(), self.station.trim()) {
-            (Some(e), _) => Err(e),
-            (None, "") => Err(Rejection::new(
+    }
+
+    /// The record the gathered rows make.
+    fn record(&mut self) -> Item {
+        let rows = std::mem::take(&mut self.group);
+        let line = rows[0].0;
+        let text = rows
+            .iter()
+            .map(|(_, s, t, k, v)| format!("{s},{t},{k},{v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut readings: Vec<Reading> = Vec::with_capacity(rows.len());
+        let mut unknown = 0;
+        let mut error = None;
+        for (_, _, _, signal, value) in &rows {
+            match reading_from_text(signal, value) {
+                Ok(Some(r)) => readings.push(r),
+                Ok(None) => unknown += 1,
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        let (station, ts) = (rows[0].1.trim(), rows[0].2.as_str());
+        let decoded = match error {
+            Some(e) => Err(e),
+            None if station.is_empty() => Err(Rejection::new(
                 RejectReason::UnknownStation,
                 "the row has no station",
             )),
-            (None, station) => ts_from_text(&self.ts).map(|ts| SignalRecord {
+            None => ts_from_text(ts).map(|ts| SignalRecord {
                 station: station.to_string(),
                 ts,
                 seq: None,
-                readings: std::mem::take(&mut self.readings).into_iter().collect(),
-                unknown_keys: self.unknown,
+                readings: readings.into_iter().collect(),
+                unknown_keys: unknown,
             }),
         };
-        each(Item {
-            position: Position {
-                file: self.file.clone(),
-                line: self.first_line,
-            },
-            original: self.text.as_bytes(),
+        Item {
+            position: self.position(line),
+            original: text.into_bytes(),
             decoded,
-        });
-        self.text.clear();
-        self.readings.clear();
-        self.unknown = 0;
-    }
-}
-
-fn read_csv(
-    input: Box<dyn Read>,
-    file: &Arc<str>,
-    each: &mut dyn FnMut(Item<'_>),
-    path: &Path,
-) -> Result<(), SourceError> {
-    let format = |message: String| SourceError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, input));
-    let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                format(format!(
-                    "the CSV header needs columns station,ts,signal,value; `{name}` is missing"
-                ))
-            })
-    };
-    let cols = [
-        column("station")?,
-        column("ts")?,
-        column("signal")?,
-        column("value")?,
-    ];
-    let mut rec = LongRecord::new(file);
-    let mut row = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {
-                let field = |i: usize| row.get(cols[i]);
-                match (field(0), field(1), field(2), field(3)) {
-                    (Some(s), Some(t), Some(k), Some(v)) => rec.row(line, s, t, k, v, each),
-                    _ => {
-                        let text = row.iter().collect::<Vec<_>>().join(",");
-                        rec.malformed(
-                            line,
-                            &text,
-                            format!("CSV row has {} fields, not 4", row.len()),
-                            each,
-                        )
-                    }
-                }
-            }
-            Err(e) => rec.malformed(line, "", format!("malformed CSV row: {e}"), each),
         }
     }
-    rec.flush(each);
-    Ok(())
 }
 
-fn read_parquet(
-    path: &Path,
-    file: &Arc<str>,
-    each: &mut dyn FnMut(Item<'_>),
-) -> Result<(), SourceError> {
-    let format = |message: String| SourceError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let f = File::open(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-        .and_then(|b| b.with_batch_size(8192).build())
-        .map_err(|e| format(e.to_string()))?;
-    let mut rec = LongRecord::new(file);
-    let mut row_number = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| format(e.to_string()))?;
-        let text = |name: &str| -> Result<arrow::array::ArrayRef, SourceError> {
-            let col = batch
-                .column_by_name(name)
-                .ok_or_else(|| format(format!("the Parquet file needs columns station, ts, signal, value; `{name}` is missing")))?;
-            let col = match col.data_type() {
-                DataType::Timestamp(_, _) => cast(
-                    &cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))
-                        .map_err(|e| format(e.to_string()))?,
-                    &DataType::Int64,
-                ),
-                _ => Ok(col.clone()),
+impl<S: RowSource> RecordReader for LongReader<S> {
+    fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+        loop {
+            let row = match self.pending.take() {
+                Some(r) => Some(r),
+                None => self.rows.next_row()?,
+            };
+            match row {
+                None if self.group.is_empty() => return Ok(None),
+                None => return Ok(Some(self.record())),
+                Some(Row::Malformed {
+                    line,
+                    text,
+                    message,
+                }) => {
+                    if !self.group.is_empty() {
+                        self.pending = Some(Row::Malformed {
+                            line,
+                            text,
+                            message,
+                        });
+                        return Ok(Some(self.record()));
+                    }
+                    return Ok(Some(Item {
+                        position: self.position(line),
+                        original: text.into_bytes(),
+                        decoded: Err(Rejection::new(RejectReason::MalformedJson, message)),
+                    }));
+                }
+                Some(Row::Values {
+                    line,
+                    station,
+                    ts,
+                    signal,
+                    value,
+                }) => {
+                    let same = self
+                        .group
+                        .first()
+                        .is_none_or(|g| g.1 == station && g.2 == ts);
+                    if !same {
+                        self.pending = Some(Row::Values {
+                            line,
+                            station,
+                            ts,
+                            signal,
+                            value,
+                        });
+                        return Ok(Some(self.record()));
+                    }
+                    self.group.push((line, station, ts, signal, value));
+                }
             }
-            .map_err(|e| format(e.to_string()))?;
-            cast(&col, &DataType::Utf8).map_err(|e| format(format!("column {name}: {e}")))
+        }
+    }
+}
+
+struct CsvRows {
+    reader: csv::Reader<BufReader<Box<dyn Read>>>,
+    columns: [usize; 4],
+    row: csv::StringRecord,
+}
+
+impl CsvRows {
+    fn new(input: Box<dyn Read>, path: &Path) -> Result<Self, SourceError> {
+        let format = |message: String| SourceError::Format {
+            path: path.to_path_buf(),
+            message,
         };
-        let (station, ts, signal, value) = (
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(1 << 20, input));
+        let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    format(format!(
+                        "the CSV header needs columns station,ts,signal,value; `{name}` is missing"
+                    ))
+                })
+        };
+        Ok(CsvRows {
+            columns: [
+                column("station")?,
+                column("ts")?,
+                column("signal")?,
+                column("value")?,
+            ],
+            reader,
+            row: csv::StringRecord::new(),
+        })
+    }
+}
+
+impl RowSource for CsvRows {
+    fn next_row(&mut self) -> Result<Option<Row>, SourceError> {
+        let line = self.reader.position().line();
+        match self.reader.read_record(&mut self.row) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let field = |i: usize| self.row.get(self.columns[i]).map(str::to_string);
+                Ok(Some(match (field(0), field(1), field(2), field(3)) {
+                    (Some(station), Some(ts), Some(signal), Some(value)) => Row::Values {
+                        line,
+                        station,
+                        ts,
+                        signal,
+                        value,
+                    },
+                    _ => Row::Malformed {
+                        line,
+                        text: self.row.iter().collect::<Vec<_>>().join(","),
+                        message: format!(
+                            "CSV row has {} fields where station,ts,signal,value are needed",
+                            self.row.len()
+                        ),
+                    },
+                }))
+            }
+            Err(e) => Ok(Some(Row::Malformed {
+                line,
+                text: String::new(),
+                message: format!("malformed CSV row: {e}"),
+            })),
+        }
+    }
+}
+
+struct ParquetRows {
+    path: PathBuf,
+    batches: ParquetRecordBatchReader,
+    current: Option<[StringArray; 4]>,
+    index: usize,
+    row: u64,
+}
+
+impl ParquetRows {
+    fn new(path: &Path) -> Result<Self, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(8192).build())
+            .map_err(|e| SourceError::Format {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(ParquetRows {
+            path: path.to_path_buf(),
+            batches,
+            current: None,
+            index: 0,
+            row: 0,
+        })
+    }
+
+    /// The four long columns of a batch as text (timestamps as epoch ms).
+    fn columns(&self, batch: &RecordBatch) -> Result<[StringArray; 4], SourceError> {
+        let format = |message: String| SourceError::Format {
+            path: self.path.clone(),
+            message,
+        };
+        let text = |name: &str| -> Result<StringArray, SourceError> {
+            let col: &ArrayRef = batch.column_by_name(name).ok_or_else(|| {
+                format(format!("the Parquet file needs columns station, ts, signal, value; `{name}` is missing"))
+            })?;
+            let col = match col.data_type() {
+                DataType::Timestamp(_, _) => {
+                    cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))
+                        .and_then(|c| cast(&c, &DataType::Int64))
+                        .map_err(|e| format(format!("column {name}: {e}")))?
+                }
+                _ => col.clone(),
+            };
+            let col =
+                cast(&col, &DataType::Utf8).map_err(|e| format(format!("column {name}: {e}")))?;
+            Ok(col.as_string::<i32>().clone())
+        };
+        Ok([
             text("station")?,
             text("ts")?,
             text("signal")?,
             text("value")?,
-        );
-        let (station, ts, signal, value) = (
-            station.as_string::<i32>(),
-            ts.as_string::<i32>(),
-            signal.as_string::<i32>(),
-            value.as_string::<i32>(),
-        );
-        for i in 0..batch.num_rows() {
-            row_number += 1;
-            rec.row(
-                row_number,
-                text_at(station, i),
-                text_at(ts, i),
-                text_at(signal, i),
-                text_at(value, i),
-                each,
-            );
+        ])
+    }
+}
+
+fn text_at(a: &StringArray, i: usize) -> String {
+    if a.is_null(i) {
+        String::new()
+    } else {
+        a.value(i).to_string()
+    }
+}
+
+impl RowSource for ParquetRows {
+    fn next_row(&mut self) -> Result<Option<Row>, SourceError> {
+        loop {
+            if let Some(cols) = &self.current {
+                if self.index < cols[0].len() {
+                    let i = self.index;
+                    self.index += 1;
+                    self.row += 1;
+                    return Ok(Some(Row::Values {
+                        line: self.row,
+                        station: text_at(&cols[0], i),
+                        ts: text_at(&cols[1], i),
+                        signal: text_at(&cols[2], i),
+                        value: text_at(&cols[3], i),
+                    }));
+                }
+            }
+            match self.batches.next() {
+                None => return Ok(None),
+                Some(batch) => {
+                    let batch = batch.map_err(|e| SourceError::Format {
+                        path: self.path.clone(),
+                        message: e.to_string(),
+                    })?;
+                    self.current = Some(self.columns(&batch)?);
+                    self.index = 0;
+                }
+            }
         }
     }
-    rec.flush(each);
-    Ok(())
 }

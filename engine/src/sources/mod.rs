@@ -2,6 +2,7 @@
 //! replay. (The Kafka source of the live engine sits beside it.)
 
 pub mod files;
+pub mod merge;
 
 use std::fmt;
 use std::sync::Arc;
