@@ -122,4 +122,14 @@ fn print_report(r: &ReplayReport, out: &str) {
         "windows {} rows ({} revisions) in {} files, downtime events {} rows in {} files, under {out}",
         r.windows.rows, c.revisions_emitted, r.windows.files, r.events.rows, r.events.files
     );
+    if let Some(kb) = peak_rss_kb() {
+        println!("peak memory (RSS) {:.1} MB", kb as f64 / 1024.0);
+    }
+}
+
+/// The process's peak resident set (Linux `VmHWM`), in kB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

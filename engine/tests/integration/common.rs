@@ -1,0 +1,70 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn stationflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stationflow"))
+        .args(args)
+        .output()
+        .expect("stationflow runs")
+}
+
+/// Runs stationflow and insists it succeeded; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = stationflow(args);
+    assert!(
+        out.status.success(),
+        "stationflow {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn replay(inputs: &[&Path], context: &Path, out: &Path) -> String {
+    let mut args: Vec<String> = vec!["replay".into()];
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    args.extend([
+        "--context".into(),
+        context.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&refs)
+}
+
+/// `stationflow query` as CSV rows (header first).
+pub fn query(out: &Path, sql: &str) -> Vec<Vec<String>> {
+    let text = ok(&[
+        "query",
+        sql,
+        "--data",
+        &out.display().to_string(),
+        "--format",
+        "csv",
+    ]);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
+        .collect()
+}
+
+pub fn number(cell: &str) -> f64 {
+    if cell.is_empty() {
+        f64::NAN
+    } else {
+        cell.parse()
+            .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the `stationflow` binary on real files, its output read back as
+//! Parquet and through `stationflow query`. One test binary, a module per area.
+
+mod common;
+mod golden_through_binary;
+mod inputs_and_failures;
+mod sample_data;
