@@ -139,7 +139,11 @@ def simulate(code, plant, kind, ideal, extra):
                     emit(t, productive=0, error_code=err, line_speed=0)
                 else:
                     emit(t, productive=0, error_code=err)
-                t += dt.timedelta(seconds=length)
+                end = t + dt.timedelta(seconds=length)
+                while t + dt.timedelta(seconds=240) < min(end, b):
+                    t += dt.timedelta(seconds=240)
+                    emit(t, rssi=-50 - rng.randint(0, 20))  # a heartbeat while stopped
+                t = end
                 if t >= b:
                     break
                 emit(t, productive=1, error_code="")

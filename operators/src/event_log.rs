@@ -1,51 +1,388 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
-//! A `Vec` with a moving head: appends are the common case, old records leave from the
-//! front, and the slice the walks read is always contiguous.
+//! The last minutes are kept as records (`hot`); older ones are encoded into compact
+//! blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record instead of 72), so the
+//! allowed lateness costs little memory. A walk that reaches back decodes the blocks it
+//! needs; a late record re-encodes only its block.
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
-use crate::record::Rec;
+use crate::record::{ErrorCodes, Obs, Rec};
+
+/// Span of event time one cold block covers (aligned).
+pub const BLOCK_MS: i64 = 2 * 60_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Block {
+    start: i64,
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventLog {
-    records: Vec<Rec>,
-    /// Records before this index are pruned, awaiting compaction.
-    head: usize,
+    cold: VecDeque<Block>,
+    hot: Vec<Rec>,
+    /// Records at or after this instant are hot; a multiple of `BLOCK_MS`.
+    hot_from: i64,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog {
+            cold: VecDeque::new(),
+            hot: Vec::new(),
+            hot_from: i64::MIN,
+        }
+    }
+}
+
+fn block_start(ts: i64) -> i64 {
+    ts.div_euclid(BLOCK_MS) * BLOCK_MS
+}
+
+fn insert_sorted(records: &mut Vec<Rec>, rec: Rec) {
+    let key = rec.order_key();
+    if records.last().is_none_or(|last| last.order_key() <= key) {
+        records.push(rec);
+    } else {
+        let at = records.partition_point(|r| r.order_key() <= key);
+        records.insert(at, rec);
+    }
 }
 
 impl EventLog {
-    pub fn as_slice(&self) -> &[Rec] {
-        &self.records[self.head..]
-    }
-
-    /// Inserts in order; equal keys keep arrival order (they are equal records).
-    pub fn insert(&mut self, rec: Rec) {
-        let key = rec.order_key();
-        if self
-            .records
-            .last()
-            .is_none_or(|last| last.order_key() <= key)
-        {
-            self.records.push(rec);
-        } else {
-            let at = self.head + self.as_slice().partition_point(|r| r.order_key() <= key);
-            self.records.insert(at, rec);
-        }
-    }
-
-    /// Drops records before `ts`, calling `removed` for each.
-    pub fn prune_before(&mut self, ts: i64, mut removed: impl FnMut(&Rec)) {
-        if self.as_slice().first().is_none_or(|r| r.ts >= ts) {
+    /// Inserts a record in order.
+    pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) {
+        if rec.ts >= self.hot_from {
+            insert_sorted(&mut self.hot, rec);
             return;
         }
-        let n = self.as_slice().partition_point(|r| r.ts < ts);
-        for r in &self.records[self.head..self.head + n] {
-            removed(r);
+        let start = block_start(rec.ts);
+        let at = self.cold.partition_point(|b| b.start < start);
+        if self.cold.get(at).is_none_or(|b| b.start != start) {
+            self.cold.insert(
+                at,
+                Block {
+                    start,
+                    ..Block::default()
+                },
+            );
         }
-        self.head += n;
-        if self.head > 1024 && self.head * 2 > self.records.len() {
-            self.records.drain(..self.head);
-            self.head = 0;
+        let block = &mut self.cold[at];
+        let mut records = decode(block, errors);
+        insert_sorted(&mut records, rec);
+        *block = encode(start, &records);
+    }
+
+    /// Whether a record without `seq` with the same `ts` and observations is here.
+    pub fn contains_same(&self, rec: &Rec, errors: &ErrorCodes) -> bool {
+        let same = |r: &Rec| r.ts == rec.ts && r.seq.is_none() && r.obs == rec.obs;
+        if rec.ts >= self.hot_from {
+            let lo = self.hot.partition_point(|r| r.ts < rec.ts);
+            return self.hot[lo..]
+                .iter()
+                .take_while(|r| r.ts == rec.ts)
+                .any(same);
         }
+        let start = block_start(rec.ts);
+        let at = self.cold.partition_point(|b| b.start < start);
+        self.cold
+            .get(at)
+            .filter(|b| b.start == start)
+            .is_some_and(|b| decode(b, errors).iter().any(same))
+    }
+
+    /// The first record's `ts` at or after `ts`.
+    pub fn first_ts_at_or_after(&self, ts: i64, errors: &ErrorCodes) -> Option<i64> {
+        if ts < self.hot_from {
+            let first = self.cold.partition_point(|b| b.start + BLOCK_MS <= ts);
+            for b in self.cold.range(first..) {
+                if let Some(r) = decode(b, errors).iter().find(|r| r.ts >= ts) {
+                    return Some(r.ts);
+                }
+            }
+        }
+        let lo = self.hot.partition_point(|r| r.ts < ts);
+        self.hot.get(lo).map(|r| r.ts)
+    }
+
+    /// The records from `from` on: the decoded cold part (possibly empty) and the hot
+    /// slice. Every minute lies wholly in one of the two.
+    pub fn from(&self, from: i64, errors: &ErrorCodes) -> (Vec<Rec>, &[Rec]) {
+        let mut cold = Vec::new();
+        if from < self.hot_from {
+            let first = self.cold.partition_point(|b| b.start + BLOCK_MS <= from);
+            for b in self.cold.range(first..) {
+                cold.extend(decode(b, errors).into_iter().filter(|r| r.ts >= from));
+            }
+        }
+        let lo = first_at_or_after(&self.hot, from);
+        (cold, &self.hot[lo..])
+    }
+
+    /// The instant from which records are hot.
+    pub fn hot_from(&self) -> i64 {
+        self.hot_from
+    }
+
+    /// Encodes the hot records before `before` (rounded down to a block) into blocks.
+    pub fn cool(&mut self, before: i64) {
+        let until = block_start(before);
+        if until <= self.hot_from {
+            return;
+        }
+        let n = self.hot.partition_point(|r| r.ts < until);
+        let moving: Vec<Rec> = self.hot.drain(..n).collect();
+        let mut i = 0;
+        while i < moving.len() {
+            let start = block_start(moving[i].ts);
+            let j = i + moving[i..].partition_point(|r| r.ts < start + BLOCK_MS);
+            // Hot records never precede `hot_from`, so each block is new.
+            self.cold.push_back(encode(start, &moving[i..j]));
+            i = j;
+        }
+        self.hot_from = until;
+    }
+
+    /// Drops the blocks wholly before `ts`, calling `removed` for each record.
+    pub fn prune_before(&mut self, ts: i64, errors: &ErrorCodes, mut removed: impl FnMut(&Rec)) {
+        while self.cold.front().is_some_and(|b| b.start + BLOCK_MS <= ts) {
+            if let Some(b) = self.cold.pop_front() {
+                decode(&b, errors).iter().for_each(&mut removed);
+            }
+        }
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.hot.capacity() * std::mem::size_of::<Rec>()
+            + self
+                .cold
+                .iter()
+                .map(|b| b.bytes.capacity() + 40)
+                .sum::<usize>()
+    }
+}
+
+/// Index of the first record at or after `ts`. Walks usually start near the end of the
+/// log, so gallop back from the tail before searching.
+fn first_at_or_after(records: &[Rec], ts: i64) -> usize {
+    let mut step = 1;
+    let mut hi = records.len();
+    while hi > 0 {
+        let lo = hi.saturating_sub(step);
+        if records[lo].ts < ts {
+            return lo + records[lo..hi].partition_point(|r| r.ts < ts);
+        }
+        hi = lo;
+        step *= 2;
+    }
+    0
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
+fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
+    if v >= 0.0 && v < 9.0e15 && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
+        out.push(kind << 1);
+        put_varint(out, v as u64);
+    } else {
+        out.push((kind << 1) | 1);
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
+fn encode(start: i64, records: &[Rec]) -> Block {
+    let mut bytes = Vec::with_capacity(records.len() * 8);
+    let (mut prev_ts, mut prev_seq) = (start, 0u64);
+    for r in records {
+        put_varint(&mut bytes, (r.ts - prev_ts) as u64);
+        prev_ts = r.ts;
+        match r.seq {
+            None => put_varint(&mut bytes, 0),
+            Some(s) => {
+                put_varint(
+                    &mut bytes,
+                    zigzag(s.wrapping_sub(prev_seq) as i64).wrapping_add(1),
+                );
+                prev_seq = s;
+            }
+        }
+        bytes.push(r.obs.len() as u8);
+        for o in &r.obs {
+            match o {
+                Obs::Productive(b) => bytes.push((1 << 1) | *b as u8),
+                Obs::Error(None) => bytes.push(2 << 1),
+                Obs::Error(Some(id)) => {
+                    bytes.push((2 << 1) | 1);
+                    put_varint(&mut bytes, *id as u64);
+                }
+                Obs::GoodDelta(v) => put_value(&mut bytes, 3, *v),
+                Obs::GoodTotal(v) => put_value(&mut bytes, 4, *v),
+                Obs::BadDelta(v) => put_value(&mut bytes, 5, *v),
+                Obs::BadTotal(v) => put_value(&mut bytes, 6, *v),
+                Obs::LineSpeed(v) => put_value(&mut bytes, 7, *v),
+                Obs::KwhTotal(v) => put_value(&mut bytes, 8, *v),
+                Obs::KwhDelta(v) => put_value(&mut bytes, 9, *v),
+                Obs::Rssi(v) => put_value(&mut bytes, 10, *v),
+            }
+        }
+    }
+    bytes.shrink_to_fit();
+    Block {
+        start,
+        count: records.len() as u32,
+        bytes,
+    }
+}
+
+fn decode(block: &Block, errors: &ErrorCodes) -> Vec<Rec> {
+    let bytes = &block.bytes;
+    let mut out = Vec::with_capacity(block.count as usize);
+    let (mut at, mut ts, mut prev_seq) = (0usize, block.start, 0u64);
+    for _ in 0..block.count {
+        ts += get_varint(bytes, &mut at) as i64;
+        let s = get_varint(bytes, &mut at);
+        let seq = (s != 0).then(|| {
+            prev_seq = prev_seq.wrapping_add(unzigzag(s - 1) as u64);
+            prev_seq
+        });
+        let n = bytes[at] as usize;
+        at += 1;
+        let mut obs: SmallVec<[Obs; 2]> = SmallVec::with_capacity(n);
+        for _ in 0..n {
+            let tag = bytes[at];
+            at += 1;
+            let (kind, bit) = (tag >> 1, tag & 1);
+            let value = |at: &mut usize| -> f64 {
+                if bit == 0 {
+                    get_varint(bytes, at) as f64
+                } else {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&bytes[*at..*at + 8]);
+                    *at += 8;
+                    f64::from_bits(u64::from_le_bytes(b))
+                }
+            };
+            obs.push(match kind {
+                1 => Obs::Productive(bit == 1),
+                2 if bit == 0 => Obs::Error(None),
+                2 => Obs::Error(Some(get_varint(bytes, &mut at) as u32)),
+                3 => Obs::GoodDelta(value(&mut at)),
+                4 => Obs::GoodTotal(value(&mut at)),
+                5 => Obs::BadDelta(value(&mut at)),
+                6 => Obs::BadTotal(value(&mut at)),
+                7 => Obs::LineSpeed(value(&mut at)),
+                8 => Obs::KwhTotal(value(&mut at)),
+                9 => Obs::KwhDelta(value(&mut at)),
+                _ => Obs::Rssi(value(&mut at)),
+            });
+        }
+        out.push(Rec::new(ts, seq, obs, errors));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stationflow_schemas::signal::Reading;
+
+    #[test]
+    fn blocks_round_trip_every_kind_of_value() {
+        let mut errors = ErrorCodes::default();
+        let readings = [
+            vec![
+                Reading::Productive(true),
+                Reading::ErrorCode(Some("E42".into())),
+            ],
+            vec![Reading::GoodDelta(3.0), Reading::BadTotal(1e17)],
+            vec![
+                Reading::LineSpeed(-0.0),
+                Reading::Rssi(-61.5),
+                Reading::ErrorCode(None),
+            ],
+            vec![
+                Reading::KwhTotal(12.25),
+                Reading::KwhDelta(0.0),
+                Reading::GoodTotal(7.0),
+            ],
+        ];
+        let records: Vec<Rec> = readings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Rec::from_readings(
+                    1_000 + i as i64 * 7,
+                    (i != 2).then_some(u64::MAX - 5 + i as u64),
+                    r,
+                    &mut errors,
+                )
+            })
+            .collect();
+        let block = encode(0, &records);
+        assert_eq!(decode(&block, &errors), records);
+        assert!(block.bytes.len() < records.len() * 24);
+    }
+
+    #[test]
+    fn cooled_and_late_records_stay_in_order() {
+        let mut errors = ErrorCodes::default();
+        let rec = |ts: i64, errors: &mut ErrorCodes| {
+            Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
+        };
+        let mut log = EventLog::default();
+        for ts in (0..2_000_000).step_by(10_000) {
+            let r = rec(ts, &mut errors);
+            log.insert(r, &errors);
+        }
+        log.cool(1_000_000);
+        assert_eq!(log.hot_from(), 960_000);
+        let late = rec(5, &mut errors);
+        log.insert(late, &errors);
+        let (cold, hot) = log.from(0, &errors);
+        let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all, sorted);
+        assert_eq!(all.len(), 201);
+        assert!(log.contains_same(&rec(5, &mut errors), &errors));
+        assert!(!log.contains_same(&rec(6, &mut errors), &errors));
+        assert_eq!(log.first_ts_at_or_after(6, &errors), Some(10_000));
+        let mut removed = 0;
+        log.prune_before(600_000, &errors, |_| removed += 1);
+        assert_eq!(removed, 61);
     }
 }

@@ -176,7 +176,7 @@ impl StationFlow {
         }
         let rec = Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors);
         let station = &mut self.stations[id as usize];
-        match station.insert(rec) {
+        match station.insert(rec, &self.errors) {
             Insert::Duplicate => Outcome::Duplicate,
             Insert::Applied => {
                 station.last_seen = Some(now);

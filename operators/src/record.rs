@@ -100,38 +100,66 @@ impl Rec {
         readings: &[Reading],
         errors: &mut ErrorCodes,
     ) -> Rec {
-        let mut obs = SmallVec::new();
+        let obs: SmallVec<[Obs; 2]> = readings
+            .iter()
+            .map(|r| match r {
+                Reading::Productive(b) => Obs::Productive(*b),
+                Reading::ErrorCode(None) => Obs::Error(None),
+                Reading::ErrorCode(Some(code)) => Obs::Error(Some(errors.intern(code))),
+                Reading::GoodDelta(v) => Obs::GoodDelta(*v),
+                Reading::GoodTotal(v) => Obs::GoodTotal(*v),
+                Reading::BadDelta(v) => Obs::BadDelta(*v),
+                Reading::BadTotal(v) => Obs::BadTotal(*v),
+                Reading::LineSpeed(v) => Obs::LineSpeed(*v),
+                Reading::KwhTotal(v) => Obs::KwhTotal(*v),
+                Reading::KwhDelta(v) => Obs::KwhDelta(*v),
+                Reading::Rssi(v) => Obs::Rssi(*v),
+            })
+            .collect();
+        Rec::new(ts, seq, obs, errors)
+    }
+
+    /// A record from its observations; `content` hashes them with error codes by name, so
+    /// it does not depend on the order codes were first seen in.
+    pub fn new(ts: i64, seq: Option<u64>, obs: SmallVec<[Obs; 2]>, errors: &ErrorCodes) -> Rec {
         let mut content = 0xcbf2_9ce4_8422_2325u64;
-        for r in readings {
-            let (tag, value, o) = match r {
-                Reading::Productive(b) => (1u8, *b as u64, Obs::Productive(*b)),
-                Reading::ErrorCode(None) => (2, u64::MAX, Obs::Error(None)),
-                Reading::ErrorCode(Some(code)) => {
-                    for chunk in code.as_bytes().chunks(8) {
-                        let mut word = [0u8; 8];
-                        word[..chunk.len()].copy_from_slice(chunk);
-                        mix(&mut content, u64::from_le_bytes(word));
-                    }
-                    (2, 0, Obs::Error(Some(errors.intern(code))))
+        for o in &obs {
+            let (tag, value) = o.tag_and_bits();
+            if let Obs::Error(Some(id)) = o {
+                for chunk in errors.name(*id).as_bytes().chunks(8) {
+                    let mut word = [0u8; 8];
+                    word[..chunk.len()].copy_from_slice(chunk);
+                    mix(&mut content, u64::from_le_bytes(word));
                 }
-                Reading::GoodDelta(v) => (3, v.to_bits(), Obs::GoodDelta(*v)),
-                Reading::GoodTotal(v) => (4, v.to_bits(), Obs::GoodTotal(*v)),
-                Reading::BadDelta(v) => (5, v.to_bits(), Obs::BadDelta(*v)),
-                Reading::BadTotal(v) => (6, v.to_bits(), Obs::BadTotal(*v)),
-                Reading::LineSpeed(v) => (7, v.to_bits(), Obs::LineSpeed(*v)),
-                Reading::KwhTotal(v) => (8, v.to_bits(), Obs::KwhTotal(*v)),
-                Reading::KwhDelta(v) => (9, v.to_bits(), Obs::KwhDelta(*v)),
-                Reading::Rssi(v) => (10, v.to_bits(), Obs::Rssi(*v)),
-            };
+            }
             mix(&mut content, tag as u64);
             mix(&mut content, value);
-            obs.push(o);
         }
         Rec {
             ts,
             seq,
             content,
             obs,
+        }
+    }
+}
+
+impl Obs {
+    /// A small tag per kind, and the value's bits (error ids excluded: they are hashed
+    /// by name).
+    pub fn tag_and_bits(&self) -> (u8, u64) {
+        match self {
+            Obs::Productive(b) => (1, *b as u64),
+            Obs::Error(None) => (2, u64::MAX),
+            Obs::Error(Some(_)) => (2, 0),
+            Obs::GoodDelta(v) => (3, v.to_bits()),
+            Obs::GoodTotal(v) => (4, v.to_bits()),
+            Obs::BadDelta(v) => (5, v.to_bits()),
+            Obs::BadTotal(v) => (6, v.to_bits()),
+            Obs::LineSpeed(v) => (7, v.to_bits()),
+            Obs::KwhTotal(v) => (8, v.to_bits()),
+            Obs::KwhDelta(v) => (9, v.to_bits()),
+            Obs::Rssi(v) => (10, v.to_bits()),
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 /// `SPARSE_SNAPSHOT_MS` further back.
 const DENSE_SNAPSHOT_MS: i64 = 30 * MINUTE_MS;
 const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
+/// Records younger than this (behind the horizon) stay decoded; older ones are encoded.
+const HOT_MS: i64 = 2 * MINUTE_MS;
 /// History kept before the allowed lateness, so that stops begun just before it can
 /// still be re-evaluated.
 const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
@@ -215,25 +217,17 @@ impl StationOp {
 
     /// Inserts a record in event-time order, or recognises it as a duplicate: the same
     /// `seq`, or without `seq` the same `ts` and observations.
-    pub fn insert(&mut self, rec: Rec) -> Insert {
+    pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) -> Insert {
         if let Some(seq) = rec.seq {
             if !self.seqs.insert(seq) {
                 return Insert::Duplicate;
             }
-        } else {
-            let log = self.records.as_slice();
-            let lo = log.partition_point(|r| r.ts < rec.ts);
-            let same = log[lo..].iter().take_while(|r| r.ts == rec.ts);
-            if same
-                .into_iter()
-                .any(|r| r.seq.is_none() && r.obs == rec.obs)
-            {
-                return Insert::Duplicate;
-            }
+        } else if self.records.contains_same(&rec, errors) {
+            return Insert::Duplicate;
         }
         self.max_ts = Some(self.max_ts.map_or(rec.ts, |m| m.max(rec.ts)));
         self.mark_dirty(rec.ts);
-        self.records.insert(rec);
+        self.records.insert(rec, errors);
         Insert::Applied
     }
 
@@ -270,8 +264,8 @@ impl StationOp {
         let changed_from = minute_floor(self.dirty_from.unwrap_or(self.horizon).min(self.horizon));
         let mut from = self.snapshot_at_or_before(changed_from);
         let walk = loop {
-            let walk = self.walk(ctx, from, horizon);
-            match self.rewind_to(&walk, changed_from, horizon) {
+            let walk = self.walk(ctx, errors, from, horizon);
+            match self.rewind_to(&walk, changed_from, horizon, errors) {
                 Some(to) if to < from => from = to,
                 _ => break walk,
             }
@@ -286,7 +280,8 @@ impl StationOp {
         self.keep_snapshots(&walk, horizon);
         self.horizon = horizon;
         self.dirty_from = None;
-        self.prune(retention_floor);
+        self.prune(retention_floor, errors);
+        self.records.cool(horizon - HOT_MS);
         out
     }
 
@@ -299,7 +294,13 @@ impl StationOp {
     }
 
     /// Where a walk must restart so that every span it resolves is seen from its start.
-    fn rewind_to(&self, walk: &Walk, changed_from: i64, horizon: i64) -> Option<i64> {
+    fn rewind_to(
+        &self,
+        walk: &Walk,
+        changed_from: i64,
+        horizon: i64,
+        errors: &ErrorCodes,
+    ) -> Option<i64> {
         let snap = &self.snapshots[&walk.from];
         let mut target: Option<i64> = None;
         let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
@@ -315,8 +316,7 @@ impl StationOp {
             .no_data_since(walk.from)
             .filter(|s| *s < walk.from)
         {
-            let log = self.records.as_slice();
-            let first = log.get(first_at_or_after(log, walk.from)).map(|r| r.ts);
+            let first = self.records.first_ts_at_or_after(walk.from, errors);
             if first.is_some_and(|t| t < horizon && t >= changed_from) {
                 earlier(since);
             }
@@ -326,24 +326,31 @@ impl StationOp {
         (to < walk.from).then_some(to)
     }
 
-    fn walk(&mut self, ctx: &ContextIndex, from: i64, horizon: i64) -> Walk {
+    fn walk(&mut self, ctx: &ContextIndex, errors: &ErrorCodes, from: i64, horizon: i64) -> Walk {
         let mut walker = Walker::new(self.snapshots[&from].state.clone());
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
         let mut states = Vec::with_capacity(minutes);
-        let records: &[Rec] = self.records.as_slice();
-        let mut i = first_at_or_after(records, from);
+        let hot_from = self.records.hot_from();
+        let (cold, hot) = self.records.from(from, errors);
+        let (mut ci, mut hi) = (0usize, 0usize);
         for m in 0..minutes {
             let w = from + m as i64 * MINUTE_MS;
             let plan = ctx.plan(self.id, w, w + MINUTE_MS, &mut self.shifts);
             // A minute's records follow the cursor: scan rather than search.
-            let j = i + records[i..]
-                .iter()
-                .take_while(|r| r.ts < w + MINUTE_MS)
-                .count();
-            facts.push(walker.minute(w, plan, &records[i..j]));
+            let (records, i) = if w < hot_from {
+                (&cold[..], &mut ci)
+            } else {
+                (hot, &mut hi)
+            };
+            let j = *i
+                + records[*i..]
+                    .iter()
+                    .take_while(|r| r.ts < w + MINUTE_MS)
+                    .count();
+            facts.push(walker.minute(w, plan, &records[*i..j]));
             states.push(walker.state.clone());
-            i = j;
+            *i = j;
         }
         Walk {
             from,
@@ -562,14 +569,14 @@ impl StationOp {
     }
 
     /// Forgets what lies before the allowed lateness (plus a margin for open stops).
-    fn prune(&mut self, retention_floor: i64) {
+    fn prune(&mut self, retention_floor: i64, errors: &ErrorCodes) {
         let keep_from = self.snapshot_at_or_before(retention_floor - RETENTION_MARGIN_MS);
         let old: Vec<i64> = self.snapshots.range(..keep_from).map(|(k, _)| *k).collect();
         for k in old {
             self.snapshots.remove(&k);
         }
         let seqs = &mut self.seqs;
-        self.records.prune_before(keep_from, |r| {
+        self.records.prune_before(keep_from, errors, |r| {
             if let Some(seq) = r.seq {
                 seqs.remove(seq);
             }
@@ -582,22 +589,6 @@ impl StationOp {
         }
         self.events.retain(|_, e| e.end >= keep_from);
     }
-}
-
-/// Index of the first record at or after `ts`. Walks usually start near the end of the
-/// log, so gallop back from the tail before searching.
-fn first_at_or_after(records: &[Rec], ts: i64) -> usize {
-    let mut step = 1;
-    let mut hi = records.len();
-    while hi > 0 {
-        let lo = hi.saturating_sub(step);
-        if records[lo].ts < ts {
-            return lo + records[lo..hi].partition_point(|r| r.ts < ts);
-        }
-        hi = lo;
-        step *= 2;
-    }
-    0
 }
 
 fn accumulate_events(

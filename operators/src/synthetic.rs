@@ -30,8 +30,9 @@ impl Rng {
     }
 }
 
-/// Monday 2026-03-02 00:00 UTC: synthetic data starts here.
-pub const START_MS: i64 = 1_772_409_600_000;
+/// Monday 2026-03-02 06:00 UTC, when London's early shift starts: synthetic data
+/// starts here.
+pub const START_MS: i64 = 1_772_431_200_000;
 
 fn station_code(i: usize) -> String {
     format!("ST-{i:05}")
@@ -127,7 +128,7 @@ pub fn plant(stations: usize) -> Context {
         });
         if i % 10 == 3 {
             for day in 0..7 {
-                let start = START_MS + day * 86_400_000 + 6 * 3_600_000;
+                let start = START_MS + day * 86_400_000;
                 ctx.schedule.push(ScheduleEntry {
                     station: station_code(i),
                     start: Ts(start),

@@ -15,3 +15,14 @@ pub fn load_context(path: &Path) -> anyhow::Result<Context> {
         .with_context(|| format!("reading context file {}", path.display()))?;
     Ok(Context::from_str_named(&text, &path.display().to_string())?)
 }
+
+/// Writes to stdout; a closed pipe (`stationflow query … | head`) ends the command
+/// quietly instead of panicking as `println!` would.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}

@@ -21,9 +21,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let batches = runtime.block_on(query::run(&root, &args.sql))?;
-    print!("{}", query::render(&batches, args.format)?);
+    let mut text = query::render(&batches, args.format)?;
     if args.format == OutputFormat::Table {
-        println!();
+        text.push('\n');
     }
-    Ok(())
+    super::print(&text)
 }

@@ -67,10 +67,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let report = replay::run(config, &root, runtime.handle(), &progress)?;
     progress.finish_and_clear();
-    print_report(&report, &args.out);
+    super::print(&report_text(&report, &args.out))?;
     if !args.quiet {
         let batches = runtime.block_on(query::run(&root, SUMMARY_SQL))?;
-        println!("{}", query::render(&batches, query::OutputFormat::Table)?);
+        super::print(&format!(
+            "{}\n",
+            query::render(&batches, query::OutputFormat::Table)?
+        ))?;
     }
     Ok(())
 }
@@ -89,10 +92,13 @@ const SUMMARY_SQL: &str = "
           FROM station_windows_latest GROUP BY station)
     ORDER BY station";
 
-fn print_report(r: &ReplayReport, out: &str) {
+fn report_text(r: &ReplayReport, out: &str) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
     let c = &r.counters;
     let secs = r.elapsed.as_secs_f64().max(1e-9);
-    println!(
+    let _ = writeln!(
+        text,
         "replayed {} records from {} files ({:.1} MB) in {:.2} s: {:.0} records/s",
         c.records_in,
         r.files,
@@ -100,7 +106,8 @@ fn print_report(r: &ReplayReport, out: &str) {
         secs,
         c.records_in as f64 / secs
     );
-    println!(
+    let _ = writeln!(
+        text,
         "applied {}, duplicates {}, debounced completions {}, late records {}, unknown signal keys {}",
         c.applied, c.duplicates, r.debounced, c.late_records, c.unknown_keys
     );
@@ -110,7 +117,8 @@ fn print_report(r: &ReplayReport, out: &str) {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     let total: u64 = r.dead_letters.values().sum();
-    println!(
+    let _ = writeln!(
+        text,
         "dead letters {total}{}",
         if dead.is_empty() {
             String::new()
@@ -118,13 +126,15 @@ fn print_report(r: &ReplayReport, out: &str) {
             format!(" ({})", dead.join(", "))
         }
     );
-    println!(
+    let _ = writeln!(
+        text,
         "windows {} rows ({} revisions) in {} files, downtime events {} rows in {} files, under {out}",
         r.windows.rows, c.revisions_emitted, r.windows.files, r.events.rows, r.events.files
     );
     if let Some(kb) = peak_rss_kb() {
-        println!("peak memory (RSS) {:.1} MB", kb as f64 / 1024.0);
+        let _ = writeln!(text, "peak memory (RSS) {:.1} MB", kb as f64 / 1024.0);
     }
+    text
 }
 
 /// The process's peak resident set (Linux `VmHWM`), in kB.

@@ -1,6 +1,6 @@
 //! The hive-partitioned Parquet datasets of SPEC §5:
-//! `<root>/<dataset>/plant=<code>/date=<UTC date>/part-<n>.parquet`. Rows are buffered per
-//! partition and written as whole files with one `put` each: the object store makes a put
+//! `<root>/<dataset>/plant=<code>/date=<UTC date>/part-<n>.parquet`. Each partition's file
+//! is encoded as rows arrive and written whole with one `put`: the object store makes a put
 //! atomic (a local folder writes a temporary file and renames it), so a reader sees a file
 //! complete or not at all. Names are numbered per run, so a file is never overwritten by
 //! another of the same run.
@@ -60,17 +60,22 @@ impl DatasetRow for DowntimeEvent {
 /// How rows become files.
 #[derive(Debug, Clone)]
 pub struct ParquetSinkConfig {
-    /// A partition's buffer is written as a file once it holds this many rows.
+    /// A partition's file is closed and put once it holds this many rows.
     pub rows_per_file: usize,
-    /// Above this many buffered rows in all, the largest buffer is written early.
-    pub max_buffered_rows: usize,
+    /// Rows gathered before they are encoded into the open file (bounds row memory).
+    pub chunk_rows: usize,
+    /// Files open at once; past this the least recently written is finished. Rows come
+    /// roughly in time order, so an old partition rarely gets more (a late revision
+    /// then starts a new file).
+    pub max_open_files: usize,
 }
 
 impl Default for ParquetSinkConfig {
     fn default() -> Self {
         ParquetSinkConfig {
-            rows_per_file: 65_536,
-            max_buffered_rows: 131_072,
+            rows_per_file: 262_144,
+            chunk_rows: 4_096,
+            max_open_files: 4,
         }
     }
 }
@@ -83,14 +88,23 @@ pub struct SinkStats {
     pub bytes: u64,
 }
 
+/// A partition's file being written: rows are encoded in chunks as they come, so memory
+/// holds compressed pages, not rows.
+struct OpenFile<R> {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: usize,
+    pending: Vec<R>,
+    last_write: u64,
+}
+
 pub struct DatasetWriter<R: DatasetRow> {
     store: Arc<dyn ObjectStore>,
     root: Path,
     runtime: tokio::runtime::Handle,
     config: ParquetSinkConfig,
-    buffers: BTreeMap<(String, i32), Vec<R>>,
-    buffered: usize,
+    open: BTreeMap<(String, i32), OpenFile<R>>,
     next_file: u64,
+    writes: u64,
     pub stats: SinkStats,
 }
 
@@ -106,9 +120,9 @@ impl<R: DatasetRow> DatasetWriter<R> {
             root,
             runtime,
             config,
-            buffers: BTreeMap::new(),
-            buffered: 0,
+            open: BTreeMap::new(),
             next_file: 0,
+            writes: 0,
             stats: SinkStats::default(),
         }
     }
@@ -116,45 +130,74 @@ impl<R: DatasetRow> DatasetWriter<R> {
     pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> anyhow::Result<()> {
         for row in rows {
             let key = (row.plant().to_string(), row.day());
-            let buffer = self.buffers.entry(key.clone()).or_default();
-            buffer.push(row);
-            self.buffered += 1;
-            if buffer.len() >= self.config.rows_per_file {
-                self.flush(&key)?;
+            if !self.open.contains_key(&key) {
+                self.make_room()?;
+                let writer = ArrowWriter::try_new(
+                    Vec::new(),
+                    R::batch(&[]).schema(),
+                    Some(writer_properties(self.config.rows_per_file)),
+                )?;
+                self.open.insert(
+                    key.clone(),
+                    OpenFile {
+                        writer,
+                        rows: 0,
+                        pending: Vec::new(),
+                        last_write: 0,
+                    },
+                );
+            }
+            self.writes += 1;
+            let file = self.open.get_mut(&key).expect("opened above");
+            file.last_write = self.writes;
+            file.pending.push(row);
+            file.rows += 1;
+            if file.pending.len() >= self.config.chunk_rows {
+                let batch = R::batch(&std::mem::take(&mut file.pending));
+                file.writer.write(&batch)?;
+            }
+            if file.rows >= self.config.rows_per_file {
+                self.finish(&key)?;
             }
         }
-        while self.buffered > self.config.max_buffered_rows {
-            let largest = self
-                .buffers
+        Ok(())
+    }
+
+    fn make_room(&mut self) -> anyhow::Result<()> {
+        while self.open.len() >= self.config.max_open_files.max(1) {
+            let oldest = self
+                .open
                 .iter()
-                .max_by_key(|(_, v)| v.len())
+                .min_by_key(|(_, f)| f.last_write)
                 .map(|(k, _)| k.clone());
-            match largest {
-                Some(key) => self.flush(&key)?,
+            match oldest {
+                Some(key) => self.finish(&key)?,
                 None => break,
             }
         }
         Ok(())
     }
 
-    /// Writes every buffered row.
+    /// Writes every open file.
     pub fn close(mut self) -> anyhow::Result<SinkStats> {
-        let keys: Vec<_> = self.buffers.keys().cloned().collect();
+        let keys: Vec<_> = self.open.keys().cloned().collect();
         for key in keys {
-            self.flush(&key)?;
+            self.finish(&key)?;
         }
         Ok(self.stats)
     }
 
-    fn flush(&mut self, key: &(String, i32)) -> anyhow::Result<()> {
-        let Some(rows) = self.buffers.remove(key).filter(|r| !r.is_empty()) else {
+    fn finish(&mut self, key: &(String, i32)) -> anyhow::Result<()> {
+        let Some(mut file) = self.open.remove(key) else {
             return Ok(());
         };
-        self.buffered -= rows.len();
-        let bytes = encode(&R::batch(&rows))?;
+        if !file.pending.is_empty() {
+            file.writer.write(&R::batch(&file.pending))?;
+        }
+        let bytes = file.writer.into_inner()?;
         let path = partition_path(&self.root, R::DATASET, &key.0, key.1, self.next_file);
         self.next_file += 1;
-        self.stats.rows += rows.len() as u64;
+        self.stats.rows += file.rows as u64;
         self.stats.files += 1;
         self.stats.bytes += bytes.len() as u64;
         let store = self.store.clone();
@@ -176,16 +219,11 @@ pub fn partition_path(root: &Path, dataset: &str, plant: &str, day: i32, n: u64)
     root.parts().chain(parts).collect()
 }
 
-/// A batch as a Parquet file in memory: Snappy, page statistics, one row group.
-pub fn encode(batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
-    let props = WriterProperties::builder()
+/// Snappy, page statistics, row groups of up to `rows` rows.
+pub fn writer_properties(rows: usize) -> WriterProperties {
+    WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
-        .build();
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    writer.write(batch)?;
-    writer.close()?;
-    Ok(out)
+        .set_max_row_group_row_count(Some(rows.max(1)))
+        .build()
 }
