@@ -215,7 +215,7 @@ fn unzigzag(v: u64) -> i64 {
 
 /// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
 fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
-    if v >= 0.0 && v < 9.0e15 && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
+    if (0.0..9.0e15).contains(&v) && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
         out.push(kind << 1);
         put_varint(out, v as u64);
     } else {
