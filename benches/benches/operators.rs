@@ -3,29 +3,12 @@
 //! Run: `cargo bench -p stationflow-benches --bench operators`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+use stationflow_benches::replay_synthetic;
+use stationflow_operators::synthetic;
 use stationflow_schemas::signal::SignalRecord;
 
 const STATIONS: usize = 1_000;
 const RECORDS: usize = 1_000_000;
-
-fn replay(records: &[SignalRecord]) -> usize {
-    let mut flow = StationFlow::new(synthetic::plant(STATIONS), FlowConfig::default());
-    let mut windows = 0;
-    let mut now = i64::MIN;
-    for (i, r) in records.iter().enumerate() {
-        now = now.max(r.ts);
-        flow.apply(r, now);
-        if i % 10_000 == 9_999 {
-            flow.advance(now);
-            windows += flow.drain_windows().len();
-            flow.drain_events();
-        }
-    }
-    flow.advance(now);
-    flow.finish(now);
-    windows + flow.drain_windows().len()
-}
 
 fn operators(c: &mut Criterion) {
     // One record per station every 3 s: 50 minutes of a 1,000-station plant.
@@ -34,7 +17,7 @@ fn operators(c: &mut Criterion) {
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.sample_size(10);
     group.bench_function("replay_1000_stations_1M_records", |b| {
-        b.iter(|| replay(&records))
+        b.iter(|| replay_synthetic(STATIONS, &records))
     });
     group.finish();
 }

@@ -192,11 +192,13 @@ fn shuffled<'a>(inputs: &'a [Input], lateness_ms: i64) -> Vec<&'a Input> {
     out
 }
 
-fn window_csv(windows: &BTreeMap<(String, i64), StationWindow>) -> String {
-    let keep = WINDOW_COLUMNS.len() - 2; // revision and emitted_at depend on arrival
-    let mut out = WINDOW_COLUMNS[..keep].join(",") + "\n";
-    for w in windows.values() {
-        out += &w.cells()[..keep]
+/// Rows as CSV under `columns`, leaving out the last two (revision and emission time
+/// depend on arrival order).
+fn rows_csv<'a>(columns: &[&str], rows: impl Iterator<Item = Vec<String>> + 'a) -> String {
+    let keep = columns.len() - 2;
+    let mut out = columns[..keep].join(",") + "\n";
+    for cells in rows {
+        out += &cells[..keep]
             .iter()
             .map(|c| csv_cell(c))
             .collect::<Vec<_>>()
@@ -206,18 +208,18 @@ fn window_csv(windows: &BTreeMap<(String, i64), StationWindow>) -> String {
     out
 }
 
+fn window_csv(windows: &BTreeMap<(String, i64), StationWindow>) -> String {
+    rows_csv(&WINDOW_COLUMNS, windows.values().map(StationWindow::cells))
+}
+
 fn event_csv(events: &BTreeMap<(String, i64), DowntimeEvent>) -> String {
-    let keep = EVENT_COLUMNS.len() - 2;
-    let mut out = EVENT_COLUMNS[..keep].join(",") + "\n";
-    for e in events.values().filter(|e| e.reason != "retracted") {
-        out += &e.cells()[..keep]
-            .iter()
-            .map(|c| csv_cell(c))
-            .collect::<Vec<_>>()
-            .join(",");
-        out.push('\n');
-    }
-    out
+    rows_csv(
+        &EVENT_COLUMNS,
+        events
+            .values()
+            .filter(|e| e.reason != "retracted")
+            .map(DowntimeEvent::cells),
+    )
 }
 
 fn csv_cell(c: &str) -> String {
