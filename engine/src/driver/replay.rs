@@ -102,6 +102,7 @@ pub fn run(
         if let Some((reason, detail)) = rejected {
             dead.write(reason, &item.position, &detail, &item.original)?;
         }
+        inputs.recycle(item);
         n += 1;
         if n % config.batch_records == 0 {
             flow.advance(now);

@@ -113,9 +113,10 @@ pub struct Item {
     pub decoded: Result<SignalRecord, Rejection>,
 }
 
-/// A file read one record at a time.
+/// A file read one record at a time. `spare` holds buffers of records already handled,
+/// for the next records' original text (no allocation per record).
 pub trait RecordReader {
-    fn next_item(&mut self) -> Result<Option<Item>, SourceError>;
+    fn next_item(&mut self, spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError>;
 }
 
 /// Opens one input file as a reader of records.
@@ -177,7 +178,7 @@ struct JsonLines {
 }
 
 impl RecordReader for JsonLines {
-    fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+    fn next_item(&mut self, spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
         loop {
             self.buf.clear();
             let n = self
@@ -195,13 +196,16 @@ impl RecordReader for JsonLines {
             if text.is_empty() {
                 continue;
             }
+            let mut original = spare.pop().unwrap_or_default();
+            original.clear();
+            original.extend_from_slice(text);
             return Ok(Some(Item {
                 position: Position {
                     file: self.file.clone(),
                     line: self.line,
                 },
                 decoded: decode_json(text, None, None),
-                original: text.to_vec(),
+                original,
             }));
         }
     }
@@ -299,7 +303,7 @@ impl<S: RowSource> LongReader<S> {
 }
 
 impl<S: RowSource> RecordReader for LongReader<S> {
-    fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+    fn next_item(&mut self, _spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
         loop {
             let row = match self.pending.take() {
                 Some(r) => Some(r),

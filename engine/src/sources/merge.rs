@@ -21,6 +21,8 @@ pub struct MergedFiles {
     waiting: Vec<(i64, PathBuf)>,
     open: Vec<Open>,
     heap: BinaryHeap<Reverse<(i64, usize)>>,
+    /// Buffers of handled records, reused for the next records' original text.
+    spare: Vec<Vec<u8>>,
     pub bytes: u64,
     pub files: usize,
 }
@@ -35,7 +37,7 @@ impl MergedFiles {
         let mut bytes = 0;
         for path in paths {
             bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let first = open_reader(&path)?.next_item()?;
+            let first = open_reader(&path)?.next_item(&mut Vec::new())?;
             let ts = first.as_ref().map_or(i64::MIN, |i| key(i, i64::MIN));
             waiting.push((ts, path));
         }
@@ -45,6 +47,7 @@ impl MergedFiles {
             waiting,
             open: Vec::new(),
             heap: BinaryHeap::new(),
+            spare: Vec::new(),
             bytes,
         })
     }
@@ -54,7 +57,7 @@ impl MergedFiles {
             return Ok(());
         };
         let mut reader = open_reader(&path)?;
-        let head = reader.next_item()?;
+        let head = reader.next_item(&mut self.spare)?;
         let idx = self.open.len();
         let last_ts = head.as_ref().map_or(i64::MIN, |i| key(i, i64::MIN));
         if let Some(h) = &head {
@@ -68,8 +71,28 @@ impl MergedFiles {
         Ok(())
     }
 
+    /// Hands a handled record back, so its buffer serves the next one.
+    pub fn recycle(&mut self, item: Item) {
+        if self.spare.len() < 64 {
+            self.spare.push(item.original);
+        }
+    }
+
     /// The next record in event-time order across every file.
     pub fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+        // One file left and none waiting: no merge needed, read straight through.
+        if self.waiting.is_empty() && self.heap.len() == 1 {
+            let idx = self
+                .heap
+                .peek()
+                .map(|Reverse((_, i))| *i)
+                .unwrap_or_default();
+            let file = &mut self.open[idx];
+            if let Some(head) = file.head.take() {
+                return Ok(Some(head));
+            }
+            return file.reader.next_item(&mut self.spare);
+        }
         loop {
             let frontier = self.heap.peek().map(|Reverse((ts, _))| *ts);
             match (self.waiting.last(), frontier) {
@@ -86,7 +109,7 @@ impl MergedFiles {
         if let Some(Ok(r)) = item.as_ref().map(|i| &i.decoded) {
             file.last_ts = r.ts;
         }
-        file.head = file.reader.next_item()?;
+        file.head = file.reader.next_item(&mut self.spare)?;
         if let Some(h) = &file.head {
             let k = key(h, file.last_ts);
             self.heap.push(Reverse((k, idx)));
@@ -101,7 +124,7 @@ impl MergedFiles {
 struct Exhausted;
 
 impl RecordReader for Exhausted {
-    fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
+    fn next_item(&mut self, _spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
         Ok(None)
     }
 }
