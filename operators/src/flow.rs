@@ -268,6 +268,7 @@ impl StationFlow {
                         .remove(&code)
                         .unwrap_or_else(|| StationOp::new(id, &code, origin));
                     s.id = id;
+                    s.context_changed();
                     s.mark_dirty(changed_from.max(s.earliest()));
                     s
                 })

@@ -209,6 +209,11 @@ impl StationOp {
         self.mark_dirty(origin);
     }
 
+    /// Forgets what was derived from the old context (shift occurrences).
+    pub fn context_changed(&mut self) {
+        self.shifts = ShiftCache::default();
+    }
+
     pub fn mark_dirty(&mut self, from: i64) {
         if from < self.horizon {
             self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
