@@ -20,15 +20,18 @@ pub struct Root {
 }
 
 impl Root {
-    /// Opens `root`: a path or `file://` URL (created when missing), or `memory://`.
+    /// Opens `root`: a path or `file://` URL (created when missing), or `memory://`
+    /// (held in this process only: for tests and one-off runs).
     pub fn open(root: &str) -> anyhow::Result<Root> {
         if let Some(rest) = root.strip_prefix("memory://") {
             let prefix = Path::from(rest.trim_matches('/'));
             return Ok(Root {
                 store: Arc::new(InMemory::new()),
-                url: format!("memory:///{}/", prefix.as_ref())
-                    .replace("//", "/")
-                    .replacen("memory:/", "memory://", 1),
+                url: if prefix.as_ref().is_empty() {
+                    "memory:///".into()
+                } else {
+                    format!("memory:///{}/", prefix.as_ref())
+                },
                 prefix,
                 local: None,
             });

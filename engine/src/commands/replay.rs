@@ -20,7 +20,8 @@ pub struct ReplayArgs {
     /// Context file (TOML or JSON): plants, stations, shifts, SKUs, schedules.
     #[arg(long)]
     pub context: PathBuf,
-    /// Output root: a local folder (created if missing), file:// or memory://.
+    /// Output root: a local folder (created if missing), file://, or memory:// (kept only
+    /// while the command runs: the summary is computed from it, nothing is saved).
     #[arg(long, default_value = "./stationflow-out")]
     pub out: String,
     /// Records older than a station's watermark by more than this are too late.
