@@ -115,7 +115,6 @@ pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
     register_dataset(&ctx, root, "station_windows", window_schema()).await?;
     register_dataset(&ctx, root, "downtime_events", event_schema()).await?;
     let window_cols = WINDOW_COLUMNS.join(", ");
-    let event_cols = EVENT_COLUMNS.join(", ");
     let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
     let views = [
         format!("CREATE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
@@ -131,7 +130,6 @@ pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
                 FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
         ),
     ];
-    let _ = event_cols;
     for sql in views {
         ctx.sql(&sql).await?;
     }

@@ -18,7 +18,9 @@ use stationflow_schemas::{Context, RejectReason};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
+    /// What the case shows and the arithmetic behind its sums, for the reader.
     #[serde(default)]
+    #[allow(dead_code)]
     description: String,
     #[serde(default)]
     config: FlowConfig,
@@ -337,7 +339,6 @@ fn run_case(dir: &Path) -> Vec<String> {
     let case: Case = fs::read_to_string(dir.join("case.toml"))
         .map(|t| toml::from_str(&t).expect("valid case.toml"))
         .unwrap_or_default();
-    let _ = &case.description;
     let sc = Scenario {
         context: load_context("context.toml"),
         config: case.config.clone(),

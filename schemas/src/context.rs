@@ -389,7 +389,6 @@ impl Context {
         let stations: BTreeSet<&str> = self.stations.iter().map(|s| s.code.as_str()).collect();
         let skus: BTreeSet<&str> = self.skus.iter().map(|s| s.code.as_str()).collect();
         let patterns: BTreeSet<&str> = self.shifts.iter().map(|s| s.pattern.as_str()).collect();
-        let reasons: BTreeSet<&str> = self.reasons.iter().map(|r| r.code.as_str()).collect();
         let refer = |entity: String, what: &str, code: &str, known: &BTreeSet<&str>| {
             if known.contains(code) {
                 Ok(())
@@ -557,7 +556,6 @@ impl Context {
             let e = format!("downtime_causes `{}@{}`", c.station, format_ms(c.start.0));
             refer(e.clone(), "station", &c.station, &stations)?;
             span(&e, c.start, c.end)?;
-            let _ = &reasons; // causes may name codes not listed under reasons (free text)
         }
         for a in &self.alert_rules {
             let e = format!("alert_rules `{}`", a.name);
