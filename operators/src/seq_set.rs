@@ -32,7 +32,7 @@ impl SeqSet {
                 let bit = 1u64 << ((seq - self.base) % 64);
                 let fresh = self.words[word] & bit == 0;
                 self.words[word] |= bit;
-                return fresh && !self.sparse.contains(&seq);
+                return fresh && (self.sparse.is_empty() || !self.sparse.contains(&seq));
             }
         }
         self.sparse.insert(seq)
