@@ -157,6 +157,42 @@ pub enum OutputFormat {
     Json,
 }
 
+/// CSV has no lists: list columns (`error_codes`) become their items joined with `|`.
+fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+    use arrow::datatypes::Field;
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let DataType::List(_) = field.data_type() {
+            let list = column.as_list::<i32>();
+            let mut text = StringBuilder::new();
+            for i in 0..list.len() {
+                if list.is_null(i) {
+                    text.append_null();
+                    continue;
+                }
+                let items = arrow::compute::cast(&list.value(i), &DataType::Utf8)?;
+                let items = items.as_string::<i32>();
+                let joined: Vec<&str> = (0..items.len())
+                    .filter(|j| !items.is_null(*j))
+                    .map(|j| items.value(j))
+                    .collect();
+                text.append_value(joined.join("|"));
+            }
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text.finish()));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> anyhow::Result<String> {
     Ok(match format {
         OutputFormat::Table => arrow::util::pretty::pretty_format_batches(batches)?.to_string(),
@@ -167,7 +203,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> anyhow::Result<S
                     .with_header(true)
                     .build(&mut out);
                 for b in batches {
-                    w.write(b)?;
+                    w.write(&lists_as_text(b)?)?;
                 }
             }
             String::from_utf8(out)?

@@ -4,4 +4,5 @@
 mod common;
 mod golden_through_binary;
 mod inputs_and_failures;
+mod order_independence;
 mod sample_data;
