@@ -69,6 +69,15 @@ fn replay_of_the_sample() {
         (number(&check[1][0]) - number(&check[1][1])).abs() < 1e-12,
         "{check:?}"
     );
+    // CSV output writes list cells (error_codes) as their items joined with `|`.
+    let codes = query(
+        out.path(),
+        "SELECT error_codes FROM station_windows_latest WHERE cardinality(error_codes) > 0 LIMIT 1",
+    );
+    assert!(
+        !codes[1][0].is_empty() && !codes[1][0].starts_with('['),
+        "{codes:?}"
+    );
     let events = query(
         out.path(),
         "SELECT COUNT(*), SUM(downtime_s) FROM downtime_events_latest",
