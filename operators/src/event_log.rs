@@ -155,16 +155,6 @@ impl EventLog {
             }
         }
     }
-
-    /// Bytes held, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.hot.capacity() * std::mem::size_of::<Rec>()
-            + self
-                .cold
-                .iter()
-                .map(|b| b.bytes.capacity() + 40)
-                .sum::<usize>()
-    }
 }
 
 /// Index of the first record at or after `ts`. Walks usually start near the end of the

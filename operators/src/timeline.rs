@@ -82,10 +82,6 @@ pub struct StationState {
 }
 
 impl StationState {
-    pub fn has_data_at(&self, t: i64) -> bool {
-        self.stale_at.is_some_and(|s| t < s)
-    }
-
     /// Start of the no-data span covering `t`, if the station had data before it.
     pub fn no_data_since(&self, t: i64) -> Option<i64> {
         self.stale_at.filter(|s| t >= *s)
