@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use stationflow_schemas::context::{Context, DowntimeDetection};
+use stationflow_schemas::context::{Context, DowntimeDetection, Ts};
 
 use crate::intervals::{IntervalIndex, Versions};
 use crate::shift_calendar::{ShiftCalendar, ShiftInstance};
@@ -165,6 +165,35 @@ impl ShiftCache {
     }
 }
 
+/// A `valid_from` as epoch ms; unset means valid from the beginning of time.
+fn valid_from(v: Option<Ts>) -> i64 {
+    v.map_or(i64::MIN, |t| t.0)
+}
+
+/// Every version of each entity, grouped by code into `Versions`, and the codes in the
+/// order they first appear.
+fn versions_by_code<E, T>(
+    items: &[E],
+    key: impl Fn(&E) -> (&String, Option<Ts>),
+    settings: impl Fn(&E) -> T,
+) -> (Vec<String>, HashMap<String, Versions<Arc<T>>>) {
+    let mut order = Vec::new();
+    let mut grouped: HashMap<String, Vec<(i64, Arc<T>)>> = HashMap::new();
+    for item in items {
+        let (code, from) = key(item);
+        let entry = grouped.entry(code.clone()).or_insert_with(|| {
+            order.push(code.clone());
+            Vec::new()
+        });
+        entry.push((valid_from(from), Arc::new(settings(item))));
+    }
+    let versions = grouped
+        .into_iter()
+        .map(|(k, v)| (k, Versions::new(v)))
+        .collect();
+    (order, versions)
+}
+
 fn ms(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
 }
@@ -172,71 +201,54 @@ fn ms(seconds: f64) -> i64 {
 impl ContextIndex {
     /// Indexes a validated context.
     pub fn new(context: Context) -> Self {
-        let mut plants: HashMap<String, Vec<(i64, Arc<PlantSettings>)>> = HashMap::new();
-        for p in &context.plants {
-            plants.entry(p.code.clone()).or_default().push((
-                p.valid_from.map_or(i64::MIN, |t| t.0),
-                Arc::new(PlantSettings {
-                    code: p.code.as_str().into(),
-                    tz: p.timezone.parse().unwrap_or(Tz::UTC),
-                    currency: p.currency.as_deref().map(Into::into),
-                    day_start_hour: p.day_start_hour,
-                }),
-            ));
-        }
-        let plants: HashMap<_, _> = plants
-            .into_iter()
-            .map(|(k, v)| (k, Versions::new(v)))
-            .collect();
-        let mut skus: HashMap<String, Vec<(i64, Arc<SkuSettings>)>> = HashMap::new();
-        for s in &context.skus {
-            skus.entry(s.code.clone()).or_default().push((
-                s.valid_from.map_or(i64::MIN, |t| t.0),
-                Arc::new(SkuSettings {
-                    code: s.code.as_str().into(),
-                    ideal_unit_s: s.ideal_unit_s(),
-                    parts_per_cycle: s.parts_per_cycle,
-                    unit_value: s.unit_value,
-                    min_cycle_ms: s.min_cycle_s.map_or(0, ms),
-                    downtime_multiplier: s.downtime_multiplier,
-                    line_speed_target: s.line_speed_target,
-                }),
-            ));
-        }
-        let skus = skus
-            .into_iter()
-            .map(|(k, v)| (k, Versions::new(v)))
-            .collect();
-
-        let mut order: Vec<String> = Vec::new();
-        let mut versions: HashMap<String, Vec<(i64, Arc<StationSettings>)>> = HashMap::new();
-        for s in &context.stations {
-            if !versions.contains_key(&s.code) {
-                order.push(s.code.clone());
-            }
-            versions.entry(s.code.clone()).or_default().push((
-                s.valid_from.map_or(i64::MIN, |t| t.0),
-                Arc::new(StationSettings {
-                    code: s.code.as_str().into(),
-                    plant: s.plant.as_str().into(),
-                    line: s.line.as_deref().map(Into::into),
-                    shift_pattern: s.shift_pattern.as_deref().map(Into::into),
-                    all_shift_time_planned: s.all_shift_time_planned,
-                    ideal_cycle_s: s.ideal_cycle_s,
-                    detection: s.downtime_detection,
-                    downtime_threshold_ms: ms(s.downtime_threshold_s),
-                    downtime_multiplier: s.downtime_multiplier,
-                    idle_cost_per_minute: s.idle_cost_per_minute,
-                    speed_to_production_ratio: s.speed_to_production_ratio,
-                    line_speed_target: s.line_speed_target,
-                    stale_after_ms: ms(s.stale_after_s),
-                }),
-            ));
-        }
+        let (_, plants) = versions_by_code(
+            &context.plants,
+            |p| (&p.code, p.valid_from),
+            |p| PlantSettings {
+                code: p.code.as_str().into(),
+                tz: p.timezone.parse().unwrap_or(Tz::UTC),
+                currency: p.currency.as_deref().map(Into::into),
+                day_start_hour: p.day_start_hour,
+            },
+        );
+        let (_, skus) = versions_by_code(
+            &context.skus,
+            |s| (&s.code, s.valid_from),
+            |s| SkuSettings {
+                code: s.code.as_str().into(),
+                ideal_unit_s: s.ideal_unit_s(),
+                parts_per_cycle: s.parts_per_cycle,
+                unit_value: s.unit_value,
+                min_cycle_ms: s.min_cycle_s.map_or(0, ms),
+                downtime_multiplier: s.downtime_multiplier,
+                line_speed_target: s.line_speed_target,
+            },
+        );
+        let (order, mut versions) = versions_by_code(
+            &context.stations,
+            |s| (&s.code, s.valid_from),
+            |s| StationSettings {
+                code: s.code.as_str().into(),
+                plant: s.plant.as_str().into(),
+                line: s.line.as_deref().map(Into::into),
+                shift_pattern: s.shift_pattern.as_deref().map(Into::into),
+                all_shift_time_planned: s.all_shift_time_planned,
+                ideal_cycle_s: s.ideal_cycle_s,
+                detection: s.downtime_detection,
+                downtime_threshold_ms: ms(s.downtime_threshold_s),
+                downtime_multiplier: s.downtime_multiplier,
+                idle_cost_per_minute: s.idle_cost_per_minute,
+                speed_to_production_ratio: s.speed_to_production_ratio,
+                line_speed_target: s.line_speed_target,
+                stale_after_ms: ms(s.stale_after_s),
+            },
+        );
         let mut stations = Vec::with_capacity(order.len());
         let mut by_code = FxHashMap::default();
         for code in order {
-            let settings = Versions::new(versions.remove(&code).unwrap_or_default());
+            let settings = versions
+                .remove(&code)
+                .expect("every code in order has versions");
             let latest = settings.latest().clone();
             let calendar = latest.shift_pattern.as_ref().map(|pattern| {
                 let tz = plants
@@ -244,7 +256,6 @@ impl ContextIndex {
                     .map_or(Tz::UTC, |p| p.latest().tz);
                 Arc::new(ShiftCalendar::new(tz, pattern, &context.shifts))
             });
-            let vf = |v: Option<stationflow_schemas::context::Ts>| v.map_or(i64::MIN, |t| t.0);
             let schedules = IntervalIndex::build(
                 context
                     .schedule
@@ -260,7 +271,7 @@ impl ContextIndex {
                             x.start.0,
                             x.start.0,
                             x.end.0,
-                            vf(x.valid_from),
+                            valid_from(x.valid_from),
                             Arc::new(info),
                         )
                     })
@@ -283,7 +294,7 @@ impl ContextIndex {
                             x.plant.clone(),
                             x.start.0,
                         );
-                        (target, x.start.0, x.end.0, vf(x.valid_from), ())
+                        (target, x.start.0, x.end.0, valid_from(x.valid_from), ())
                     })
                     .collect(),
             );
@@ -297,7 +308,7 @@ impl ContextIndex {
                             x.start.0,
                             x.start.0,
                             x.end.0,
-                            vf(x.valid_from),
+                            valid_from(x.valid_from),
                             Arc::from(x.reason.as_str()),
                         )
                     })
