@@ -102,19 +102,18 @@ struct Walk {
 impl Walk {
     /// Whether the span anchored at `anchor` counted as downtime by the end of the walk.
     fn qualified(&self, anchor: i64, horizon: i64) -> Option<bool> {
-        let i = self.closed.partition_point(|c| c.span.anchor < anchor);
-        if let Some(c) = self.closed.get(i).filter(|c| c.span.anchor == anchor) {
+        if let Some(c) = self.closed_span(anchor) {
             return Some(c.qualified);
         }
         let p = self.end_state.pending.filter(|p| p.anchor == anchor)?;
-        Some(p.qualified_at(horizon) && horizon > p.downtime_from)
+        Some(p.qualified_at(horizon))
     }
 
-    fn closed_end(&self, anchor: i64) -> Option<i64> {
-        self.closed
-            .iter()
-            .find(|c| c.span.anchor == anchor)
-            .map(|c| c.end)
+    /// The span anchored at `anchor` that closed in the walk (closed spans are in
+    /// anchor order).
+    fn closed_span(&self, anchor: i64) -> Option<&ClosedSpan> {
+        let i = self.closed.partition_point(|c| c.span.anchor < anchor);
+        self.closed.get(i).filter(|c| c.span.anchor == anchor)
     }
 
     /// Detected downtime spans: qualified stops and gaps, closed or still open.
@@ -126,7 +125,7 @@ impl Walk {
             .map(|c| (c.span.downtime_from, c.end))
             .collect();
         if let Some(p) = self.end_state.pending {
-            if p.qualified_at(horizon) && horizon > p.downtime_from {
+            if p.qualified_at(horizon) {
                 spans.push((p.downtime_from, horizon));
             }
         }
@@ -311,7 +310,10 @@ impl StationOp {
         let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
         if let Some(p) = snap.state.pending.filter(|p| p.anchor < walk.from) {
             let q = walk.qualified(p.anchor, horizon).unwrap_or(false);
-            let closes_in_change = walk.closed_end(p.anchor).is_some_and(|e| e >= changed_from);
+            let closes_in_change = walk
+                .closed_span(p.anchor)
+                .map(|c| c.end)
+                .is_some_and(|e| e >= changed_from);
             if q != snap.pending_qualified || (q && closes_in_change) {
                 earlier(p.anchor);
             }

@@ -49,8 +49,9 @@ pub struct PendingSpan {
 }
 
 impl PendingSpan {
+    /// Counts as downtime by `t`: it has lasted long enough and its downtime has begun.
     pub fn qualified_at(&self, t: i64) -> bool {
-        t - self.anchor >= self.qualify_after_ms
+        t - self.anchor >= self.qualify_after_ms && t > self.downtime_from
     }
 }
 
@@ -247,7 +248,7 @@ impl Walker {
         self.closed.push(ClosedSpan {
             span,
             end,
-            qualified: span.qualified_at(end) && end > span.downtime_from,
+            qualified: span.qualified_at(end),
         });
         self.state.pending = None;
     }
