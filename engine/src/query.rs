@@ -48,7 +48,7 @@ pub const ROLLUPS: [(&str, &str, &str); 5] = [
 
 /// The sums a roll-up keeps, and the ratios it derives from them. Performance and OEE
 /// use only windows that have an ideal, so output without one does not inflate them.
-const ROLLUP_MEASURES: &str = "
+pub const ROLLUP_MEASURES: &str = "
     SUM(shift_s) AS shift_s, SUM(planned_s) AS planned_s, SUM(planned_stop_s) AS planned_stop_s,
     SUM(schedule_loss_s) AS schedule_loss_s, SUM(productive_s) AS productive_s, SUM(run_s) AS run_s,
     SUM(downtime_s) AS downtime_s, SUM(no_data_s) AS no_data_s,

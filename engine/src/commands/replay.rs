@@ -70,7 +70,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     super::print(&report_text(&report, &args.out))?;
     if !args.quiet {
-        let batches = runtime.block_on(query::run(&root, SUMMARY_SQL))?;
+        let batches = runtime.block_on(query::run(&root, &summary_sql()))?;
         super::print(&format!(
             "{}\n",
             query::render(&batches, query::OutputFormat::Table)?
@@ -79,19 +79,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SUMMARY_SQL: &str = "
-    SELECT station,
-        ROUND(planned_s / 3600, 2) AS planned_h, ROUND(run_s / 3600, 2) AS run_h,
-        ROUND(availability, 3) AS a, ROUND(performance, 3) AS p, ROUND(quality, 3) AS q,
-        ROUND(oee, 3) AS oee, ROUND(loss_cost, 2) AS loss_cost, currency
-    FROM (SELECT station, SUM(planned_s) AS planned_s, SUM(run_s) AS run_s,
-                 SUM(run_s) / NULLIF(SUM(planned_s), 0) AS availability,
-                 SUM(CASE WHEN target_qty IS NOT NULL THEN total_qty END) / NULLIF(SUM(target_qty), 0) AS performance,
-                 SUM(good_qty) / NULLIF(SUM(total_qty), 0) AS quality,
-                 SUM(CASE WHEN ideal_qty IS NOT NULL THEN good_qty END) / NULLIF(SUM(ideal_qty), 0) AS oee,
-                 SUM(loss_cost) AS loss_cost, MAX(currency) AS currency
-          FROM station_windows_latest GROUP BY station)
-    ORDER BY station";
+/// The per-station summary, from the same sums and ratios as the roll-up views.
+fn summary_sql() -> String {
+    format!(
+        "SELECT station,
+            ROUND(planned_s / 3600, 2) AS planned_h, ROUND(run_s / 3600, 2) AS run_h,
+            ROUND(availability, 3) AS a, ROUND(performance, 3) AS p, ROUND(quality, 3) AS q,
+            ROUND(oee, 3) AS oee, ROUND(loss_cost, 2) AS loss_cost, currency
+        FROM (SELECT station, {} FROM station_windows_latest GROUP BY station)
+        ORDER BY station",
+        query::ROLLUP_MEASURES
+    )
+}
 
 fn report_text(r: &ReplayReport, out: &str) -> String {
     use std::fmt::Write;
