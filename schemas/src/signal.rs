@@ -12,6 +12,8 @@ use smallvec::SmallVec;
 use crate::dead_letter::RejectReason;
 use crate::time::parse_rfc3339_ms;
 
+mod flat;
+
 /// One signal value carried by a record. Counts are `f64`: quantities may be kilograms
 /// or metres.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +41,7 @@ pub enum Reading {
 }
 
 /// A decoded signal record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SignalRecord {
     /// Station code: the `station` field, else the caller's (Kafka key, MQTT topic).
     pub station: String,
@@ -84,9 +86,25 @@ pub fn decode_json(
     station: Option<&str>,
     fallback_ts_ms: Option<i64>,
 ) -> DecodeOutcome {
-    let raw: RawRecord = serde_json::from_slice(bytes)
-        .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
-    raw.into_record(station, fallback_ts_ms)
+    let mut record = SignalRecord::default();
+    decode_json_into(bytes, station, fallback_ts_ms, &mut record)?;
+    Ok(record)
+}
+
+/// `decode_json` into a record the caller reuses (its buffers are kept). On a rejection
+/// the record's contents are unspecified.
+pub fn decode_json_into(
+    bytes: &[u8],
+    station: Option<&str>,
+    fallback_ts_ms: Option<i64>,
+    out: &mut SignalRecord,
+) -> Result<(), Rejection> {
+    let mut raw = RawRecord::default();
+    if flat::scan(bytes, &mut raw).is_none() {
+        raw = serde_json::from_slice(bytes)
+            .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
+    }
+    raw.fill(station, fallback_ts_ms, out)
 }
 
 /// One row of the long format (`station,ts,signal,value`, CSV or Parquet): the reading it
@@ -260,17 +278,38 @@ impl SignalKey {
 }
 
 impl<'a> RawRecord<'a> {
-    fn into_record(self, station: Option<&str>, fallback_ts_ms: Option<i64>) -> DecodeOutcome {
+    fn put(&mut self, key: &str, value: RawValue<'a>) {
+        match key {
+            "station" => self.station = Some(value),
+            "ts" => self.ts = Some(value),
+            "seq" => self.seq = Some(value),
+            other => match SignalKey::from_key(other) {
+                Some(k) => {
+                    // A later duplicate key (or alias) replaces the earlier value.
+                    self.signals.retain(|(existing, _)| *existing != k);
+                    self.signals.push((k, value));
+                }
+                None => self.unknown_keys += 1,
+            },
+        }
+    }
+
+    fn fill(
+        &self,
+        station: Option<&str>,
+        fallback_ts_ms: Option<i64>,
+        out: &mut SignalRecord,
+    ) -> Result<(), Rejection> {
         if self.not_an_object {
             return Err(Rejection::new(
                 RejectReason::MalformedJson,
                 "the payload is not a JSON object",
             ));
         }
-        let station = match &self.station {
-            Some(RawValue::Text(t)) if !t.trim().is_empty() => t.trim().to_string(),
+        let code = match &self.station {
+            Some(RawValue::Text(t)) if !t.trim().is_empty() => t.trim(),
             Some(RawValue::Null) | None => match station {
-                Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+                Some(s) if !s.trim().is_empty() => s.trim(),
                 _ => {
                     return Err(Rejection::new(
                         RejectReason::UnknownStation,
@@ -285,7 +324,29 @@ impl<'a> RawRecord<'a> {
                 ))
             }
         };
-        let ts = match &self.ts {
+        out.station.clear();
+        out.station.push_str(code);
+        out.ts = self.ts(fallback_ts_ms)?;
+        out.seq = match &self.seq {
+            None | Some(RawValue::Null) => None,
+            Some(RawValue::Integer(n)) if *n >= 0 && *n <= u64::MAX as i128 => Some(*n as u64),
+            Some(other) => {
+                return Err(Rejection::new(
+                    RejectReason::BadValue,
+                    format!("seq = {} is not a non-negative integer", other.describe()),
+                ))
+            }
+        };
+        out.readings.clear();
+        for (key, value) in &self.signals {
+            out.readings.push(key.reading(value)?);
+        }
+        out.unknown_keys = self.unknown_keys;
+        Ok(())
+    }
+
+    fn ts(&self, fallback_ts_ms: Option<i64>) -> Result<i64, Rejection> {
+        Ok(match &self.ts {
             None | Some(RawValue::Null) => fallback_ts_ms
                 .ok_or_else(|| Rejection::new(RejectReason::MissingTs, "the record has no ts"))?,
             Some(RawValue::Text(t)) => parse_rfc3339_ms(t).ok_or_else(|| {
@@ -309,27 +370,6 @@ impl<'a> RawRecord<'a> {
                     ),
                 ))
             }
-        };
-        let seq = match &self.seq {
-            None | Some(RawValue::Null) => None,
-            Some(RawValue::Integer(n)) if *n >= 0 && *n <= u64::MAX as i128 => Some(*n as u64),
-            Some(other) => {
-                return Err(Rejection::new(
-                    RejectReason::BadValue,
-                    format!("seq = {} is not a non-negative integer", other.describe()),
-                ))
-            }
-        };
-        let mut readings = SmallVec::new();
-        for (key, value) in &self.signals {
-            readings.push(key.reading(value)?);
-        }
-        Ok(SignalRecord {
-            station,
-            ts,
-            seq,
-            readings,
-            unknown_keys: self.unknown_keys,
         })
     }
 }
@@ -353,19 +393,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordVisitor<'a> {
         let mut rec = RawRecord::default();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let value: RawValue<'de> = map.next_value()?;
-            match key.as_ref() {
-                "station" => rec.station = Some(value),
-                "ts" => rec.ts = Some(value),
-                "seq" => rec.seq = Some(value),
-                other => match SignalKey::from_key(other) {
-                    Some(k) => {
-                        // A later duplicate key (or alias) replaces the earlier value.
-                        rec.signals.retain(|(existing, _)| *existing != k);
-                        rec.signals.push((k, value));
-                    }
-                    None => rec.unknown_keys += 1,
-                },
-            }
+            rec.put(&key, value);
         }
         Ok(rec)
     }
@@ -579,5 +607,114 @@ mod tests {
             reason(r#"{"station":"S","ts":0,"electrical_kwh":{"a":1}}"#),
             RejectReason::BadValue
         );
+    }
+
+    fn serde_path(bytes: &[u8]) -> DecodeOutcome {
+        let raw: RawRecord = serde_json::from_slice(bytes)
+            .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
+        let mut record = SignalRecord::default();
+        raw.fill(Some("KEY"), None, &mut record).map(|_| record)
+    }
+
+    fn flat_path(bytes: &[u8]) -> Option<DecodeOutcome> {
+        let mut raw = RawRecord::default();
+        flat::scan(bytes, &mut raw)?;
+        let mut record = SignalRecord::default();
+        Some(raw.fill(Some("KEY"), None, &mut record).map(|_| record))
+    }
+
+    fn json_key() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "station",
+            "ts",
+            "seq",
+            "productive",
+            "production_complete",
+            "production_count_good",
+            "production_complete_bad",
+            "error_code",
+            "line_speed",
+            "electrical_kwh",
+            "rssi",
+            "fw",
+            "st\\u0061tion",
+            "größe",
+            "",
+        ])
+        .prop_map(|k| format!("\"{k}\""))
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = String> {
+        let fixed = proptest::sample::select(vec![
+            "true",
+            "false",
+            "null",
+            "0",
+            "-0",
+            "1",
+            "01",
+            "-1",
+            "1.5",
+            "-0.0",
+            "1e3",
+            "2E-2",
+            "1.",
+            ".5",
+            "1e400",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551616",
+            "\"\"",
+            "\" P1 \"",
+            "\"2026-03-02T06:00:01.250Z\"",
+            "\"2026-03-02T06:00:01+01:00\"",
+            "\"a\\\"b\"",
+            "\"é\"",
+            "{}",
+            "[1]",
+            "{\"a\":1}",
+            "tru",
+            "nul",
+            "-",
+            "+1",
+            "1_000",
+            "NaN",
+        ])
+        .prop_map(str::to_string);
+        let numbers = proptest::num::f64::NORMAL.prop_map(|f| format!("{f:e}"));
+        let integers = proptest::num::i64::ANY.prop_map(|i| i.to_string());
+        proptest::prop_oneof![6 => fixed, 1 => numbers, 1 => integers]
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    #[test]
+    fn typical_payloads_take_the_flat_path() {
+        let typical = br#"{"station":"P1","ts":"2026-03-02T06:00:01.250Z","seq":7,"productive":1,
+            "production_complete": 2.5, "error_code":null,"rssi":-61,"fw":"1.2"}"#;
+        assert_eq!(flat_path(typical), Some(serde_path(typical)));
+        assert!(flat_path(br#"{"station":"P\u0031","ts":0}"#).is_none());
+        assert!(flat_path(br#"{"station":"P1","ts":0,"x":{"a":1}}"#).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1_000))]
+        #[test]
+        fn flat_agrees_with_serde(
+            pairs in proptest::collection::vec((json_key(), json_value()), 0..6),
+            ws in proptest::sample::select(vec!["", " ", "\t", "\r\n"]),
+            cut in proptest::option::weighted(0.1, 0usize..80),
+        ) {
+            let body: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{ws}{k}{ws}:{ws}{v}{ws}")).collect();
+            let mut text = format!("{ws}{{{}}}{ws}", body.join(",")).into_bytes();
+            if let Some(cut) = cut {
+                text.truncate(cut.min(text.len()));
+            }
+            if let Some(flat) = flat_path(&text) {
+                let shown = String::from_utf8_lossy(&text);
+                proptest::prop_assert_eq!(flat, serde_path(&text), "{}", shown);
+            }
+        }
     }
 }

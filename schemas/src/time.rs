@@ -8,9 +8,85 @@ pub const MINUTE_MS: i64 = 60_000;
 
 /// Parses an RFC 3339 timestamp with an offset into epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.timestamp_millis())
+    let text = text.trim();
+    plain_rfc3339_ms(text.as_bytes()).or_else(|| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    })
+}
+
+/// The common shape `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)` without chrono's general
+/// parser; `None` for anything else (chrono then decides). Agrees with chrono wherever
+/// it answers (tested below).
+fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
+    let num = |at: usize, len: usize| -> Option<i64> {
+        let digits = b.get(at..at + len)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !punctuation.iter().all(|&(at, c)| b.get(at) == Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let valid_day = (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month);
+    if !valid_day || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b.get(at) == Some(&b'.') {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        millis = (0..3).fold(0, |ms, i| {
+            ms * 10
+                + b.get(at + 1 + i)
+                    .filter(|_| i < digits)
+                    .map_or(0, |&d| i64::from(d - b'0'))
+        });
+        at += 1 + digits;
+    }
+    let offset_s = match (b.get(at), b.len() - at) {
+        (Some(b'Z'), 1) => 0,
+        (Some(&sign @ (b'+' | b'-')), 6) if b[at + 3] == b':' => {
+            let (h, m) = (num(at + 1, 2)?, num(at + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            (h * 3600 + m * 60) * if sign == b'-' { -1 } else { 1 }
+        }
+        _ => return None,
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some((seconds - offset_s) * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The start of the UTC minute that contains `ts_ms`.
@@ -37,5 +113,58 @@ mod tests {
         assert_eq!(minute_floor(119_999), 60_000);
         assert_eq!(minute_floor(-1), -60_000);
         assert_eq!(format_ms(60_250), "1970-01-01T00:01:00.250Z");
+    }
+
+    fn chrono_ms(text: &str) -> Option<i64> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    }
+
+    #[test]
+    fn plain_shape_agrees_with_chrono() {
+        let samples = [
+            "2026-03-02T06:00:01.250Z",
+            "2026-03-02T06:00:01Z",
+            "2026-03-02T06:00:01.2Z",
+            "2026-03-02T06:00:01.123456789Z",
+            "2024-02-29T23:59:59.999+05:30",
+            "1969-12-31T23:59:59.999Z",
+            "0001-01-01T00:00:00-23:59",
+            "9999-12-31T23:59:59.5+00:00",
+        ];
+        for text in samples {
+            assert_eq!(plain_rfc3339_ms(text.as_bytes()), chrono_ms(text), "{text}");
+            assert!(plain_rfc3339_ms(text.as_bytes()).is_some(), "{text}");
+        }
+        let declined = [
+            "2023-02-29T00:00:00Z",
+            "2026-03-02T24:00:00Z",
+            "2026-03-02T06:00:60Z",
+            "2026-03-02 06:00:00Z",
+            "2026-03-02T06:00:00.Z",
+            "2026-03-02T06:00:00+0100",
+            "2026-03-02T06:00:00",
+            "2026-13-02T06:00:00Z",
+        ];
+        for text in declined {
+            assert_eq!(plain_rfc3339_ms(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_shape_never_disagrees(
+            y in 0i64..10_000, mo in 0i64..14, d in 0i64..33, h in 0i64..25, mi in 0i64..61,
+            s in 0i64..61, frac in proptest::option::of("[0-9]{0,10}"),
+            zone in "Z|[+-][0-2][0-9]:[0-6][0-9]|z|[+-]0[0-9]",
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{zone}");
+            if let Some(ms) = plain_rfc3339_ms(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(ms), chrono_ms(&text), "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_rfc3339_ms(&text), chrono_ms(&text), "{}", text);
+        }
     }
 }

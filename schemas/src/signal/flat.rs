@@ -1,0 +1,156 @@
+//! The fast path for what DAUs actually send: one flat JSON object of ASCII keys and
+//! plain values (strings without escapes, numbers, booleans, null). Anything else —
+//! escapes, non-ASCII text, nesting, numbers out of range, any syntax error — returns
+//! `None` and goes through serde_json, which decides it. For every payload both accept,
+//! both give the same `RawRecord` (property-tested in `tests::flat_agrees_with_serde`).
+
+use std::borrow::Cow;
+
+use super::{RawRecord, RawValue};
+
+/// Scans `bytes` into `rec` (which starts empty); `None` when serde_json must decide.
+pub(super) fn scan<'a>(bytes: &'a [u8], rec: &mut RawRecord<'a>) -> Option<()> {
+    let mut s = Scanner { bytes, at: 0 };
+    s.skip_ws();
+    s.expect(b'{')?;
+    s.skip_ws();
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            s.skip_ws();
+            let key = s.string()?;
+            s.skip_ws();
+            s.expect(b':')?;
+            s.skip_ws();
+            let value = s.value()?;
+            rec.put(key, value);
+            s.skip_ws();
+            match s.bump()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.skip_ws();
+    (s.at == bytes.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.bump()? == want).then_some(())
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A string of printable ASCII without escapes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        for (i, &b) in self.bytes[start..].iter().enumerate() {
+            if b == b'"' {
+                self.at = start + i + 1;
+                let text = &self.bytes[start..start + i];
+                // SAFETY: every byte of `text` was checked to be printable ASCII below.
+                return Some(unsafe { std::str::from_utf8_unchecked(text) });
+            }
+            if !(0x20..0x7f).contains(&b) || b == b'\\' {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn value(&mut self) -> Option<RawValue<'a>> {
+        Some(match self.peek()? {
+            b'"' => RawValue::Text(Cow::Borrowed(self.string()?)),
+            b't' => self.literal(b"true").map(|_| RawValue::Bool(true))?,
+            b'f' => self.literal(b"false").map(|_| RawValue::Bool(false))?,
+            b'n' => self.literal(b"null").map(|_| RawValue::Null)?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return None,
+        })
+    }
+
+    /// A JSON number: integers of up to 18 digits exactly, others as the nearest `f64`.
+    fn number(&mut self) -> Option<RawValue<'a>> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        let int_digits = self.digits();
+        let leading_zero = int_digits > 1 && self.bytes[int_start] == b'0';
+        if int_digits == 0 || leading_zero {
+            return None;
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            integral = false;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            integral = false;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if integral && int_digits <= 18 {
+            if negative && int_digits == 1 && self.bytes[int_start] == b'0' {
+                return Some(RawValue::Number(-0.0)); // as serde_json reads `-0`
+            }
+            let magnitude = self.bytes[int_start..self.at]
+                .iter()
+                .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+            let value = if negative { -magnitude } else { magnitude };
+            return Some(RawValue::Integer(i128::from(value)));
+        }
+        if integral {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+        let value: f64 = text.parse().ok()?;
+        value.is_finite().then_some(RawValue::Number(value))
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+}
