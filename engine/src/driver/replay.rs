@@ -86,7 +86,7 @@ pub fn run(
     let mut now = i64::MIN;
     let mut n = 0usize;
     while let Some(item) = inputs.next_item()? {
-        let rejected = match &item.decoded {
+        let rejected = match item.decoded() {
             Ok(record) => {
                 now = now.max(record.ts);
                 match flow.apply(record, now) {
@@ -102,7 +102,6 @@ pub fn run(
         if let Some((reason, detail)) = rejected {
             dead.write(reason, &item.position, &detail, &item.original)?;
         }
-        inputs.recycle(item);
         n += 1;
         if n % config.batch_records == 0 {
             flow.advance(now);

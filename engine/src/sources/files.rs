@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use stationflow_schemas::signal::{
-    decode_json, reading_from_text, ts_from_text, Reading, Rejection, SignalRecord,
+    decode_json_into, reading_from_text, ts_from_text, Reading, Rejection, SignalRecord,
 };
 use stationflow_schemas::RejectReason;
 
@@ -105,18 +105,60 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One record as read: where, its original text, and what decoding made of it.
+/// One record as read: where, its original text, and what decoding made of it. Readers
+/// fill an `Item` in place, so its buffers serve record after record.
 #[derive(Debug)]
 pub struct Item {
     pub position: Position,
     pub original: Vec<u8>,
-    pub decoded: Result<SignalRecord, Rejection>,
+    record: SignalRecord,
+    rejection: Option<Rejection>,
 }
 
-/// A file read one record at a time. `spare` holds buffers of records already handled,
-/// for the next records' original text (no allocation per record).
+impl Default for Item {
+    fn default() -> Self {
+        Item {
+            position: Position {
+                file: Arc::from(""),
+                line: 0,
+            },
+            original: Vec::new(),
+            record: SignalRecord::default(),
+            rejection: None,
+        }
+    }
+}
+
+impl Item {
+    fn new(
+        position: Position,
+        original: Vec<u8>,
+        decoded: Result<SignalRecord, Rejection>,
+    ) -> Self {
+        let (record, rejection) = match decoded {
+            Ok(record) => (record, None),
+            Err(rejection) => (SignalRecord::default(), Some(rejection)),
+        };
+        Item {
+            position,
+            original,
+            record,
+            rejection,
+        }
+    }
+
+    pub fn decoded(&self) -> Result<&SignalRecord, &Rejection> {
+        match &self.rejection {
+            None => Ok(&self.record),
+            Some(rejection) => Err(rejection),
+        }
+    }
+}
+
+/// A file read one record at a time.
 pub trait RecordReader {
-    fn next_item(&mut self, spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError>;
+    /// Reads the next record into `item`, reusing its buffers; `false` at the end.
+    fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError>;
 }
 
 /// Opens one input file as a reader of records.
@@ -131,7 +173,6 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
             reader: BufReader::with_capacity(1 << 20, open(path, gzip).map_err(io)?),
             file: name,
             line: 0,
-            buf: Vec::with_capacity(512),
             path: path.to_path_buf(),
         }),
         Some(Format::Csv { gzip }) => Box::new(LongReader::new(
@@ -157,56 +198,54 @@ fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
     })
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
+/// Strips ASCII whitespace from both ends of `bytes` in place.
+fn trim_ascii_in_place(bytes: &mut Vec<u8>) {
     let end = bytes
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
+        .map_or(0, |e| e + 1);
+    bytes.truncate(end);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(end);
+    if start > 0 {
+        bytes.drain(..start);
+    }
 }
 
 struct JsonLines {
     reader: BufReader<Box<dyn Read>>,
     file: Arc<str>,
     line: u64,
-    buf: Vec<u8>,
     path: PathBuf,
 }
 
 impl RecordReader for JsonLines {
-    fn next_item(&mut self, spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
+    fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError> {
         loop {
-            self.buf.clear();
+            item.original.clear();
             let n = self
                 .reader
-                .read_until(b'\n', &mut self.buf)
+                .read_until(b'\n', &mut item.original)
                 .map_err(|source| SourceError::Io {
                     path: self.path.clone(),
                     source,
                 })?;
             if n == 0 {
-                return Ok(None);
+                return Ok(false);
             }
             self.line += 1;
-            let text = trim_ascii(&self.buf);
-            if text.is_empty() {
+            trim_ascii_in_place(&mut item.original);
+            if item.original.is_empty() {
                 continue;
             }
-            let mut original = spare.pop().unwrap_or_default();
-            original.clear();
-            original.extend_from_slice(text);
-            return Ok(Some(Item {
-                position: Position {
-                    file: self.file.clone(),
-                    line: self.line,
-                },
-                decoded: decode_json(text, None, None),
-                original,
-            }));
+            if !Arc::ptr_eq(&item.position.file, &self.file) {
+                item.position.file = self.file.clone();
+            }
+            item.position.line = self.line;
+            item.rejection = decode_json_into(&item.original, None, None, &mut item.record).err();
+            return Ok(true);
         }
     }
 }
@@ -294,16 +333,10 @@ impl<S: RowSource> LongReader<S> {
                 unknown_keys: unknown,
             }),
         };
-        Item {
-            position: self.position(line),
-            original: text.into_bytes(),
-            decoded,
-        }
+        Item::new(self.position(line), text.into_bytes(), decoded)
     }
-}
 
-impl<S: RowSource> RecordReader for LongReader<S> {
-    fn next_item(&mut self, _spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
+    fn next_record(&mut self) -> Result<Option<Item>, SourceError> {
         loop {
             let row = match self.pending.take() {
                 Some(r) => Some(r),
@@ -325,11 +358,11 @@ impl<S: RowSource> RecordReader for LongReader<S> {
                         });
                         return Ok(Some(self.record()));
                     }
-                    return Ok(Some(Item {
-                        position: self.position(line),
-                        original: text.into_bytes(),
-                        decoded: Err(Rejection::new(RejectReason::MalformedJson, message)),
-                    }));
+                    return Ok(Some(Item::new(
+                        self.position(line),
+                        text.into_bytes(),
+                        Err(Rejection::new(RejectReason::MalformedJson, message)),
+                    )));
                 }
                 Some(Row::Values {
                     line,
@@ -356,6 +389,18 @@ impl<S: RowSource> RecordReader for LongReader<S> {
                 }
             }
         }
+    }
+}
+
+impl<S: RowSource> RecordReader for LongReader<S> {
+    fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError> {
+        Ok(match self.next_record()? {
+            Some(record) => {
+                *item = record;
+                true
+            }
+            None => false,
+        })
     }
 }
 

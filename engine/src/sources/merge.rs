@@ -11,7 +11,8 @@ use super::files::{open_reader, Item, RecordReader, SourceError};
 
 struct Open {
     reader: Box<dyn RecordReader>,
-    head: Option<Item>,
+    /// This file's next record, valid while the file is in the heap.
+    head: Item,
     /// Event time of this file's last decodable record: rejected records keep their place.
     last_ts: i64,
 }
@@ -21,24 +22,27 @@ pub struct MergedFiles {
     waiting: Vec<(i64, PathBuf)>,
     open: Vec<Open>,
     heap: BinaryHeap<Reverse<(i64, usize)>>,
-    /// Buffers of handled records, reused for the next records' original text.
-    spare: Vec<Vec<u8>>,
+    /// The file whose head the caller holds; it reads on at the next call.
+    handed_out: Option<usize>,
     pub bytes: u64,
     pub files: usize,
 }
 
 fn key(item: &Item, last_ts: i64) -> i64 {
-    item.decoded.as_ref().map_or(last_ts, |r| r.ts)
+    item.decoded().map_or(last_ts, |r| r.ts)
 }
 
 impl MergedFiles {
     pub fn new(paths: Vec<PathBuf>) -> Result<Self, SourceError> {
         let mut waiting = Vec::with_capacity(paths.len());
         let mut bytes = 0;
+        let mut first = Item::default();
         for path in paths {
             bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let first = open_reader(&path)?.next_item(&mut Vec::new())?;
-            let ts = first.as_ref().map_or(i64::MIN, |i| key(i, i64::MIN));
+            let ts = match open_reader(&path)?.read_into(&mut first)? {
+                true => key(&first, i64::MIN),
+                false => i64::MIN,
+            };
             waiting.push((ts, path));
         }
         waiting.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -47,7 +51,7 @@ impl MergedFiles {
             waiting,
             open: Vec::new(),
             heap: BinaryHeap::new(),
-            spare: Vec::new(),
+            handed_out: None,
             bytes,
         })
     }
@@ -56,42 +60,34 @@ impl MergedFiles {
         let Some((_, path)) = self.waiting.pop() else {
             return Ok(());
         };
-        let mut reader = open_reader(&path)?;
-        let head = reader.next_item(&mut self.spare)?;
         let idx = self.open.len();
-        let last_ts = head.as_ref().map_or(i64::MIN, |i| key(i, i64::MIN));
-        if let Some(h) = &head {
-            self.heap.push(Reverse((key(h, last_ts), idx)));
-        }
         self.open.push(Open {
-            reader,
-            head,
-            last_ts,
+            reader: open_reader(&path)?,
+            head: Item::default(),
+            last_ts: i64::MIN,
         });
+        self.read_on(idx)
+    }
+
+    /// Reads file `idx`'s next record into its head and queues it; drops the reader (and
+    /// its file handle) at the end.
+    fn read_on(&mut self, idx: usize) -> Result<(), SourceError> {
+        let file = &mut self.open[idx];
+        if file.reader.read_into(&mut file.head)? {
+            self.heap
+                .push(Reverse((key(&file.head, file.last_ts), idx)));
+        } else {
+            file.reader = Box::new(Exhausted);
+            file.head = Item::default();
+        }
         Ok(())
     }
 
-    /// Hands a handled record back, so its buffer serves the next one.
-    pub fn recycle(&mut self, item: Item) {
-        if self.spare.len() < 64 {
-            self.spare.push(item.original);
-        }
-    }
-
-    /// The next record in event-time order across every file.
-    pub fn next_item(&mut self) -> Result<Option<Item>, SourceError> {
-        // One file left and none waiting: no merge needed, read straight through.
-        if self.waiting.is_empty() && self.heap.len() == 1 {
-            let idx = self
-                .heap
-                .peek()
-                .map(|Reverse((_, i))| *i)
-                .unwrap_or_default();
-            let file = &mut self.open[idx];
-            if let Some(head) = file.head.take() {
-                return Ok(Some(head));
-            }
-            return file.reader.next_item(&mut self.spare);
+    /// The next record in event-time order across every file. The record stays valid
+    /// until the next call.
+    pub fn next_item(&mut self) -> Result<Option<&Item>, SourceError> {
+        if let Some(idx) = self.handed_out.take() {
+            self.read_on(idx)?;
         }
         loop {
             let frontier = self.heap.peek().map(|Reverse((ts, _))| *ts);
@@ -104,27 +100,19 @@ impl MergedFiles {
         let Some(Reverse((_, idx))) = self.heap.pop() else {
             return Ok(None);
         };
+        self.handed_out = Some(idx);
         let file = &mut self.open[idx];
-        let item = file.head.take();
-        if let Some(Ok(r)) = item.as_ref().map(|i| &i.decoded) {
+        if let Ok(r) = file.head.decoded() {
             file.last_ts = r.ts;
         }
-        file.head = file.reader.next_item(&mut self.spare)?;
-        if let Some(h) = &file.head {
-            let k = key(h, file.last_ts);
-            self.heap.push(Reverse((k, idx)));
-        } else {
-            // Done: drop the reader (and its file handle) now.
-            file.reader = Box::new(Exhausted);
-        }
-        Ok(item)
+        Ok(Some(&file.head))
     }
 }
 
 struct Exhausted;
 
 impl RecordReader for Exhausted {
-    fn next_item(&mut self, _spare: &mut Vec<Vec<u8>>) -> Result<Option<Item>, SourceError> {
-        Ok(None)
+    fn read_into(&mut self, _item: &mut Item) -> Result<bool, SourceError> {
+        Ok(false)
     }
 }
