@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod driver;
+pub mod kafka;
 pub mod query;
 pub mod sinks;
 pub mod sources;

@@ -21,6 +21,8 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     /// Run SQL over the datasets.
     Query(commands::query::QueryArgs),
+    /// Publish signal files to a Kafka topic, keyed by station, in event-time order.
+    Publish(commands::publish::PublishArgs),
     /// Write a synthetic plant and its signals, for tests and benchmarks.
     Generate(commands::generate::GenerateArgs),
 }
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => commands::replay::run(args),
         Command::Query(args) => commands::query::run(args),
         Command::Generate(args) => commands::generate::run(args),
+        Command::Publish(args) => commands::publish::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -54,6 +54,52 @@ pub struct SignalRecord {
     pub unknown_keys: u32,
 }
 
+impl SignalRecord {
+    /// The record as a §2 JSON payload (canonical key names, `ts` in RFC 3339 UTC with
+    /// milliseconds): what `publish` sends for records read from long CSV or Parquet.
+    pub fn to_payload_json(&self) -> String {
+        use serde_json::Value;
+        // Written by hand to keep the readings' order (it orders equal-time records).
+        let mut fields: Vec<(&str, Value)> = vec![
+            ("station", self.station.clone().into()),
+            ("ts", crate::time::format_ms(self.ts).into()),
+        ];
+        if let Some(seq) = self.seq {
+            fields.push(("seq", seq.into()));
+        }
+        fields.extend(self.readings.iter().map(Reading::key_and_value));
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(key, value)| format!("\"{key}\":{value}"))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    }
+}
+
+impl Reading {
+    /// The canonical payload key of this reading and its JSON value.
+    pub fn key_and_value(&self) -> (&'static str, serde_json::Value) {
+        use serde_json::Value;
+        let number = |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
+        match self {
+            Reading::Productive(b) => ("productive", Value::Bool(*b)),
+            Reading::ErrorCode(code) => (
+                "error_code",
+                code.as_deref()
+                    .map_or(Value::Null, |c| Value::String(c.into())),
+            ),
+            Reading::GoodDelta(v) => ("production_complete_good", number(*v)),
+            Reading::GoodTotal(v) => ("production_count_good", number(*v)),
+            Reading::BadDelta(v) => ("production_complete_bad", number(*v)),
+            Reading::BadTotal(v) => ("production_count_bad", number(*v)),
+            Reading::LineSpeed(v) => ("line_speed", number(*v)),
+            Reading::KwhTotal(v) => ("electrical_kwh", number(*v)),
+            Reading::KwhDelta(v) => ("electrical_kwh_interval", number(*v)),
+            Reading::Rssi(v) => ("rssi", number(*v)),
+        }
+    }
+}
+
 /// Why a payload could not be decoded, with a human-readable detail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
@@ -687,6 +733,26 @@ mod tests {
     }
 
     use proptest::strategy::Strategy as _;
+
+    #[test]
+    fn payload_json_decodes_to_the_same_record() {
+        let original = decode(
+            r#"{"station":"P1","ts":"2026-03-02T06:00:01.250+01:00","seq":7,"productive":1,
+                "production_complete":2.5,"error_code":"E 7","rssi":-61,"electrical_kwh":12.125}"#,
+        )
+        .unwrap();
+        let again = decode(&original.to_payload_json()).unwrap();
+        assert!(original
+            .to_payload_json()
+            .contains(r#""ts":"2026-03-02T05:00:01.250Z""#));
+        assert_eq!(
+            again,
+            SignalRecord {
+                unknown_keys: 0,
+                ..original
+            }
+        );
+    }
 
     #[test]
     fn typical_payloads_take_the_flat_path() {

@@ -1,6 +1,7 @@
 //! The `stationflow` subcommands.
 
 pub mod generate;
+pub mod publish;
 pub mod query;
 pub mod replay;
 

@@ -1,8 +1,10 @@
 //! Integration tests: the `stationflow` binary on real files, its output read back as
 //! Parquet and through `stationflow query`. One test binary, a module per area.
 
+mod broker;
 mod common;
 mod golden_through_binary;
 mod inputs_and_failures;
 mod order_independence;
+mod publish_to_kafka;
 mod sample_data;

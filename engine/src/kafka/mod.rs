@@ -1,0 +1,86 @@
+//! Kafka plumbing shared by the commands that talk to a broker: client settings (with
+//! librdkafka options passed through for TLS and SASL) and topic checks.
+
+pub mod publisher;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+/// Where the broker is and how to talk to it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, comma-separated.
+    #[arg(long, env = "STATIONFLOW_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// A librdkafka setting, repeatable (TLS, SASL, timeouts): -X security.protocol=SSL
+    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+}
+
+impl KafkaArgs {
+    /// A client configuration: `defaults` first, then the user's `-X` settings.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for option in &self.options {
+            let Some((key, value)) = option.split_once('=') else {
+                bail!("Kafka option {option:?} is not KEY=VALUE");
+            };
+            config.set(key.trim(), value.trim());
+        }
+        Ok(config)
+    }
+}
+
+/// The partition count of `topic`, or `None` when the broker does not know it.
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<usize>> {
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .context("reading topic metadata from the broker")?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|n| *n > 0))
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1: for test and
+/// single-broker setups; production topics are created by their owners).
+pub fn create_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[])?.create()?;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new = new.set(key, value);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(admin.create_topics(&[new], &AdminOptions::new()))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
