@@ -3,6 +3,7 @@
 //! what the sinks wrote.
 
 pub mod commands;
+pub mod config;
 pub mod driver;
 pub mod kafka;
 pub mod query;
