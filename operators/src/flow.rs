@@ -88,8 +88,16 @@ pub struct FlowSnapshot {
     counters: Counters,
 }
 
+/// Picks the stations a flow answers for, by code. Live, one flow per partition of the
+/// signals topic answers for the stations whose key hashes to that partition; replay
+/// answers for all.
+pub type StationFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub struct StationFlow {
     ctx: Arc<ContextIndex>,
+    filter: Option<StationFilter>,
+    /// Per context station: whether this flow answers for it.
+    owned: Vec<bool>,
     config: FlowConfig,
     stations: Vec<StationOp>,
     errors: ErrorCodes,
@@ -103,8 +111,11 @@ pub struct StationFlow {
 
 impl StationFlow {
     pub fn new(context: Context, config: FlowConfig) -> Self {
+        let ctx = Arc::new(ContextIndex::new(context));
         StationFlow {
-            ctx: Arc::new(ContextIndex::new(context)),
+            owned: vec![true; ctx.station_count()],
+            ctx,
+            filter: None,
             config,
             stations: Vec::new(),
             errors: ErrorCodes::default(),
@@ -114,6 +125,24 @@ impl StationFlow {
             windows: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// Answers only for the stations `filter` picks: their windows and events are emitted
+    /// (including stations that never report), records of any other station are
+    /// rejected as `wrong_partition`. Also after `restore`: filters are not snapshotted.
+    pub fn with_stations(mut self, filter: StationFilter) -> Self {
+        self.filter = Some(filter);
+        self.mark_owned();
+        self
+    }
+
+    fn mark_owned(&mut self) {
+        self.owned = (0..self.ctx.station_count() as u32)
+            .map(|id| {
+                let code = &self.ctx.station_latest(id).code;
+                self.filter.as_ref().is_none_or(|owns| owns(code))
+            })
+            .collect();
     }
 
     pub fn context(&self) -> &ContextIndex {
@@ -160,6 +189,9 @@ impl StationFlow {
         let Some(id) = self.ctx.station_id(&record.station) else {
             return Outcome::Rejected(RejectReason::UnknownStation);
         };
+        if !self.owned[id as usize] {
+            return Outcome::Rejected(RejectReason::WrongPartition);
+        }
         if let Some(skew) = self.config.max_clock_skew_ms {
             if record.ts > now + skew {
                 return Outcome::Rejected(RejectReason::FutureTs);
@@ -236,7 +268,7 @@ impl StationFlow {
 
     fn refresh(&mut self, i: usize, horizon: i64, now: i64) {
         let station = &mut self.stations[i];
-        if !station.needs_refresh(horizon) {
+        if !self.owned[i] || !station.needs_refresh(horizon) {
             return;
         }
         let floor = horizon.max(station.horizon) - self.config.allowed_lateness_ms;
@@ -253,6 +285,7 @@ impl StationFlow {
     /// lateness) are recomputed at the next `advance` and emitted again where changed.
     pub fn update_context(&mut self, context: Context, changed_from: i64) {
         self.ctx = Arc::new(ContextIndex::new(context));
+        self.mark_owned();
         let old: Vec<StationOp> = std::mem::take(&mut self.stations);
         let origin = self.origin;
         // Stations are matched by code: the new context may add or reorder them.

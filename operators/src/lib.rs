@@ -18,5 +18,5 @@ pub mod shift_calendar;
 pub mod station;
 pub mod timeline;
 
-pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFlow};
+pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow};
 pub mod synthetic;

@@ -14,10 +14,13 @@ pub enum RejectReason {
     BadValue,
     FutureTs,
     TooLate,
+    /// Live only: the record's station belongs to another partition of the signals topic
+    /// (its producer does not hash keys as Kafka's default partitioner does).
+    WrongPartition,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::MalformedJson,
         RejectReason::MissingTs,
         RejectReason::BadTs,
@@ -25,6 +28,7 @@ impl RejectReason {
         RejectReason::BadValue,
         RejectReason::FutureTs,
         RejectReason::TooLate,
+        RejectReason::WrongPartition,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -37,6 +41,7 @@ impl RejectReason {
             RejectReason::BadValue => "bad_value",
             RejectReason::FutureTs => "future_ts",
             RejectReason::TooLate => "too_late",
+            RejectReason::WrongPartition => "wrong_partition",
         }
     }
 

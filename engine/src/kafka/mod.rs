@@ -1,6 +1,7 @@
 //! Kafka plumbing shared by the commands that talk to a broker: client settings (with
 //! librdkafka options passed through for TLS and SASL) and topic checks.
 
+pub mod partitioner;
 pub mod publisher;
 
 use std::time::Duration;

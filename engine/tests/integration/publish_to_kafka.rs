@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use stationflow_engine::kafka::partitioner::partition_for;
 use stationflow_engine::sources::files;
 use stationflow_engine::sources::merge::MergedFiles;
 
@@ -111,6 +112,8 @@ fn publish_sends_every_record_keyed_and_in_station_order() {
         if let Some(k) = &key {
             let first = *partition_of.entry(k.clone()).or_insert(partition);
             assert_eq!(first, partition, "station {k} stays on one partition");
+            // The engine's own partitioner agrees with the producer's (librdkafka).
+            assert_eq!(partition as u32, partition_for(k, 4), "partition of {k}");
         }
         got_by_key.entry(key).or_default().push((ts, payload));
     }
