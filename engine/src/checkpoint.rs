@@ -1,0 +1,227 @@
+//! Checkpoints of the live engine: per partition of the signals topic, the operator
+//! state and the next offset to read, written atomically (one object-store put) so a
+//! restarted or rebalanced engine continues exactly where the last checkpoint was taken.
+//! Offsets live here, not only in the consumer group: on assignment the driver seeks to
+//! the checkpointed offset. The epoch numbers the checkpoints of a partition; output
+//! files are named by epoch, so a restart replaces rather than duplicates them.
+
+use std::io::Read;
+
+use anyhow::Context as _;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use stationflow_operators::FlowSnapshot;
+
+use crate::store::Root;
+
+/// Bumped when the layout changes incompatibly; a checkpoint of another format is an
+/// error, never silently ignored (that would re-read the partition from the start).
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionCheckpoint {
+    pub format: u32,
+    pub topic: String,
+    pub partition: i32,
+    /// The topic's partition count when written: which stations a partition answers for
+    /// depends on it.
+    pub partitions: i32,
+    pub epoch: u64,
+    /// The first offset not yet reflected in `flow`.
+    pub next_offset: i64,
+    pub written_at_ms: i64,
+    pub flow: FlowSnapshot,
+}
+
+/// Where a consumer group's checkpoints live: `<root>/<group>/<topic>/partition-<n>.json.gz`.
+pub struct CheckpointStore {
+    root: Root,
+    group: String,
+}
+
+impl CheckpointStore {
+    pub fn new(root: Root, group: &str) -> Self {
+        CheckpointStore {
+            root,
+            group: group.to_string(),
+        }
+    }
+
+    pub fn path(&self, topic: &str, partition: i32) -> Path {
+        self.root
+            .prefix
+            .clone()
+            .join(self.group.as_str())
+            .join(topic)
+            .join(format!("partition-{partition}.json.gz"))
+    }
+
+    /// Writes `checkpoint` in one put: a reader sees the previous one or this one.
+    pub async fn save(&self, checkpoint: &PartitionCheckpoint) -> anyhow::Result<()> {
+        let path = self.path(&checkpoint.topic, checkpoint.partition);
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        serde_json::to_writer(&mut gz, checkpoint)?;
+        let bytes = gz.finish()?;
+        self.root
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing checkpoint {path}"))?;
+        Ok(())
+    }
+
+    /// The partition's latest checkpoint, `None` when it has none yet.
+    pub async fn load(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> anyhow::Result<Option<PartitionCheckpoint>> {
+        let path = self.path(topic, partition);
+        let bytes = match self.root.store.get(&path).await {
+            Ok(got) => got.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        }
+        .with_context(|| format!("reading checkpoint {path}"))?;
+        let mut json = Vec::new();
+        GzDecoder::new(&bytes[..])
+            .read_to_end(&mut json)
+            .with_context(|| format!("checkpoint {path} is not gzip"))?;
+        let checkpoint: PartitionCheckpoint = serde_json::from_slice(&json)
+            .with_context(|| format!("checkpoint {path} is damaged"))?;
+        anyhow::ensure!(
+            checkpoint.format == FORMAT,
+            "checkpoint {path} has format {} where this version reads {FORMAT}",
+            checkpoint.format
+        );
+        anyhow::ensure!(
+            checkpoint.topic == topic && checkpoint.partition == partition,
+            "checkpoint {path} belongs to {}/{}",
+            checkpoint.topic,
+            checkpoint.partition
+        );
+        Ok(Some(checkpoint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Gzip of `bytes`, to plant damaged checkpoints.
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).expect("in memory");
+        gz.finish().expect("in memory")
+    }
+    use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+
+    fn drive(flow: &mut StationFlow, records: &[stationflow_schemas::SignalRecord]) -> usize {
+        let mut windows = 0;
+        for r in records {
+            flow.apply(r, r.ts);
+        }
+        if let Some(last) = records.last() {
+            flow.advance(last.ts);
+            windows += flow.drain_windows().len();
+        }
+        windows
+    }
+
+    #[tokio::test]
+    async fn a_restored_partition_continues_as_if_never_stopped() {
+        for root in [
+            "memory://cp",
+            tempfile::tempdir().unwrap().path().to_str().unwrap(),
+        ] {
+            let store = CheckpointStore::new(Root::open(root).unwrap(), "stationflow");
+            assert!(store.load("signals", 3).await.unwrap().is_none());
+
+            let records: Vec<_> = synthetic::signals(8, 8_000, 1_000, 5).collect();
+            let (first, rest) = records.split_at(3_000);
+            let mut straight = StationFlow::new(synthetic::plant(8), FlowConfig::default());
+            drive(&mut straight, first);
+            let checkpoint = PartitionCheckpoint {
+                format: FORMAT,
+                topic: "signals".into(),
+                partition: 3,
+                partitions: 4,
+                epoch: 7,
+                next_offset: 3_000,
+                written_at_ms: 0,
+                flow: straight.snapshot(),
+            };
+            store.save(&checkpoint).await.unwrap();
+
+            let loaded = store.load("signals", 3).await.unwrap().expect("saved");
+            assert_eq!((loaded.epoch, loaded.next_offset), (7, 3_000));
+            let mut restored = StationFlow::restore(synthetic::plant(8), loaded.flow);
+            let a = drive(&mut straight, rest);
+            let b = drive(&mut restored, rest);
+            assert!(a > 0);
+            assert_eq!(a, b);
+            assert_eq!(straight.counters(), restored.counters());
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_or_foreign_checkpoints_are_errors_naming_the_object() {
+        let store = CheckpointStore::new(Root::open("memory://cp").unwrap(), "g");
+        let path = store.path("signals", 0);
+        store
+            .root
+            .store
+            .put(&path, PutPayload::from(gzip(b"{\"format\":1")))
+            .await
+            .unwrap();
+        let err = store.load("signals", 0).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("g/signals/partition-0.json.gz is damaged"),
+            "{err:#}"
+        );
+
+        store
+            .root
+            .store
+            .put(&path, PutPayload::from(b"plain".to_vec()))
+            .await
+            .unwrap();
+        let err = store.load("signals", 0).await.unwrap_err();
+        assert!(format!("{err:#}").contains("is not gzip"), "{err:#}");
+
+        let flow = StationFlow::new(synthetic::plant(2), FlowConfig::default());
+        let other = PartitionCheckpoint {
+            format: FORMAT,
+            topic: "signals".into(),
+            partition: 1,
+            partitions: 2,
+            epoch: 1,
+            next_offset: 0,
+            written_at_ms: 0,
+            flow: flow.snapshot(),
+        };
+        store.save(&other).await.unwrap();
+        let bytes = store
+            .root
+            .store
+            .get(&store.path("signals", 1))
+            .await
+            .unwrap();
+        let bytes = bytes.bytes().await.unwrap();
+        store
+            .root
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .unwrap();
+        let err = store.load("signals", 0).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("belongs to signals/1"),
+            "{err:#}"
+        );
+    }
+}
