@@ -2,8 +2,11 @@
 //! `<root>/<dataset>/plant=<code>/date=<UTC date>/part-<n>.parquet`. Each partition's file
 //! is encoded as rows arrive and written whole with one `put`: the object store makes a put
 //! atomic (a local folder writes a temporary file and renames it), so a reader sees a file
-//! complete or not at all. Names are numbered per run, so a file is never overwritten by
-//! another of the same run.
+//! complete or not at all. Replay numbers files per run (`part-<n>.parquet`); the live
+//! engine names them by partition and checkpoint epoch (`p<partition>-e<epoch>-<n>.parquet`),
+//! so a retried put replaces its file, and a partition restored from the checkpoint of
+//! epoch *e* first removes its files of later epochs: rows written after the checkpoint
+//! are written again, never twice.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -97,12 +100,43 @@ struct OpenFile<R> {
     last_write: u64,
 }
 
+/// How a dataset's files are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileNames {
+    /// `part-<n>.parquet`, numbered per run (replay owns its output folder).
+    PerRun,
+    /// `p<partition>-e<epoch>-<n>.parquet`, numbered per epoch (live, per Kafka partition).
+    PerEpoch { partition: i32, epoch: u64 },
+}
+
+impl FileNames {
+    fn name(self, n: u64) -> String {
+        match self {
+            FileNames::PerRun => format!("part-{n:06}.parquet"),
+            FileNames::PerEpoch { partition, epoch } => {
+                format!("p{partition:03}-e{epoch:010}-{n:04}.parquet")
+            }
+        }
+    }
+
+    /// The partition and epoch in a live file's name.
+    pub fn parse_epoch(name: &str) -> Option<(i32, u64)> {
+        let rest = name.strip_prefix('p')?.strip_suffix(".parquet")?;
+        let mut parts = rest.splitn(3, '-');
+        let partition = parts.next()?.parse().ok()?;
+        let epoch = parts.next()?.strip_prefix('e')?.parse().ok()?;
+        parts.next()?.parse::<u64>().ok()?;
+        Some((partition, epoch))
+    }
+}
+
 pub struct DatasetWriter<R: DatasetRow> {
     store: Arc<dyn ObjectStore>,
     root: Path,
     runtime: tokio::runtime::Handle,
     config: ParquetSinkConfig,
     open: BTreeMap<(String, i32), OpenFile<R>>,
+    names: FileNames,
     next_file: u64,
     writes: u64,
     pub stats: SinkStats,
@@ -121,10 +155,32 @@ impl<R: DatasetRow> DatasetWriter<R> {
             runtime,
             config,
             open: BTreeMap::new(),
+            names: FileNames::PerRun,
             next_file: 0,
             writes: 0,
             stats: SinkStats::default(),
         }
+    }
+
+    /// Names files by Kafka partition and checkpoint epoch from here on.
+    pub fn per_epoch(mut self, partition: i32, epoch: u64) -> Self {
+        self.names = FileNames::PerEpoch { partition, epoch };
+        self.next_file = 0;
+        self
+    }
+
+    /// Writes every open file of the current epoch, then starts `next` (live: before the
+    /// checkpoint of the epoch is written, so the checkpoint never runs ahead of output).
+    pub fn finish_epoch(&mut self, next: u64) -> anyhow::Result<()> {
+        self.finish_all()?;
+        if let FileNames::PerEpoch { partition, .. } = self.names {
+            self.names = FileNames::PerEpoch {
+                partition,
+                epoch: next,
+            };
+            self.next_file = 0;
+        }
+        Ok(())
     }
 
     pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> anyhow::Result<()> {
@@ -180,11 +236,16 @@ impl<R: DatasetRow> DatasetWriter<R> {
 
     /// Writes every open file.
     pub fn close(mut self) -> anyhow::Result<SinkStats> {
+        self.finish_all()?;
+        Ok(self.stats)
+    }
+
+    fn finish_all(&mut self) -> anyhow::Result<()> {
         let keys: Vec<_> = self.open.keys().cloned().collect();
         for key in keys {
             self.finish(&key)?;
         }
-        Ok(self.stats)
+        Ok(())
     }
 
     fn finish(&mut self, key: &(String, i32)) -> anyhow::Result<()> {
@@ -195,7 +256,8 @@ impl<R: DatasetRow> DatasetWriter<R> {
             file.writer.write(&R::batch(&file.pending))?;
         }
         let bytes = file.writer.into_inner()?;
-        let path = partition_path(&self.root, R::DATASET, &key.0, key.1, self.next_file);
+        let name = self.names.name(self.next_file);
+        let path = partition_path(&self.root, R::DATASET, &key.0, key.1, &name);
         self.next_file += 1;
         self.stats.rows += file.rows as u64;
         self.stats.files += 1;
@@ -208,15 +270,46 @@ impl<R: DatasetRow> DatasetWriter<R> {
     }
 }
 
-/// `<root>/<dataset>/plant=<plant>/date=<YYYY-MM-DD>/part-<n>.parquet`.
-pub fn partition_path(root: &Path, dataset: &str, plant: &str, day: i32, n: u64) -> Path {
+/// `<root>/<dataset>/plant=<plant>/date=<YYYY-MM-DD>/<file>`.
+pub fn partition_path(root: &Path, dataset: &str, plant: &str, day: i32, file: &str) -> Path {
     let parts = [
         PathPart::from(dataset),
         PathPart::from(format!("plant={plant}")),
         PathPart::from(format!("date={}", format_date32(day))),
-        PathPart::from(format!("part-{n:06}.parquet")),
+        PathPart::from(file),
     ];
     root.parts().chain(parts).collect()
+}
+
+/// Deletes partition `partition`'s files of epochs after `epoch` from `dataset` (live,
+/// on restoring the checkpoint of `epoch`: what was written after it is written again).
+/// Returns how many files went.
+pub async fn remove_epochs_after(
+    store: &dyn ObjectStore,
+    root: &Path,
+    dataset: &str,
+    partition: i32,
+    epoch: u64,
+) -> anyhow::Result<u64> {
+    use futures::TryStreamExt;
+    let prefix = root.clone().join(dataset);
+    let files: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    let mut removed = 0;
+    for meta in files {
+        let later = meta
+            .location
+            .filename()
+            .and_then(FileNames::parse_epoch)
+            .is_some_and(|(p, e)| p == partition && e > epoch);
+        if later {
+            store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| anyhow::anyhow!("removing {}: {e}", meta.location))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Snappy, page statistics, row groups of up to `rows` rows.
@@ -226,4 +319,97 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(rows.max(1)))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+    use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+
+    fn windows() -> Vec<StationWindow> {
+        let mut flow = StationFlow::new(synthetic::plant(4), FlowConfig::default());
+        let records: Vec<_> = synthetic::signals(4, 2_000, 1_000, 3).collect();
+        for r in &records {
+            flow.apply(r, r.ts);
+        }
+        flow.finish(records.last().unwrap().ts);
+        flow.drain_windows()
+    }
+
+    fn names(runtime: &tokio::runtime::Runtime, store: &InMemory) -> Vec<String> {
+        let files: Vec<_> = runtime
+            .block_on(store.list(None).try_collect::<Vec<_>>())
+            .unwrap();
+        let mut names: Vec<String> = files
+            .iter()
+            .map(|m| m.location.filename().unwrap().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn epoch_files_are_replaced_when_rewritten_and_removed_after_a_restore() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let store = Arc::new(InMemory::new());
+        let root = Path::from("out");
+        let rows = windows();
+        let writer = |partition, epoch| {
+            DatasetWriter::<StationWindow>::new(
+                store.clone(),
+                root.clone(),
+                runtime.handle().clone(),
+                ParquetSinkConfig::default(),
+            )
+            .per_epoch(partition, epoch)
+        };
+        let mut p0 = writer(0, 1);
+        p0.write(rows.clone()).unwrap();
+        p0.finish_epoch(2).unwrap();
+        p0.write(rows.clone()).unwrap();
+        p0.close().unwrap();
+        let mut p1 = writer(1, 2);
+        p1.write(rows.clone()).unwrap();
+        p1.close().unwrap();
+        let before = names(&runtime, &store);
+        // Two plants: two files per epoch.
+        let expected = |names: &[&str]| -> Vec<String> {
+            names
+                .iter()
+                .flat_map(|n| [format!("{n}-0000.parquet"), format!("{n}-0001.parquet")])
+                .collect()
+        };
+        assert_eq!(
+            before,
+            expected(&["p000-e0000000001", "p000-e0000000002", "p001-e0000000002"])
+        );
+
+        // A put retried with the same rows replaces its file.
+        let mut again = writer(0, 2);
+        again.write(rows.clone()).unwrap();
+        again.close().unwrap();
+        assert_eq!(names(&runtime, &store), before);
+
+        let removed = runtime
+            .block_on(remove_epochs_after(&*store, &root, "station_windows", 0, 1))
+            .unwrap();
+        assert_eq!(removed, 2);
+        assert_eq!(
+            names(&runtime, &store),
+            expected(&["p000-e0000000001", "p001-e0000000002"])
+        );
+    }
+
+    #[test]
+    fn only_live_names_carry_an_epoch() {
+        assert_eq!(
+            FileNames::parse_epoch("p003-e0000000042-0001.parquet"),
+            Some((3, 42))
+        );
+        assert_eq!(FileNames::parse_epoch("part-000001.parquet"), None);
+        assert_eq!(FileNames::parse_epoch("p3-e4.parquet"), None);
+    }
 }
