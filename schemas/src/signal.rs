@@ -77,26 +77,43 @@ impl SignalRecord {
 }
 
 impl Reading {
+    /// The canonical payload key of this reading.
+    pub fn key(&self) -> &'static str {
+        let key = match self {
+            Reading::Productive(_) => SignalKey::Productive,
+            Reading::ErrorCode(_) => SignalKey::ErrorCode,
+            Reading::GoodDelta(_) => SignalKey::GoodDelta,
+            Reading::GoodTotal(_) => SignalKey::GoodTotal,
+            Reading::BadDelta(_) => SignalKey::BadDelta,
+            Reading::BadTotal(_) => SignalKey::BadTotal,
+            Reading::LineSpeed(_) => SignalKey::LineSpeed,
+            Reading::KwhTotal(_) => SignalKey::KwhTotal,
+            Reading::KwhDelta(_) => SignalKey::KwhDelta,
+            Reading::Rssi(_) => SignalKey::Rssi,
+        };
+        key.name()
+    }
+
     /// The canonical payload key of this reading and its JSON value.
     pub fn key_and_value(&self) -> (&'static str, serde_json::Value) {
         use serde_json::Value;
-        let number = |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
-        match self {
-            Reading::Productive(b) => ("productive", Value::Bool(*b)),
-            Reading::ErrorCode(code) => (
-                "error_code",
-                code.as_deref()
-                    .map_or(Value::Null, |c| Value::String(c.into())),
-            ),
-            Reading::GoodDelta(v) => ("production_complete_good", number(*v)),
-            Reading::GoodTotal(v) => ("production_count_good", number(*v)),
-            Reading::BadDelta(v) => ("production_complete_bad", number(*v)),
-            Reading::BadTotal(v) => ("production_count_bad", number(*v)),
-            Reading::LineSpeed(v) => ("line_speed", number(*v)),
-            Reading::KwhTotal(v) => ("electrical_kwh", number(*v)),
-            Reading::KwhDelta(v) => ("electrical_kwh_interval", number(*v)),
-            Reading::Rssi(v) => ("rssi", number(*v)),
-        }
+        let value = match self {
+            Reading::Productive(b) => Value::Bool(*b),
+            Reading::ErrorCode(code) => code
+                .as_deref()
+                .map_or(Value::Null, |c| Value::String(c.into())),
+            Reading::GoodDelta(v)
+            | Reading::GoodTotal(v)
+            | Reading::BadDelta(v)
+            | Reading::BadTotal(v)
+            | Reading::LineSpeed(v)
+            | Reading::KwhTotal(v)
+            | Reading::KwhDelta(v)
+            | Reading::Rssi(v) => {
+                serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
+            }
+        };
+        (self.key(), value)
     }
 }
 

@@ -60,20 +60,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One reading as `,"key":value`, in the DAU's own style (`productive` as 0/1, no fault
+/// as `""`, numbers as Rust prints them).
 fn encode(r: &Reading) -> String {
-    match r {
-        Reading::Productive(b) => format!(",\"productive\":{}", *b as u8),
-        Reading::ErrorCode(None) => ",\"error_code\":\"\"".into(),
-        Reading::ErrorCode(Some(c)) => {
-            format!(",\"error_code\":{}", serde_json::Value::from(c.as_ref()))
-        }
-        Reading::GoodDelta(v) => format!(",\"production_complete_good\":{v}"),
-        Reading::GoodTotal(v) => format!(",\"production_count_good\":{v}"),
-        Reading::BadDelta(v) => format!(",\"production_complete_bad\":{v}"),
-        Reading::BadTotal(v) => format!(",\"production_count_bad\":{v}"),
-        Reading::LineSpeed(v) => format!(",\"line_speed\":{v}"),
-        Reading::KwhTotal(v) => format!(",\"electrical_kwh\":{v}"),
-        Reading::KwhDelta(v) => format!(",\"electrical_kwh_interval\":{v}"),
-        Reading::Rssi(v) => format!(",\"rssi\":{v}"),
-    }
+    let value = match r {
+        Reading::Productive(b) => (*b as u8).to_string(),
+        Reading::ErrorCode(None) => "\"\"".into(),
+        Reading::ErrorCode(Some(c)) => serde_json::Value::from(c.as_ref()).to_string(),
+        Reading::GoodDelta(v)
+        | Reading::GoodTotal(v)
+        | Reading::BadDelta(v)
+        | Reading::BadTotal(v)
+        | Reading::LineSpeed(v)
+        | Reading::KwhTotal(v)
+        | Reading::KwhDelta(v)
+        | Reading::Rssi(v) => v.to_string(),
+    };
+    format!(",\"{}\":{value}", r.key())
 }
