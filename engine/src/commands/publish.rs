@@ -51,14 +51,12 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut pacer = Pacer::new(args.speed, args.rate);
     let mut payloads = PayloadKind::default();
-    let mut n = 0u64;
     while let Some(item) = inputs.next_item()? {
         let decoded = item.decoded().ok();
-        pacer.wait(n, decoded.map(|r| r.ts));
+        pacer.wait(publisher.sent(), decoded.map(|r| r.ts));
         let payload = payloads.payload(item);
         let key = decoded.map(|r| r.station.as_str());
         publisher.send(&args.topic, key, &payload, decoded.map(|r| r.ts))?;
-        n += 1;
     }
     let sent = publisher.finish(Duration::from_secs(args.flush_timeout_s))?;
     let secs = started.elapsed().as_secs_f64();

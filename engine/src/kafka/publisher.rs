@@ -67,6 +67,11 @@ impl Publisher {
         })
     }
 
+    /// Records queued so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     pub fn producer(&self) -> &BaseProducer<DeliveryContext> {
         &self.producer
     }
