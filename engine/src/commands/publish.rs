@@ -2,8 +2,10 @@
 //! Kafka, the way data engineers feed a test pipeline. Records go in event-time order
 //! (the replay merge), keyed by station, with the Kafka timestamp from `ts`. JSON Lines
 //! records go as they were written; long CSV and Parquet rows go as §2 JSON payloads.
-//! Records that do not decode are sent as they are (without key), so the engine
-//! dead-letters them as it would in the plant.
+//! Records that do not decode are sent as they are (without key), with the reader's
+//! verdict in the `stationflow.rejected` header and the Kafka timestamp of the record
+//! before them, so the engine dead-letters them for the reason replay would (a file
+//! record without `ts` must not take the publisher's clock as its event time).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use rdkafka::producer::Producer;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::kafka::publisher::Publisher;
-use crate::kafka::{create_topic, partition_count, KafkaArgs};
+use crate::kafka::{create_topic, partition_count, KafkaArgs, REJECTED_HEADER};
 use crate::sources::files::{self, Format, Item};
 use crate::sources::merge::MergedFiles;
 
@@ -51,12 +54,29 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut pacer = Pacer::new(args.speed, args.rate);
     let mut payloads = PayloadKind::default();
+    let mut last_ts = None;
     while let Some(item) = inputs.next_item()? {
-        let decoded = item.decoded().ok();
-        pacer.wait(publisher.sent(), decoded.map(|r| r.ts));
         let payload = payloads.payload(item);
-        let key = decoded.map(|r| r.station.as_str());
-        publisher.send(&args.topic, key, &payload, decoded.map(|r| r.ts))?;
+        match item.decoded() {
+            Ok(record) => {
+                pacer.wait(publisher.sent(), Some(record.ts));
+                last_ts = Some(record.ts);
+                publisher.send(&args.topic, Some(&record.station), &payload, last_ts)?;
+            }
+            Err(rejection) => {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: REJECTED_HEADER,
+                    value: Some(rejection.reason.as_str()),
+                });
+                let mut record = BaseRecord::<str, [u8]>::to(&args.topic)
+                    .payload(&payload)
+                    .headers(headers);
+                if let Some(ts) = last_ts {
+                    record = record.timestamp(ts);
+                }
+                publisher.send_record(record)?;
+            }
+        }
     }
     let sent = publisher.finish(Duration::from_secs(args.flush_timeout_s))?;
     let secs = started.elapsed().as_secs_f64();

@@ -13,6 +13,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+/// Header of a record that `publish` read from a file and its reader rejected; the value
+/// is the reason (SPEC §2). The live engine dead-letters such records for that reason.
+pub const REJECTED_HEADER: &str = "stationflow.rejected";
+
 /// Where the broker is and how to talk to it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {

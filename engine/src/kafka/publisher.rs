@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
@@ -91,6 +92,14 @@ impl Publisher {
         if let Some(ts) = timestamp_ms {
             record = record.timestamp(ts);
         }
+        self.send_record(record)
+    }
+
+    /// Queues a record built by the caller (headers, raw keys), waiting for room.
+    pub fn send_record<K: ToBytes + ?Sized>(
+        &mut self,
+        mut record: BaseRecord<'_, K, [u8]>,
+    ) -> anyhow::Result<()> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -98,7 +107,7 @@ impl Publisher {
                     self.producer.poll(Duration::from_millis(50));
                     record = back;
                 }
-                Err((e, _)) => bail!("producing to {topic}: {e}"),
+                Err((e, back)) => bail!("producing to {}: {e}", back.topic),
             }
         }
         self.sent += 1;
@@ -108,10 +117,14 @@ impl Publisher {
         Ok(())
     }
 
-    /// Waits until every queued record is acknowledged (or `timeout` passes); fails
-    /// naming how many were not delivered and why.
-    pub fn finish(self, timeout: Duration) -> anyhow::Result<u64> {
+    /// Waits until every record queued so far is acknowledged; fails if any was not
+    /// (the live engine then does not checkpoint past it).
+    pub fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
         self.producer.flush(timeout)?;
+        self.check_delivered()
+    }
+
+    fn check_delivered(&self) -> anyhow::Result<()> {
         let failed = self.context.0.failed.load(Ordering::Relaxed);
         if failed > 0 {
             let first = self
@@ -127,6 +140,14 @@ impl Publisher {
                 first.unwrap_or_default()
             );
         }
+        Ok(())
+    }
+
+    /// Waits until every queued record is acknowledged (or `timeout` passes); fails
+    /// naming how many were not delivered and why.
+    pub fn finish(self, timeout: Duration) -> anyhow::Result<u64> {
+        self.producer.flush(timeout)?;
+        self.check_delivered()?;
         let queued = self.producer.in_flight_count();
         if queued > 0 {
             bail!("{queued} records were still unacknowledged after {timeout:?}");
