@@ -266,6 +266,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
         self.runtime
             .block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
             .map_err(|e| anyhow::anyhow!("writing {} output: {e}", R::DATASET))?;
+        crate::failpoint::point("parquet-file-written");
         Ok(())
     }
 }
