@@ -23,6 +23,8 @@ enum Command {
     Query(commands::query::QueryArgs),
     /// Publish signal files to a Kafka topic, keyed by station, in event-time order.
     Publish(commands::publish::PublishArgs),
+    /// The live engine: signals from Kafka to windows on Kafka and Parquet, checkpointed.
+    Run(commands::run::RunArgs),
     /// Print the live engine's effective settings (defaults, file, environment).
     ShowConfig(commands::show_config::ShowConfigArgs),
     /// Write a synthetic plant and its signals, for tests and benchmarks.
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => commands::query::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Publish(args) => commands::publish::run(args),
+        Command::Run(args) => commands::run::run(args),
         Command::ShowConfig(args) => commands::show_config::run(args),
     };
     match result {

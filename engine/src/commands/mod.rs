@@ -4,6 +4,7 @@ pub mod generate;
 pub mod publish;
 pub mod query;
 pub mod replay;
+pub mod run;
 pub mod show_config;
 
 use std::path::Path;

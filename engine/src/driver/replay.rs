@@ -133,7 +133,7 @@ pub fn run(
     })
 }
 
-fn reason_detail(reason: RejectReason) -> String {
+pub fn reason_detail(reason: RejectReason) -> String {
     match reason {
         RejectReason::UnknownStation => "the station is not in the context".into(),
         RejectReason::TooLate => {

@@ -1,0 +1,142 @@
+//! `stationflow run [--config <file>]`: the live engine. Settings: the embedded defaults,
+//! the file, then `STATIONFLOW__SECTION__KEY` (see `stationflow show-config --defaults`).
+//! Stops on SIGTERM or SIGINT after checkpointing every partition it owns.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rdkafka::producer::Producer;
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::LiveConfig;
+use crate::driver::live::{self, LiveEnv};
+use crate::kafka::publisher::Publisher;
+use crate::kafka::{partition_count, KafkaArgs};
+use crate::metrics::{self, LiveMetrics};
+use crate::sinks::parquet::ParquetSinkConfig;
+use crate::store::Root;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Settings file (TOML). Every key has a documented default: `stationflow show-config
+    /// --defaults`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logs();
+    let settings = LiveConfig::load(args.config.as_deref())?;
+    if !settings.kafka.context_topic.is_empty() {
+        bail!(
+            "kafka.context_topic is set, but this version reads context from context.file \
+             only; unset kafka.context_topic"
+        );
+    }
+    let context = super::load_context(Path::new(&settings.context.file))?;
+    let kafka = KafkaArgs {
+        brokers: settings.kafka.brokers.clone(),
+        options: settings
+            .kafka
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    };
+    let producer = Publisher::new(&kafka)?;
+    let partitions = check_topics(&producer, &settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let metrics = LiveMetrics::new();
+    if !settings.metrics.listen.is_empty() {
+        let addr = metrics::serve(&settings.metrics.listen, metrics.clone())?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let flow = settings.flow();
+    let env = LiveEnv {
+        context,
+        max_clock_skew_ms: flow.max_clock_skew_ms.unwrap_or(i64::MAX / 2),
+        flow: stationflow_operators::FlowConfig {
+            max_clock_skew_ms: None,
+            ..flow
+        },
+        checkpoint_interval_ms: i64::from(settings.checkpoint.interval_s) * 1000,
+        flush_timeout: Duration::from_secs(60),
+        partitions,
+        output: Root::open(&settings.output.root)?,
+        checkpoints: CheckpointStore::new(
+            Root::open(&settings.checkpoint_root())?,
+            &settings.kafka.group_id,
+        ),
+        sink: ParquetSinkConfig::default(),
+        runtime: runtime.handle().clone(),
+        producer,
+        metrics,
+        settings: settings.clone(),
+    };
+    let consumer = kafka.client_config(&[
+        ("group.id", &settings.kafka.group_id),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        (
+            "session.timeout.ms",
+            &settings.kafka.session_timeout_ms.to_string(),
+        ),
+    ])?;
+    tracing::info!(
+        topic = %settings.kafka.signals_topic,
+        partitions,
+        group = %settings.kafka.group_id,
+        "starting"
+    );
+    live::run(env, consumer, stop)
+}
+
+/// The signals topic must exist (its partition count decides which stations a partition
+/// answers for), and so must the output topics: a typo must not create topics.
+fn check_topics(producer: &Publisher, settings: &LiveConfig) -> anyhow::Result<i32> {
+    let client = producer.producer().client();
+    let timeout = Duration::from_secs(10);
+    let k = &settings.kafka;
+    let signals = partition_count(client, &k.signals_topic, timeout)
+        .with_context(|| format!("reaching the Kafka brokers {}", k.brokers))?;
+    let Some(partitions) = signals else {
+        bail!(
+            "the signals topic {:?} does not exist on {}: create it (stationflow publish \
+             --create-partitions N does) or set kafka.signals_topic",
+            k.signals_topic,
+            k.brokers
+        );
+    };
+    for (key, topic) in [
+        ("windows_topic", &k.windows_topic),
+        ("dlq_topic", &k.dlq_topic),
+    ] {
+        if partition_count(client, topic, timeout)?.is_none() {
+            bail!(
+                "the output topic {topic:?} (kafka.{key}) does not exist on {}: create it",
+                k.brokers
+            );
+        }
+    }
+    Ok(partitions as i32)
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STATIONFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,235 @@
+//! The live driver: the signals topic in (a consumer group), a `StationFlow` per assigned
+//! partition fed a clock that follows the wall clock (`clock`), windows out to Parquet
+//! and `station.windows`, rejections to `signals.dlq`, checkpoints per partition on the
+//! object store (`partition`). Partitions are taken over at their checkpointed offsets
+//! in the rebalance callback and checkpointed before they are released.
+
+pub mod clock;
+pub mod partition;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use stationflow_operators::FlowConfig;
+use stationflow_schemas::Context;
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::LiveConfig;
+use crate::kafka::publisher::Publisher;
+use crate::metrics::LiveMetrics;
+use crate::sinks::parquet::ParquetSinkConfig;
+use crate::store::Root;
+use partition::{PartitionTask, FROM_BEGINNING};
+
+/// What every partition of this process shares: settings, context, stores, producer.
+pub struct LiveEnv {
+    pub settings: LiveConfig,
+    pub context: Context,
+    /// Event-time settings; the clock-skew check is the driver's (against the wall clock).
+    pub flow: FlowConfig,
+    pub max_clock_skew_ms: i64,
+    pub checkpoint_interval_ms: i64,
+    pub flush_timeout: Duration,
+    /// Partitions of the signals topic (which stations a partition answers for).
+    pub partitions: i32,
+    pub output: Root,
+    pub checkpoints: CheckpointStore,
+    pub sink: ParquetSinkConfig,
+    pub runtime: tokio::runtime::Handle,
+    pub producer: Publisher,
+    pub metrics: Arc<LiveMetrics>,
+}
+
+/// The partitions this process owns, behind the lock the rebalance callback shares.
+pub struct Assigned {
+    env: LiveEnv,
+    tasks: BTreeMap<i32, PartitionTask>,
+    /// A failure inside a callback, reported by the main loop.
+    failure: Option<anyhow::Error>,
+}
+
+impl Assigned {
+    fn take_over(&mut self, tpl: &mut TopicPartitionList, wall: i64) -> anyhow::Result<()> {
+        let topic = self.env.settings.kafka.signals_topic.clone();
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        for p in partitions {
+            let task = PartitionTask::open(&self.env, p, wall)?;
+            let offset = match task.next_offset() {
+                FROM_BEGINNING => Offset::Beginning,
+                n => Offset::Offset(n),
+            };
+            tpl.set_partition_offset(&topic, p, offset)?;
+            self.tasks.insert(p, task);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints every partition (clean) and lets them go.
+    fn release_all(&mut self, wall: i64) -> anyhow::Result<()> {
+        let tasks = std::mem::take(&mut self.tasks);
+        for (p, mut task) in tasks {
+            task.close_epoch(&mut self.env, wall, true)?;
+            self.env.metrics.forget_partition(p);
+            tracing::info!(partition = p, "partition released");
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, wall: i64) -> anyhow::Result<Vec<(i32, i64)>> {
+        let mut checkpointed = Vec::new();
+        for (p, task) in &mut self.tasks {
+            if task.tick(&mut self.env, wall)? {
+                checkpointed.push((*p, task.next_offset()));
+            }
+        }
+        Ok(checkpointed)
+    }
+}
+
+/// The consumer's context: assigns partitions at their checkpointed offsets and
+/// checkpoints them before they are revoked.
+pub struct Rebalancer {
+    assigned: Arc<Mutex<Assigned>>,
+}
+
+impl ClientContext for Rebalancer {}
+
+impl ConsumerContext for Rebalancer {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut assigned = lock(&self.assigned);
+        let wall = wall_ms();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                match assigned.take_over(tpl, wall) {
+                    Ok(()) => report(&mut assigned, consumer.assign(tpl), "assigning"),
+                    Err(e) => {
+                        // Without its state a partition must not be read: stop here.
+                        assigned.failure.get_or_insert(e);
+                    }
+                }
+            }
+            _ => {
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(?err, "rebalance error; releasing partitions");
+                }
+                if let Err(e) = assigned.release_all(wall) {
+                    assigned.failure.get_or_insert(e);
+                }
+                report(&mut assigned, consumer.unassign(), "unassigning");
+            }
+        }
+    }
+}
+
+fn report(assigned: &mut Assigned, result: KafkaResult<()>, what: &str) {
+    if let Err(e) = result {
+        assigned
+            .failure
+            .get_or_insert(anyhow::anyhow!("{what} partitions: {e}"));
+    }
+}
+
+fn lock(m: &Mutex<Assigned>) -> MutexGuard<'_, Assigned> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs until `stop` is set (SIGTERM, SIGINT) or something fails; on a stop, every
+/// partition is checkpointed before the process leaves the group.
+pub fn run(
+    env: LiveEnv,
+    consumer_config: rdkafka::ClientConfig,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let topic = env.settings.kafka.signals_topic.clone();
+    let assigned = Arc::new(Mutex::new(Assigned {
+        env,
+        tasks: BTreeMap::new(),
+        failure: None,
+    }));
+    let consumer: BaseConsumer<Rebalancer> = consumer_config.create_with_context(Rebalancer {
+        assigned: assigned.clone(),
+    })?;
+    consumer.subscribe(&[&topic])?;
+    let mut last_lag_check = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(50));
+        let wall = wall_ms();
+        let mut state = lock(&assigned);
+        if let Some(e) = state.failure.take() {
+            return Err(e);
+        }
+        match polled {
+            Some(Ok(message)) => {
+                let Assigned { env, tasks, .. } = &mut *state;
+                if let Some(task) = tasks.get_mut(&message.partition()) {
+                    task.apply(env, &message, wall)?;
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer"),
+            None => {}
+        }
+        let checkpointed = state.tick(wall)?;
+        if wall - last_lag_check >= 5_000 {
+            last_lag_check = wall;
+            update_consumer_lag(&consumer, &state);
+        }
+        drop(state);
+        commit_hint(&consumer, &topic, &checkpointed);
+    }
+    tracing::info!("stopping: checkpointing every partition");
+    let mut state = lock(&assigned);
+    state.release_all(wall_ms())?;
+    drop(state);
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// Offsets also go to the group (for lag tools); the engine itself reads them from its
+/// checkpoints.
+fn commit_hint(consumer: &BaseConsumer<Rebalancer>, topic: &str, offsets: &[(i32, i64)]) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, next) in offsets {
+        if *next >= 0 {
+            let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*next));
+        }
+    }
+    if tpl.count() > 0 {
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "committing offsets to the group");
+        }
+    }
+}
+
+fn update_consumer_lag(consumer: &BaseConsumer<Rebalancer>, state: &Assigned) {
+    let topic = &state.env.settings.kafka.signals_topic;
+    for (p, task) in &state.tasks {
+        if let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, Duration::from_millis(200)) {
+            let next = task.next_offset().max(0);
+            state.env.metrics.set_consumer_lag(*p, (high - next).max(0));
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! One partition of the signals topic in this process: its flow, clock, open dataset
+//! files and epoch. Output is tied to checkpoints by epochs: a partition writes epoch
+//! *e*'s Parquet files and Kafka records, flushes both, then checkpoints (state, next
+//! offset, epoch *e*+1) in one put. A restore from epoch *e* first deletes the
+//! partition's files of epochs ≥ *e*, so rows written after the last checkpoint are
+//! written again, never twice.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use rdkafka::message::Headers;
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use rdkafka::Message;
+use stationflow_operators::{Outcome, StationFlow};
+use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord};
+use stationflow_schemas::time::minute_floor;
+use stationflow_schemas::window::{DowntimeEvent, StationWindow};
+use stationflow_schemas::RejectReason;
+
+use super::clock::PartitionClock;
+use super::LiveEnv;
+use crate::checkpoint::{PartitionCheckpoint, FORMAT};
+use crate::failpoint;
+use crate::kafka::partitioner::stations_of;
+use crate::kafka::REJECTED_HEADER;
+use crate::sinks::parquet::{remove_epochs_after, DatasetRow, DatasetWriter};
+
+/// Revisions emitted after an unclean restore are numbered from `generation << 16` up.
+const GENERATION_SHIFT: u32 = 16;
+
+/// `next_offset` of a partition never read: start at the beginning of the topic.
+pub const FROM_BEGINNING: i64 = -2;
+
+/// Records between watermark advances of one partition.
+const ADVANCE_EVERY_RECORDS: usize = 4096;
+/// Wall-clock milliseconds between watermark advances of a partition.
+const ADVANCE_EVERY_MS: i64 = 200;
+
+pub struct PartitionTask {
+    pub partition: i32,
+    flow: StationFlow,
+    clock: PartitionClock,
+    epoch: u64,
+    generation: u32,
+    next_offset: i64,
+    windows: DatasetWriter<StationWindow>,
+    events: DatasetWriter<DowntimeEvent>,
+    since_advance: usize,
+    last_advance_ms: i64,
+    last_checkpoint_ms: i64,
+    /// Wall time at which this partition's data first reached each minute (less the
+    /// out-of-orderness): when windows ending there could first close.
+    closable_since: BTreeMap<i64, i64>,
+    record: SignalRecord,
+}
+
+impl PartitionTask {
+    /// Takes over `partition`: restores its checkpoint (or starts fresh), removes output
+    /// written after that checkpoint, and records the takeover before anything is emitted.
+    pub fn open(env: &LiveEnv, partition: i32, wall: i64) -> anyhow::Result<Self> {
+        let topic = &env.settings.kafka.signals_topic;
+        let saved = env
+            .runtime
+            .block_on(env.checkpoints.load(topic, partition))?;
+        let filter = stations_of(partition as u32, env.partitions as u32);
+        let (flow, epoch, generation, next_offset) = match saved {
+            Some(cp) => {
+                anyhow::ensure!(
+                    cp.partitions == env.partitions,
+                    "checkpoint of {topic}/{partition} was written when the topic had {} partitions; it \
+                     has {} now, so stations moved between partitions. Start a new consumer group \
+                     (kafka.group_id) or restore the partition count",
+                    cp.partitions,
+                    env.partitions
+                );
+                let generation = cp.generation + u32::from(!cp.clean);
+                let flow = StationFlow::restore(env.context.clone(), cp.flow).with_stations(filter);
+                (flow, cp.epoch, generation, cp.next_offset)
+            }
+            None => (
+                StationFlow::new(env.context.clone(), env.flow.clone()).with_stations(filter),
+                1,
+                0,
+                FROM_BEGINNING,
+            ),
+        };
+        for dataset in ["station_windows", "downtime_events"] {
+            let store = &*env.output.store;
+            env.runtime
+                .block_on(remove_epochs_after(
+                    store,
+                    &env.output.prefix,
+                    dataset,
+                    partition,
+                    epoch - 1,
+                ))
+                .with_context(|| format!("removing {dataset} files of {topic}/{partition} written after its checkpoint"))?;
+        }
+        let task = PartitionTask {
+            partition,
+            clock: PartitionClock::starting_at(flow.max_ts(), wall),
+            flow,
+            epoch,
+            generation,
+            next_offset,
+            windows: epoch_writer(env, partition, epoch),
+            events: epoch_writer(env, partition, epoch),
+            since_advance: 0,
+            last_advance_ms: wall,
+            last_checkpoint_ms: wall,
+            closable_since: BTreeMap::new(),
+            record: SignalRecord::default(),
+        };
+        // Until the next checkpoint this process may emit; a crash before it must make
+        // the next owner number its revisions higher.
+        env.runtime
+            .block_on(env.checkpoints.save(&task.checkpoint(env, wall, false)))?;
+        tracing::info!(
+            partition,
+            epoch,
+            generation,
+            next_offset,
+            "partition assigned"
+        );
+        Ok(task)
+    }
+
+    /// The offset to resume reading at (`FROM_BEGINNING` for a partition never read).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    fn checkpoint(&self, env: &LiveEnv, wall: i64, clean: bool) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            format: FORMAT,
+            topic: env.settings.kafka.signals_topic.clone(),
+            partition: self.partition,
+            partitions: env.partitions,
+            epoch: self.epoch,
+            next_offset: self.next_offset,
+            written_at_ms: wall,
+            generation: self.generation,
+            clean,
+            flow: self.flow.snapshot(),
+        }
+    }
+
+    /// Decodes and applies one record; anything not applied or duplicate goes to the
+    /// dead-letter topic with the original bytes.
+    pub fn apply(
+        &mut self,
+        env: &mut LiveEnv,
+        message: &BorrowedMessage<'_>,
+        wall: i64,
+    ) -> anyhow::Result<()> {
+        if message.offset() < self.next_offset {
+            return Ok(()); // already reflected in the state (a fetch from before a seek)
+        }
+        let key = message.key().and_then(|k| std::str::from_utf8(k).ok());
+        let payload = message.payload().unwrap_or_default();
+        let fallback_ts = message.timestamp().to_millis();
+        let metrics = &env.metrics;
+        metrics.records_in.add(1);
+        let late_before = self.flow.counters().late_records;
+        let decoded = match rejected_at_source(message) {
+            Some(reason) => Err(Rejection::new(reason, "rejected when read from its file")),
+            None => decode_json_into(payload, key, fallback_ts, &mut self.record),
+        };
+        let rejection = match decoded {
+            Err(rejection) => {
+                self.flow.counters_mut().count_rejected(rejection.reason);
+                Some((rejection.reason, rejection.detail))
+            }
+            Ok(()) if self.record.ts > wall + env.max_clock_skew_ms => {
+                self.flow
+                    .counters_mut()
+                    .count_rejected(RejectReason::FutureTs);
+                let detail = "further ahead of the wall clock than windows.max_clock_skew_s";
+                Some((RejectReason::FutureTs, detail.to_string()))
+            }
+            Ok(()) => {
+                self.clock.saw(self.record.ts, wall);
+                let now = self.clock.now(wall).unwrap_or(self.record.ts);
+                match self.flow.apply(&self.record, now) {
+                    Outcome::Applied => {
+                        metrics.applied.add(1);
+                        self.note_closable(self.record.ts - env.flow.out_of_orderness_ms, wall);
+                        None
+                    }
+                    Outcome::Duplicate => {
+                        metrics.duplicates.add(1);
+                        None
+                    }
+                    Outcome::Rejected(reason) => {
+                        Some((reason, crate::driver::replay::reason_detail(reason)))
+                    }
+                }
+            }
+        };
+        metrics
+            .late_records
+            .add(self.flow.counters().late_records - late_before);
+        if let Some((reason, detail)) = rejection {
+            metrics.dead_letter(reason);
+            dead_letter(env, message, reason, &detail)?;
+        }
+        self.next_offset = message.offset() + 1;
+        self.since_advance += 1;
+        Ok(())
+    }
+
+    fn note_closable(&mut self, watermark: i64, wall: i64) {
+        let minute = minute_floor(watermark);
+        if self
+            .closable_since
+            .last_key_value()
+            .is_none_or(|(m, _)| *m < minute)
+        {
+            self.closable_since.insert(minute, wall);
+        }
+    }
+
+    /// Advances the watermarks when enough records or wall time have passed, and closes
+    /// the epoch when the checkpoint interval has.
+    pub fn tick(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<bool> {
+        if wall - self.last_checkpoint_ms >= env.checkpoint_interval_ms {
+            self.close_epoch(env, wall, false)?;
+            return Ok(true);
+        }
+        if self.since_advance >= ADVANCE_EVERY_RECORDS
+            || wall - self.last_advance_ms >= ADVANCE_EVERY_MS
+        {
+            self.advance(env, wall)?;
+        }
+        Ok(false)
+    }
+
+    /// Emits what the watermarks and the clock allow: to Parquet and `station.windows`.
+    pub fn advance(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<()> {
+        self.since_advance = 0;
+        self.last_advance_ms = wall;
+        let Some(now) = self.clock.now(wall) else {
+            return Ok(());
+        };
+        self.flow.advance(now);
+        if let Some(max_ts) = self.flow.max_ts() {
+            env.metrics.set_watermark_lag(self.partition, wall - max_ts);
+        }
+        let base = (self.generation.min(i16::MAX as u32) << GENERATION_SHIFT) as i32;
+        let mut windows = self.flow.drain_windows();
+        for w in &mut windows {
+            if w.revision == 0 {
+                if let Some((_, at)) = self.closable_since.range(w.window_end..).next() {
+                    env.metrics
+                        .emit_latency
+                        .record_ms((wall - at).max(0) as u64);
+                }
+            } else {
+                env.metrics.revisions_emitted.add(1);
+            }
+            w.revision += base;
+            let json = serde_json::to_vec(&*w)?;
+            let record = BaseRecord::<str, [u8]>::to(&env.settings.kafka.windows_topic)
+                .key(w.station.as_str())
+                .payload(&json);
+            env.producer.send_record(record)?;
+        }
+        env.metrics.windows_emitted.add(windows.len() as u64);
+        let mut events = self.flow.drain_events();
+        for e in &mut events {
+            e.revision += base;
+        }
+        self.windows.write(windows)?;
+        self.events.write(events)?;
+        self.prune_closable(now, env.flow.allowed_lateness_ms);
+        Ok(())
+    }
+
+    fn prune_closable(&mut self, now: i64, keep_ms: i64) {
+        let floor = now - keep_ms.max(60_000);
+        while self
+            .closable_since
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < floor)
+        {
+            self.closable_since.pop_first();
+        }
+    }
+
+    /// Ends the epoch: emits what is due, writes the epoch's files, waits for every Kafka
+    /// record to be acknowledged, then checkpoints in one put. `clean`: the partition is
+    /// being released and nothing more will be emitted for it here.
+    pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        self.advance(env, wall)?;
+        self.windows.finish_epoch(self.epoch + 1)?;
+        self.events.finish_epoch(self.epoch + 1)?;
+        failpoint::point("epoch-files-written");
+        env.producer.flush(env.flush_timeout)?;
+        failpoint::point("epoch-flushed");
+        self.epoch += 1;
+        let checkpoint = self.checkpoint(env, wall, clean);
+        env.runtime.block_on(env.checkpoints.save(&checkpoint))?;
+        self.last_checkpoint_ms = wall;
+        env.metrics.checkpoints.add(1);
+        env.metrics
+            .checkpoint_duration
+            .record_ms(started.elapsed().as_millis() as u64);
+        tracing::debug!(
+            partition = self.partition,
+            epoch = self.epoch,
+            next_offset = self.next_offset,
+            clean,
+            "checkpoint"
+        );
+        Ok(())
+    }
+}
+
+fn epoch_writer<R: DatasetRow>(env: &LiveEnv, partition: i32, epoch: u64) -> DatasetWriter<R> {
+    DatasetWriter::new(
+        env.output.store.clone(),
+        env.output.prefix.clone(),
+        env.runtime.clone(),
+        env.sink.clone(),
+    )
+    .per_epoch(partition, epoch)
+}
+
+/// The reason `publish` gave a record its file reader rejected.
+fn rejected_at_source(message: &BorrowedMessage<'_>) -> Option<RejectReason> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == REJECTED_HEADER)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .and_then(RejectReason::parse)
+}
+
+/// The original bytes and key to the dead-letter topic; why and where from in headers.
+fn dead_letter(
+    env: &mut LiveEnv,
+    message: &BorrowedMessage<'_>,
+    reason: RejectReason,
+    detail: &str,
+) -> anyhow::Result<()> {
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "reason",
+            value: Some(reason.as_str()),
+        })
+        .insert(Header {
+            key: "detail",
+            value: Some(detail),
+        })
+        .insert(Header {
+            key: "source_topic",
+            value: Some(message.topic()),
+        })
+        .insert(Header {
+            key: "source_partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "source_offset",
+            value: Some(offset.as_str()),
+        });
+    let mut record = BaseRecord::<[u8], [u8]>::to(&env.settings.kafka.dlq_topic)
+        .payload(message.payload().unwrap_or_default())
+        .headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    env.producer.send_record(record)
+}
