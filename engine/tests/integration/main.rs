@@ -5,6 +5,7 @@ mod broker;
 mod common;
 mod golden_through_binary;
 mod inputs_and_failures;
+mod live_engine;
 mod order_independence;
 mod publish_to_kafka;
 mod sample_data;

@@ -1,0 +1,540 @@
+//! `stationflow run` against a real broker: history published to the signals topic gives
+//! the same latest windows as `replay` of the same files — in Parquet and on
+//! `station.windows` — with bad records on `signals.dlq`; a crash at any point (an abort
+//! at each crash point, `kill -9` from outside) and a restart change nothing and write
+//! no duplicate row; two processes in one group split the partitions and merge back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use stationflow_engine::kafka::{create_topic, KafkaArgs};
+use stationflow_engine::query::{self, OutputFormat};
+use stationflow_engine::store::Root;
+use stationflow_schemas::window::StationWindow;
+
+use crate::broker::Broker;
+use crate::common::{ok, workspace};
+
+const PARTITIONS: i32 = 4;
+
+/// 2026-03-09T07:00Z, the minute of the sample's last record.
+const SAMPLE_LAST_MINUTE_MS: i64 = 1_773_039_600_000;
+
+/// The sample's stations. Each partition's clock only passes its own records (then
+/// follows the wall clock), and Leeds' data ends an hour before Austin's: a trailing
+/// record per station at 07:10, given to replay as well, takes every partition past the
+/// sample's end, as live data from every station would.
+const STATIONS: [&str; 15] = [
+    "CNC-01", "CNC-02", "CNC-03", "CNC-04", "EXTR-01", "LINE-A", "MOLD-01", "MOLD-02", "OVEN-01",
+    "PACK-01", "PRESS-01", "PRESS-02", "PRESS-03", "WELD-01", "WELD-02",
+];
+
+/// A broker with the engine's topics, a settings file, and the output folder.
+struct Pipeline {
+    broker: Broker,
+    dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        let broker = Broker::start();
+        let kafka = KafkaArgs {
+            brokers: broker.address.clone(),
+            options: Vec::new(),
+        };
+        for topic in ["signals", "station.windows", "signals.dlq"] {
+            create_topic(&kafka, topic, PARTITIONS, &[]).expect("topic created");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"live-test\"\nsession_timeout_ms = 6000\n\
+             [context]\nfile = \"{}\"\n\
+             [windows]\nidle_timeout_s = {IDLE_TIMEOUT_S}\n\
+             [output]\nroot = \"{}\"\n\
+             [checkpoint]\ninterval_s = 1\n\
+             [metrics]\nlisten = \"\"\n",
+            broker.address,
+            context().display(),
+            dir.path().join("out").display()
+        );
+        std::fs::write(dir.path().join("stationflow.toml"), settings).expect("settings");
+        let trailer: String = STATIONS
+            .iter()
+            .map(|s| {
+                format!("{{\"station\":\"{s}\",\"ts\":\"2026-03-09T07:10:00Z\",\"rssi\":-60}}\n")
+            })
+            .collect();
+        std::fs::write(dir.path().join("trailer.jsonl"), trailer).expect("trailer");
+        Pipeline { broker, dir }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    fn trailer(&self) -> PathBuf {
+        self.dir.path().join("trailer.jsonl")
+    }
+
+    /// The sample, then the trailer.
+    fn publish_sample(&self) {
+        self.publish(&sample());
+        self.publish(&self.trailer());
+    }
+
+    fn publish(&self, inputs: &Path) {
+        ok(&[
+            "publish",
+            &inputs.display().to_string(),
+            "--topic",
+            "signals",
+            "--brokers",
+            &self.broker.address,
+        ]);
+    }
+
+    /// Starts `stationflow run`; `env` adds variables (a failpoint, a metrics address).
+    fn start(&self, name: &str, env: &[(&str, &str)]) -> Engine {
+        let log_path = self.dir.path().join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stationflow"))
+            .args(["run", "--config"])
+            .arg(self.dir.path().join("stationflow.toml"))
+            .envs(env.iter().copied())
+            .env("STATIONFLOW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("stationflow run starts");
+        Engine {
+            child: Some(child),
+            log: log_path,
+        }
+    }
+}
+
+/// The sample's quiet stations close after this much of the partition clock.
+const IDLE_TIMEOUT_S: u32 = 5;
+
+fn context() -> PathBuf {
+    workspace().join("replay-data/context.toml")
+}
+
+fn sample() -> PathBuf {
+    workspace().join("replay-data/signals")
+}
+
+struct Engine {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Engine {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the clean shutdown (every partition checkpointed).
+    fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().expect("engine exits");
+        assert!(status.success(), "engine failed:\n{}", self.log());
+    }
+
+    /// `kill -9`.
+    fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Waits until the process ends by itself (a failpoint's abort).
+    fn wait_for_crash(mut self, within: Duration) {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("status") {
+                assert!(!status.success(), "expected a crash:\n{}", self.log());
+                assert!(self.log().contains("failpoint"), "{}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "no crash:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        let status = child.try_wait().expect("status");
+        assert!(status.is_none(), "engine exited:\n{}", self.log());
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// (station, window_start) → the latest window's columns, revision and emitted_at left
+/// out (they say when and how often, not what).
+type Latest = BTreeMap<(String, String), Vec<String>>;
+
+fn sql(root: &Path, text: &str) -> Vec<Vec<String>> {
+    let root = Root::open_existing(&root.display().to_string()).expect("output root");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let batches = match runtime.block_on(query::run(&root, text)) {
+        Ok(b) => b,
+        Err(_) => return Vec::new(), // nothing written yet
+    };
+    let csv = query::render(&batches, OutputFormat::Csv).expect("csv");
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
+        .collect()
+}
+
+fn latest(root: &Path) -> Latest {
+    let rows = sql(
+        root,
+        "SELECT * FROM station_windows_latest ORDER BY station, window_start",
+    );
+    let Some((header, rows)) = rows.split_first() else {
+        return Latest::new();
+    };
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (station, start) = (col("station"), col("window_start"));
+    let skip = [col("revision"), col("emitted_at")];
+    rows.iter()
+        .map(|r| {
+            let kept = r
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !skip.contains(i))
+                .map(|(_, v)| v.clone())
+                .collect();
+            ((r[station].clone(), r[start].clone()), kept)
+        })
+        .collect()
+}
+
+/// Where the live windows differ from replay's, up to the sample's last minute (live
+/// runs on past it). A partition's windows begin at its own first record, so windows
+/// without data before a station's first live window may be missing.
+fn differences(replay: &Latest, live: &Latest, event_count: usize) -> Vec<String> {
+    let end = minute_text(SAMPLE_LAST_MINUTE_MS);
+    let mut first_live: BTreeMap<&str, &str> = BTreeMap::new();
+    for (station, start) in live.keys() {
+        first_live.entry(station).or_insert(start);
+    }
+    let mut diffs = Vec::new();
+    for (key, want) in replay.iter().filter(|(k, _)| k.1 <= end) {
+        match live.get(key) {
+            Some(got) if got == want => {}
+            Some(got) => diffs.push(format!("{key:?}: live {got:?}\n replay {want:?}")),
+            None => {
+                let before_first = first_live
+                    .get(key.0.as_str())
+                    .is_some_and(|first| key.1.as_str() < *first);
+                if !(before_first && want[event_count] == "0") {
+                    diffs.push(format!("{key:?}: missing in live"));
+                }
+            }
+        }
+    }
+    for key in live
+        .keys()
+        .filter(|k| k.1 <= end && !replay.contains_key(k))
+    {
+        diffs.push(format!("{key:?}: only in live"));
+    }
+    diffs
+}
+
+/// A window start as `query` renders it.
+fn minute_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("time")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Waits until the live output matches replay's (or fails showing the first differences).
+fn wait_for_replay_equality(live_root: &Path, replay: &Latest, within: Duration) {
+    let event_count = replay_columns_index("event_count");
+    let deadline = Instant::now() + within;
+    loop {
+        let diffs = differences(replay, &latest(live_root), event_count);
+        if diffs.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} windows differ from replay; first:\n{}",
+            diffs.len(),
+            diffs[..diffs.len().min(5)].join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Index of a column in `Latest` rows (the dataset's columns less revision, emitted_at).
+fn replay_columns_index(name: &str) -> usize {
+    stationflow_schemas::window::WINDOW_COLUMNS
+        .iter()
+        .filter(|c| !matches!(**c, "revision" | "emitted_at"))
+        .position(|c| *c == name)
+        .expect(name)
+}
+
+fn replay_latest(dir: &Path) -> Latest {
+    let out = dir.join("replay");
+    // With the live test's idle timeout: the same rule, in event time.
+    ok(&[
+        "replay",
+        &sample().display().to_string(),
+        &dir.join("trailer.jsonl").display().to_string(),
+        "--context",
+        &context().display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--idle-timeout-s",
+        &IDLE_TIMEOUT_S.to_string(),
+        "--quiet",
+    ]);
+    latest(&out)
+}
+
+/// No `(station, window_start, revision)` twice in the Parquet dataset.
+fn assert_no_duplicate_rows(root: &Path) {
+    let rows = sql(
+        root,
+        "SELECT station, window_start, revision, COUNT(*) AS n FROM station_windows \
+         GROUP BY station, window_start, revision HAVING COUNT(*) > 1 LIMIT 5",
+    );
+    assert!(rows.len() <= 1, "duplicate rows: {rows:?}");
+}
+
+/// Every record of `topic`, read from the beginning until it stays quiet for 3 s.
+fn consume(broker: &str, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "live-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut got = Vec::new();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            got.push(message.expect("message").detach());
+            quiet_since = Instant::now();
+        }
+    }
+    got
+}
+
+/// The latest revision of each window on `station.windows`, after de-duplicating on
+/// `(station, window_start, revision)` as consumers are told to; fails if one such key
+/// carries two different windows.
+fn topic_latest(broker: &str) -> BTreeMap<(String, i64), StationWindow> {
+    let mut seen: BTreeMap<(String, i64, i32), StationWindow> = BTreeMap::new();
+    for m in consume(broker, "station.windows") {
+        let w: StationWindow =
+            serde_json::from_slice(m.payload().expect("payload")).expect("window JSON");
+        assert_eq!(m.key(), Some(w.station.as_bytes()), "keyed by station");
+        let key = (w.station.clone(), w.window_start, w.revision);
+        if let Some(first) = seen.get(&key) {
+            let mut again = w.clone();
+            again.emitted_at = first.emitted_at;
+            assert_eq!(
+                first, &again,
+                "one (station, window_start, revision), two windows"
+            );
+        }
+        seen.insert(key, w);
+    }
+    let mut latest = BTreeMap::new();
+    for ((station, start, _), w) in seen {
+        latest.insert((station, start), w); // ascending revision: the last one wins
+    }
+    latest
+}
+
+/// The topic's latest windows are the Parquet dataset's latest windows (up to the
+/// sample's last minute: beyond it, a crashed run's clock may have gone further).
+fn assert_topic_matches_parquet(broker: &str, root: &Path) {
+    let mut topic = topic_latest(broker);
+    topic.retain(|(_, start), _| *start <= SAMPLE_LAST_MINUTE_MS);
+    let rows = sql(
+        root,
+        &format!(
+            "SELECT station, CAST(CAST(window_start AS BIGINT) AS VARCHAR), revision, good_qty, \
+             run_s, downtime_s FROM station_windows_latest \
+             WHERE CAST(window_start AS BIGINT) <= {SAMPLE_LAST_MINUTE_MS}"
+        ),
+    );
+    assert!(rows.len() > 1);
+    for r in &rows[1..] {
+        let start: i64 = r[1].parse().expect("ms");
+        let w = topic
+            .get(&(r[0].clone(), start))
+            .unwrap_or_else(|| panic!("{r:?} not on station.windows"));
+        let num = |s: &str| s.parse::<f64>().expect("number");
+        assert_eq!(w.revision.to_string(), r[2], "{r:?}");
+        assert_eq!(
+            (w.good_qty, w.run_s, w.downtime_s),
+            (num(&r[3]), num(&r[4]), num(&r[5]))
+        );
+    }
+    assert_eq!(
+        topic.len(),
+        rows.len() - 1,
+        "windows on the topic and in Parquet"
+    );
+}
+
+#[test]
+fn live_run_gives_replays_windows_and_dead_letters() {
+    let pipeline = Pipeline::new();
+    pipeline.publish_sample();
+    let mut engine = pipeline.start("run", &[]);
+    let replay = replay_latest(pipeline.dir.path());
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    engine.assert_running();
+    engine.stop();
+    assert_no_duplicate_rows(&pipeline.out());
+    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+
+    // The sample's bad records, each once, for the reasons replay gives.
+    let replay_dead = std::fs::read_to_string(pipeline.dir.path().join("replay/dead_letter.jsonl"))
+        .expect("replay dead letters");
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for line in replay_dead.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        *want
+            .entry(v["reason"].as_str().expect("reason").into())
+            .or_default() += 1;
+    }
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for m in consume(&pipeline.broker.address, "signals.dlq") {
+        let headers = m.headers().expect("dead letters carry headers");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| panic!("header {name}"))
+        };
+        assert_eq!(header("source_topic"), "signals");
+        header("source_partition")
+            .parse::<i32>()
+            .expect("partition");
+        header("source_offset").parse::<i64>().expect("offset");
+        assert!(m.payload().is_some_and(|p| !p.is_empty()), "original bytes");
+        *got.entry(header("reason")).or_default() += 1;
+    }
+    assert_eq!(got, want, "dead letters by reason");
+}
+
+#[test]
+fn crashes_at_any_point_and_restarts_change_nothing() {
+    let pipeline = Pipeline::new();
+    pipeline.publish_sample();
+    let replay = replay_latest(pipeline.dir.path());
+    // An abort at each crash point in turn, each run resuming the last one's checkpoints.
+    for (i, failpoint) in [
+        "parquet-file-written:3",
+        "epoch-files-written:2",
+        "epoch-flushed:3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let engine = pipeline.start(
+            &format!("crash-{i}"),
+            &[("STATIONFLOW_FAILPOINT", failpoint)],
+        );
+        engine.wait_for_crash(Duration::from_secs(120));
+    }
+    // kill -9 from outside while records are being applied.
+    let engine = pipeline.start("killed", &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    engine.kill();
+
+    let mut engine = pipeline.start("final", &[]);
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    engine.assert_running();
+    engine.stop();
+    assert_no_duplicate_rows(&pipeline.out());
+    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+}
+
+#[test]
+fn two_processes_share_the_partitions_and_hand_them_back() {
+    let pipeline = Pipeline::new();
+    let mut a = pipeline.start("a", &[]);
+    wait_for_log(&a, "partition assigned", 4);
+    // The sample arrives over ~12 s while a second engine joins and leaves.
+    let mut publish = Command::new(env!("CARGO_BIN_EXE_stationflow"))
+        .arg("publish")
+        .arg(sample())
+        .args(["--topic", "signals", "--rate", "14000", "--brokers"])
+        .arg(&pipeline.broker.address)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("publish starts");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut b = pipeline.start("b", &[]);
+    wait_for_log(&b, "partition assigned", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    b.assert_running();
+    b.stop();
+    assert!(publish.wait().expect("publish ends").success());
+    pipeline.publish(&pipeline.trailer());
+    // `a` takes every partition back, from the checkpoints `b` left.
+    let replay = replay_latest(pipeline.dir.path());
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    a.assert_running();
+    let log = a.log();
+    a.stop();
+    assert!(log.matches("partition assigned").count() >= 8, "{log}");
+    assert_no_duplicate_rows(&pipeline.out());
+    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+}
+
+fn wait_for_log(engine: &Engine, needle: &str, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engine.log().matches(needle).count() < times {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?}:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
