@@ -107,6 +107,8 @@ pub struct StationFlow {
     counters: Counters,
     windows: Vec<StationWindow>,
     events: Vec<DowntimeEvent>,
+    /// Per station refreshed since the last drain: the downtime open at its horizon.
+    underway: BTreeMap<String, Option<DowntimeEvent>>,
 }
 
 impl StationFlow {
@@ -124,6 +126,7 @@ impl StationFlow {
             counters: Counters::default(),
             windows: Vec::new(),
             events: Vec::new(),
+            underway: BTreeMap::new(),
         }
     }
 
@@ -279,6 +282,7 @@ impl StationFlow {
         self.counters.events_emitted += out.events.len() as u64;
         self.windows.extend(out.windows);
         self.events.extend(out.events);
+        self.underway.insert(station.code.clone(), out.underway);
     }
 
     /// Replaces the context. Windows from `changed_from` on (inside the allowed
@@ -315,6 +319,12 @@ impl StationFlow {
 
     pub fn drain_events(&mut self) -> Vec<DowntimeEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// For each station whose windows moved since the last call: the downtime span
+    /// open at its newest window's end (`end` = that instant), or none.
+    pub fn drain_underway(&mut self) -> BTreeMap<String, Option<DowntimeEvent>> {
+        std::mem::take(&mut self.underway)
     }
 
     pub fn snapshot(&self) -> FlowSnapshot {

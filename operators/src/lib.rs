@@ -6,6 +6,7 @@
 //! `downtime` (detection) → `metrics` (OEE, losses, cost) → emitted revisions, all driven
 //! by `flow::StationFlow`.
 
+pub mod alerts;
 pub mod event_log;
 pub mod fingerprint;
 pub mod flow;

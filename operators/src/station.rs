@@ -7,6 +7,7 @@
 //! cycle gap) begun before its start resolve differently than the windows before assumed
 //! rewinds to a snapshot before that stop. Snapshots record what was assumed.
 
+use crate::plan::StationSettings;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,8 @@ pub enum Insert {
 pub struct Emitted {
     pub windows: Vec<StationWindow>,
     pub events: Vec<DowntimeEvent>,
+    /// The downtime span still open at the horizon, if any (`end` = the horizon).
+    pub underway: Option<DowntimeEvent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -392,10 +395,21 @@ impl StationOp {
         if let Some(e) = open.take() {
             if e.end < horizon {
                 closed_events.push(e);
+            } else if e.downtime_ms > 0 {
+                out.underway = Some(self.underway(env, walk, e));
             }
         }
         self.offer_events(env, walk, closed_events, &mut out);
         out
+    }
+
+    /// The open span as an event row, from its true start.
+    fn underway(&self, env: &Env, walk: &Walk, mut e: OpenEvent) -> DowntimeEvent {
+        if e.start == walk.from {
+            e.start = self.carried_downtime(walk, env.horizon).unwrap_or(e.start);
+        }
+        let settings = env.ctx.station_latest(self.id);
+        event_row(settings, &e, env.errors, env.now)
     }
 
     fn offer_window(
@@ -437,22 +451,6 @@ impl StationOp {
     fn offer_events(&mut self, env: &Env, walk: &Walk, closed: Vec<OpenEvent>, out: &mut Emitted) {
         let (errors, horizon, now) = (env.errors, env.horizon, env.now);
         let settings = env.ctx.station_latest(self.id).clone();
-        let row =
-            |start: i64, end: i64, downtime_ms: i64, reason: String, error: Option<String>| {
-                DowntimeEvent {
-                    plant: settings.plant.to_string(),
-                    line: settings.line.as_deref().map(str::to_string),
-                    station: settings.code.to_string(),
-                    start,
-                    end,
-                    duration_s: (end - start) as f64 / 1000.0,
-                    downtime_s: downtime_ms as f64 / 1000.0,
-                    reason,
-                    error_code: error,
-                    revision: 0,
-                    emitted_at: now,
-                }
-            };
         // An event already under way when the walk began is seen only in part: skipped,
         // unless it began before the retained history (no earlier snapshot to rewind
         // to); then it keeps its true start and counts the retained part.
@@ -468,19 +466,8 @@ impl StationOp {
             if e.start == walk.from {
                 e.start = carried.unwrap_or(e.start);
             }
-            let reason = e
-                .reasons
-                .iter()
-                .max_by_key(|(name, ms)| (**ms, std::cmp::Reverse(name.as_str())))
-                .map(|(n, _)| n.clone())
-                .unwrap_or_else(|| "unassigned".into());
-            let error = e.error.map(|id| errors.name(id).to_string());
             seen.push(e.start);
-            self.offer_event(
-                &mut row(e.start, e.end, e.downtime_ms, reason, error),
-                false,
-                out,
-            );
+            self.offer_event(&mut event_row(&settings, &e, errors, now), false, out);
         }
         let gone: Vec<(i64, i64)> = self
             .events
@@ -491,7 +478,14 @@ impl StationOp {
             .map(|(start, e)| (*start, e.end))
             .collect();
         for (start, end) in gone {
-            let mut event = row(start, end, 0, "retracted".into(), None);
+            let retracted = OpenEvent {
+                start,
+                end,
+                downtime_ms: 0,
+                reasons: BTreeMap::from([("retracted".to_string(), 0)]),
+                error: None,
+            };
+            let mut event = event_row(&settings, &retracted, errors, now);
             event.duration_s = 0.0;
             self.offer_event(&mut event, true, out);
         }
@@ -595,6 +589,35 @@ impl StationOp {
             self.emitted_from += MINUTE_MS;
         }
         self.events.retain(|_, e| e.end >= keep_from);
+    }
+}
+
+/// A downtime span as a `downtime_events` row: its reason is the one with the most
+/// downtime seconds in it.
+fn event_row(
+    settings: &StationSettings,
+    e: &OpenEvent,
+    errors: &ErrorCodes,
+    now: i64,
+) -> DowntimeEvent {
+    let reason = e
+        .reasons
+        .iter()
+        .max_by_key(|(name, ms)| (**ms, std::cmp::Reverse(name.as_str())))
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| "unassigned".into());
+    DowntimeEvent {
+        plant: settings.plant.to_string(),
+        line: settings.line.as_deref().map(str::to_string),
+        station: settings.code.to_string(),
+        start: e.start,
+        end: e.end,
+        duration_s: (e.end - e.start) as f64 / 1000.0,
+        downtime_s: e.downtime_ms as f64 / 1000.0,
+        reason,
+        error_code: e.error.map(|id| errors.name(id).to_string()),
+        revision: 0,
+        emitted_at: now,
     }
 }
 

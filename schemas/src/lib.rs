@@ -2,6 +2,7 @@
 //! (`signal`), the plant's versioned master data (`context`), and the station windows
 //! and downtime events the engine emits (`window`). No I/O beyond parsing bytes.
 
+pub mod alert;
 pub mod context;
 pub mod dead_letter;
 pub mod signal;

@@ -8,7 +8,7 @@ use crate::time::format_ms;
 
 /// One station-minute. Seconds are `f64` seconds inside the 60 s window; ratios and
 /// every column that needs an unset ideal or value are `None`, never NaN or infinity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StationWindow {
     pub plant: String,
     pub line: Option<String>,
@@ -156,6 +156,53 @@ pub fn format_date32(days: i32) -> String {
 }
 
 impl StationWindow {
+    /// A numeric column by name, for alert rules: `None` for a name that is not a
+    /// numeric column, `Some(None)` where the window has no value (e.g. OEE without
+    /// planned time).
+    pub fn metric(&self, name: &str) -> Option<Option<f64>> {
+        match name {
+            "shift_s" => Some(Some(self.shift_s)),
+            "planned_s" => Some(Some(self.planned_s)),
+            "planned_stop_s" => Some(Some(self.planned_stop_s)),
+            "schedule_loss_s" => Some(Some(self.schedule_loss_s)),
+            "productive_s" => Some(Some(self.productive_s)),
+            "run_s" => Some(Some(self.run_s)),
+            "downtime_s" => Some(Some(self.downtime_s)),
+            "no_data_s" => Some(Some(self.no_data_s)),
+            "good_qty" => Some(Some(self.good_qty)),
+            "reject_qty" => Some(Some(self.reject_qty)),
+            "total_qty" => Some(Some(self.total_qty)),
+            "quality_loss_qty" => Some(Some(self.quality_loss_qty)),
+            "ideal_cycle_s" => Some(self.ideal_cycle_s),
+            "ideal_qty" => Some(self.ideal_qty),
+            "target_qty" => Some(self.target_qty),
+            "utilisation" => Some(self.utilisation),
+            "availability" => Some(self.availability),
+            "performance" => Some(self.performance),
+            "quality" => Some(self.quality),
+            "oee" => Some(self.oee),
+            "availability_loss_s" => Some(self.availability_loss_s),
+            "performance_loss_s" => Some(self.performance_loss_s),
+            "quality_loss_s" => Some(self.quality_loss_s),
+            "availability_loss_qty" => Some(self.availability_loss_qty),
+            "performance_loss_qty" => Some(self.performance_loss_qty),
+            "availability_loss_cost" => Some(self.availability_loss_cost),
+            "performance_loss_cost" => Some(self.performance_loss_cost),
+            "quality_loss_cost" => Some(self.quality_loss_cost),
+            "loss_cost" => Some(self.loss_cost),
+            "schedule_loss_cost" => Some(self.schedule_loss_cost),
+            "planned_stop_cost" => Some(self.planned_stop_cost),
+            "cycle_time_avg" => Some(self.cycle_time_avg),
+            "line_speed_avg" => Some(self.line_speed_avg),
+            "line_speed_target" => Some(self.line_speed_target),
+            "energy_kwh" => Some(self.energy_kwh),
+            "kwh_per_unit" => Some(self.kwh_per_unit),
+            "rssi_avg" => Some(self.rssi_avg),
+            "event_count" => Some(Some(self.event_count as f64)),
+            _ => None,
+        }
+    }
+
     /// Every column as text, in `WINDOW_COLUMNS` order.
     pub fn cells(&self) -> Vec<String> {
         vec![
