@@ -13,6 +13,7 @@ use flate2::write::GzEncoder;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use stationflow_operators::alerts::AlertState;
 use stationflow_operators::FlowSnapshot;
 
 use crate::store::Root;
@@ -41,6 +42,9 @@ pub struct PartitionCheckpoint {
     /// after it.
     pub clean: bool,
     pub flow: FlowSnapshot,
+    /// Streaks of alert rules and downtime announced as started.
+    #[serde(default)]
+    pub alerts: AlertState,
 }
 
 /// Where a consumer group's checkpoints live: `<root>/<group>/<topic>/partition-<n>.json.gz`.
@@ -169,6 +173,7 @@ mod tests {
                 generation: 0,
                 clean: false,
                 flow: straight.snapshot(),
+                alerts: Default::default(),
             };
             store.save(&checkpoint).await.unwrap();
 
@@ -220,6 +225,7 @@ mod tests {
             generation: 0,
             clean: false,
             flow: flow.snapshot(),
+            alerts: Default::default(),
         };
         store.save(&other).await.unwrap();
         let bytes = store

@@ -65,6 +65,7 @@ pub struct LiveMetrics {
     pub late_records: Counter,
     pub windows_emitted: Counter,
     pub revisions_emitted: Counter,
+    pub alerts_emitted: Counter,
     pub checkpoints: Counter,
     dead_letters: Mutex<BTreeMap<RejectReason, u64>>,
     /// Per partition: wall clock minus the partition's largest event time, ms.
@@ -141,6 +142,11 @@ impl LiveMetrics {
                 "revisions_emitted",
                 "Window rows emitted with revision > 0",
                 &self.revisions_emitted,
+            ),
+            (
+                "alerts_emitted",
+                "Records sent to the alerts topic",
+                &self.alerts_emitted,
             ),
             (
                 "checkpoints",

@@ -18,6 +18,7 @@ use crate::kafka::{partition_count, KafkaArgs};
 use crate::metrics::{self, LiveMetrics};
 use crate::sinks::parquet::ParquetSinkConfig;
 use crate::store::Root;
+use stationflow_operators::alerts::AlertRules;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -37,6 +38,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let context = super::load_context(Path::new(&settings.context.file))?;
+    let alert_rules = AlertRules::new(&context)
+        .map_err(|e| anyhow::anyhow!("context {}: {e}", settings.context.file))?;
     let kafka = KafkaArgs {
         brokers: settings.kafka.brokers.clone(),
         options: settings
@@ -64,6 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let flow = settings.flow();
     let env = LiveEnv {
         context,
+        alert_rules,
         max_clock_skew_ms: flow.max_clock_skew_ms.unwrap_or(i64::MAX / 2),
         flow: stationflow_operators::FlowConfig {
             max_clock_skew_ms: None,
@@ -120,6 +124,7 @@ fn check_topics(producer: &Publisher, settings: &LiveConfig) -> anyhow::Result<i
     };
     for (key, topic) in [
         ("windows_topic", &k.windows_topic),
+        ("alerts_topic", &k.alerts_topic),
         ("dlq_topic", &k.dlq_topic),
     ] {
         if partition_count(client, topic, timeout)?.is_none() {

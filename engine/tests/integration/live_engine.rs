@@ -15,6 +15,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stationflow_engine::kafka::{create_topic, KafkaArgs};
 use stationflow_engine::query::{self, OutputFormat};
 use stationflow_engine::store::Root;
+use stationflow_schemas::alert::{Alert, AlertKind};
 use stationflow_schemas::window::StationWindow;
 
 use crate::broker::Broker;
@@ -47,7 +48,12 @@ impl Pipeline {
             brokers: broker.address.clone(),
             options: Vec::new(),
         };
-        for topic in ["signals", "station.windows", "signals.dlq"] {
+        for topic in [
+            "signals",
+            "station.windows",
+            "station.alerts",
+            "signals.dlq",
+        ] {
             create_topic(&kafka, topic, PARTITIONS, &[]).expect("topic created");
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -459,6 +465,102 @@ fn live_run_gives_replays_windows_and_dead_letters() {
         *got.entry(header("reason")).or_default() += 1;
     }
     assert_eq!(got, want, "dead letters by reason");
+
+    assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
+}
+
+/// `station.alerts` after an uninterrupted run: each downtime span first emitted closed
+/// (revision 0 in `downtime_events`) was announced as ended once, after it was announced
+/// as started; the sample context's rules fired at their `for_minutes`-th window below
+/// the threshold and cleared at a window that no longer met it, alternately.
+fn assert_alerts_follow_the_output(broker: &str, root: &Path) {
+    let alerts: Vec<Alert> = consume(broker, "station.alerts")
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().expect("payload")).expect("alert JSON"))
+        .collect();
+    let mut started = std::collections::BTreeSet::new();
+    let mut ended = Vec::new();
+    for a in &alerts {
+        match a.kind {
+            AlertKind::DowntimeStarted => assert!(
+                started.insert((a.station.clone(), a.since)),
+                "started twice: {a:?}\n{:#?}",
+                alerts
+                    .iter()
+                    .filter(|b| b.station == a.station && b.rule.is_none())
+                    .filter(|b| (b.since - a.since).abs() < 3_600_000)
+                    .collect::<Vec<_>>()
+            ),
+            AlertKind::DowntimeEnded => {
+                assert!(started.contains(&(a.station.clone(), a.since)), "{a:?}");
+                if a.reason.as_deref() != Some("retracted") {
+                    ended.push((a.station.clone(), a.since));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut first_emitted: Vec<(String, i64)> = sql(
+        root,
+        "SELECT station, CAST(CAST(\"start\" AS BIGINT) AS VARCHAR) FROM downtime_events \
+         WHERE revision = 0",
+    )[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[1].parse().expect("ms")))
+        .collect();
+    first_emitted.sort();
+    ended.sort();
+    assert!(!ended.is_empty());
+    assert_eq!(
+        ended, first_emitted,
+        "downtime_ended alerts and first-emitted spans"
+    );
+
+    let mut firing: BTreeMap<(String, String), bool> = BTreeMap::new();
+    let mut fired = 0;
+    for a in alerts.iter().filter(|a| a.rule.is_some()) {
+        let rule = a.rule.clone().expect("rule");
+        let (threshold, for_minutes) = match rule.as_str() {
+            "low-oee-leeds" => (0.4, 10),
+            "press-03-stopped" => (60.0, 5),
+            other => panic!("unknown rule {other}"),
+        };
+        let was = firing.entry((a.station.clone(), rule.clone())).or_default();
+        let at = a.window_start.expect("window");
+        match a.kind {
+            AlertKind::RuleFired => {
+                assert!(!*was, "fired twice: {a:?}");
+                assert_eq!(at - a.since, (for_minutes - 1) * 60_000, "{a:?}");
+                let value = a.value.expect("value");
+                assert!(
+                    if rule == "low-oee-leeds" {
+                        value < threshold
+                    } else {
+                        value >= threshold
+                    },
+                    "{a:?}"
+                );
+                fired += 1;
+            }
+            AlertKind::RuleCleared => {
+                assert!(*was, "cleared without firing: {a:?}");
+                assert_eq!(at, a.since);
+            }
+            _ => unreachable!(),
+        }
+        *was = a.kind == AlertKind::RuleFired;
+    }
+    let rules_fired: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::RuleFired)
+        .filter_map(|a| a.rule.as_deref())
+        .collect();
+    assert_eq!(
+        rules_fired.len(),
+        2,
+        "both sample rules fire: {rules_fired:?}"
+    );
+    assert!(fired >= 2);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use stationflow_operators::alerts::AlertRules;
 use stationflow_operators::FlowConfig;
 use stationflow_schemas::Context;
 
@@ -31,6 +32,7 @@ use partition::{PartitionTask, FROM_BEGINNING};
 pub struct LiveEnv {
     pub settings: LiveConfig,
     pub context: Context,
+    pub alert_rules: AlertRules,
     /// Event-time settings; the clock-skew check is the driver's (against the wall clock).
     pub flow: FlowConfig,
     pub max_clock_skew_ms: i64,

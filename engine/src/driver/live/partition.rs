@@ -12,6 +12,7 @@ use rdkafka::message::Headers;
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::Message;
+use stationflow_operators::alerts::AlertState;
 use stationflow_operators::{Outcome, StationFlow};
 use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord};
 use stationflow_schemas::time::minute_floor;
@@ -40,6 +41,7 @@ const ADVANCE_EVERY_MS: i64 = 200;
 pub struct PartitionTask {
     pub partition: i32,
     flow: StationFlow,
+    alerts: AlertState,
     clock: PartitionClock,
     epoch: u64,
     generation: u32,
@@ -64,7 +66,7 @@ impl PartitionTask {
             .runtime
             .block_on(env.checkpoints.load(topic, partition))?;
         let filter = stations_of(partition as u32, env.partitions as u32);
-        let (flow, epoch, generation, next_offset) = match saved {
+        let (flow, alerts, epoch, generation, next_offset) = match saved {
             Some(cp) => {
                 anyhow::ensure!(
                     cp.partitions == env.partitions,
@@ -76,10 +78,11 @@ impl PartitionTask {
                 );
                 let generation = cp.generation + u32::from(!cp.clean);
                 let flow = StationFlow::restore(env.context.clone(), cp.flow).with_stations(filter);
-                (flow, cp.epoch, generation, cp.next_offset)
+                (flow, cp.alerts, cp.epoch, generation, cp.next_offset)
             }
             None => (
                 StationFlow::new(env.context.clone(), env.flow.clone()).with_stations(filter),
+                AlertState::default(),
                 1,
                 0,
                 FROM_BEGINNING,
@@ -101,6 +104,7 @@ impl PartitionTask {
             partition,
             clock: PartitionClock::starting_at(flow.max_ts(), wall),
             flow,
+            alerts,
             epoch,
             generation,
             next_offset,
@@ -143,6 +147,7 @@ impl PartitionTask {
             generation: self.generation,
             clean,
             flow: self.flow.snapshot(),
+            alerts: self.alerts.clone(),
         }
     }
 
@@ -249,6 +254,8 @@ impl PartitionTask {
         }
         let base = (self.generation.min(i16::MAX as u32) << GENERATION_SHIFT) as i32;
         let mut windows = self.flow.drain_windows();
+        let mut events = self.flow.drain_events();
+        self.send_alerts(env, &windows, &events, wall)?;
         for w in &mut windows {
             if w.revision == 0 {
                 if let Some((_, at)) = self.closable_since.range(w.window_end..).next() {
@@ -267,13 +274,36 @@ impl PartitionTask {
             env.producer.send_record(record)?;
         }
         env.metrics.windows_emitted.add(windows.len() as u64);
-        let mut events = self.flow.drain_events();
         for e in &mut events {
             e.revision += base;
         }
         self.windows.write(windows)?;
         self.events.write(events)?;
         self.prune_closable(now, env.flow.allowed_lateness_ms);
+        Ok(())
+    }
+
+    /// Rules and downtime judged on this batch, before revisions are renumbered by
+    /// generation (alerts look at first emissions only).
+    fn send_alerts(
+        &mut self,
+        env: &mut LiveEnv,
+        windows: &[StationWindow],
+        events: &[DowntimeEvent],
+        wall: i64,
+    ) -> anyhow::Result<()> {
+        let underway = self.flow.drain_underway();
+        let alerts = self
+            .alerts
+            .observe(&env.alert_rules, windows, events, &underway, wall);
+        for alert in &alerts {
+            let json = serde_json::to_vec(alert)?;
+            let record = BaseRecord::<str, [u8]>::to(&env.settings.kafka.alerts_topic)
+                .key(alert.station.as_str())
+                .payload(&json);
+            env.producer.send_record(record)?;
+        }
+        env.metrics.alerts_emitted.add(alerts.len() as u64);
         Ok(())
     }
 
