@@ -429,7 +429,7 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     pipeline.publish_sample();
     let mut engine = pipeline.start("run", &[]);
     let replay = replay_latest(pipeline.dir.path());
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
     engine.assert_running();
     engine.stop();
     assert_no_duplicate_rows(&pipeline.out());
@@ -589,7 +589,7 @@ fn crashes_at_any_point_and_restarts_change_nothing() {
     engine.kill();
 
     let mut engine = pipeline.start("final", &[]);
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
     engine.assert_running();
     engine.stop();
     assert_no_duplicate_rows(&pipeline.out());
@@ -620,7 +620,7 @@ fn two_processes_share_the_partitions_and_hand_them_back() {
     pipeline.publish(&pipeline.trailer());
     // `a` takes every partition back, from the checkpoints `b` left.
     let replay = replay_latest(pipeline.dir.path());
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(240));
+    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
     a.assert_running();
     let log = a.log();
     a.stop();
