@@ -45,6 +45,10 @@ pub struct PartitionCheckpoint {
     /// Streaks of alert rules and downtime announced as started.
     #[serde(default)]
     pub alerts: AlertState,
+    /// `Context::fingerprint` of the context `flow` was computed with: a restore under
+    /// another context recomputes the windows inside the allowed lateness.
+    #[serde(default)]
+    pub context_fingerprint: u64,
 }
 
 /// Where a consumer group's checkpoints live: `<root>/<group>/<topic>/partition-<n>.json.gz`.
@@ -174,11 +178,13 @@ mod tests {
                 clean: false,
                 flow: straight.snapshot(),
                 alerts: Default::default(),
+                context_fingerprint: 7,
             };
             store.save(&checkpoint).await.unwrap();
 
             let loaded = store.load("signals", 3).await.unwrap().expect("saved");
             assert_eq!((loaded.epoch, loaded.next_offset), (7, 3_000));
+            assert_eq!(loaded.context_fingerprint, 7);
             let mut restored = StationFlow::restore(synthetic::plant(8), loaded.flow);
             let a = drive(&mut straight, rest);
             let b = drive(&mut restored, rest);
@@ -226,6 +232,7 @@ mod tests {
             clean: false,
             flow: flow.snapshot(),
             alerts: Default::default(),
+            context_fingerprint: 0,
         };
         store.save(&other).await.unwrap();
         let bytes = store

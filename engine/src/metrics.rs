@@ -67,6 +67,8 @@ pub struct LiveMetrics {
     pub revisions_emitted: Counter,
     pub alerts_emitted: Counter,
     pub checkpoints: Counter,
+    pub context_changes: Counter,
+    pub context_refused: Counter,
     dead_letters: Mutex<BTreeMap<RejectReason, u64>>,
     /// Per partition: wall clock minus the partition's largest event time, ms.
     watermark_lag_ms: Mutex<BTreeMap<i32, i64>>,
@@ -152,6 +154,16 @@ impl LiveMetrics {
                 "checkpoints",
                 "Partition checkpoints written",
                 &self.checkpoints,
+            ),
+            (
+                "context_changes",
+                "Context topic records that changed the context",
+                &self.context_changes,
+            ),
+            (
+                "context_refused",
+                "Context topic records refused (sent to the dead-letter topic)",
+                &self.context_refused,
             ),
         ];
         for (name, help, counter) in counters {

@@ -273,7 +273,8 @@ pub struct ContextError {
     pub message: String,
 }
 
-const KINDS: [&str; 10] = [
+/// The entity kinds, as the context file's tables and the context topic's keys name them.
+pub const KINDS: [&str; 10] = [
     "plants",
     "lines",
     "stations",
@@ -322,7 +323,17 @@ impl Context {
         }
     }
 
-    fn from_value(doc: Value, source_name: &str) -> Result<Self, ContextError> {
+    /// A stable hash of the whole context (FNV-1a of its JSON): equal contexts, equal
+    /// fingerprints, in every build.
+    pub fn fingerprint(&self) -> u64 {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        json.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// Parses and validates a context already read into JSON (a table of entity lists).
+    pub fn from_value(doc: Value, source_name: &str) -> Result<Self, ContextError> {
         let err = |entity: String, message: String| ContextError {
             source_name: source_name.into(),
             entity,

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod context;
+pub mod context_topic;
 pub mod dead_letter;
 pub mod signal;
 pub mod time;

@@ -17,8 +17,10 @@ use crate::kafka::publisher::Publisher;
 use crate::kafka::{partition_count, KafkaArgs};
 use crate::metrics::{self, LiveMetrics};
 use crate::sinks::parquet::ParquetSinkConfig;
+use crate::sources::context_topic::ContextFeed;
 use crate::store::Root;
 use stationflow_operators::alerts::AlertRules;
+use stationflow_schemas::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -31,15 +33,14 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logs();
     let settings = LiveConfig::load(args.config.as_deref())?;
-    if !settings.kafka.context_topic.is_empty() {
-        bail!(
-            "kafka.context_topic is set, but this version reads context from context.file \
-             only; unset kafka.context_topic"
-        );
-    }
-    let context = super::load_context(Path::new(&settings.context.file))?;
-    let alert_rules = AlertRules::new(&context)
-        .map_err(|e| anyhow::anyhow!("context {}: {e}", settings.context.file))?;
+    let file_context = if settings.context.file.is_empty() {
+        Context::default()
+    } else {
+        let context = super::load_context(Path::new(&settings.context.file))?;
+        live::check_alert_rules(&context)
+            .map_err(|e| anyhow::anyhow!("context {}: {e}", settings.context.file))?;
+        context
+    };
     let kafka = KafkaArgs {
         brokers: settings.kafka.brokers.clone(),
         options: settings
@@ -49,13 +50,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
     };
-    let producer = Publisher::new(&kafka)?;
+    let mut producer = Publisher::new(&kafka)?;
     let partitions = check_topics(&producer, &settings)?;
+    let metrics = LiveMetrics::new();
+    let (context, context_feed) = if settings.kafka.context_topic.is_empty() {
+        (file_context, None)
+    } else {
+        let (feed, refused) = ContextFeed::open(
+            &kafka,
+            &settings.kafka.group_id,
+            &settings.kafka.context_topic,
+            &file_context,
+            &live::check_alert_rules,
+        )?;
+        for (refused, message) in refused {
+            tracing::warn!(%refused, "context record refused");
+            metrics.context_refused.add(1);
+            let dlq = &settings.kafka.dlq_topic;
+            producer.dead_letter(dlq, &message, live::BAD_CONTEXT, &refused.to_string())?;
+        }
+        (feed.context().clone(), Some(feed))
+    };
+    let alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let metrics = LiveMetrics::new();
     if !settings.metrics.listen.is_empty() {
         let addr = metrics::serve(&settings.metrics.listen, metrics.clone())?;
         tracing::info!("metrics on http://{addr}/metrics");
@@ -66,6 +86,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let flow = settings.flow();
     let env = LiveEnv {
+        context_fingerprint: context.fingerprint(),
         context,
         alert_rules,
         max_clock_skew_ms: flow.max_clock_skew_ms.unwrap_or(i64::MAX / 2),
@@ -103,7 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         group = %settings.kafka.group_id,
         "starting"
     );
-    live::run(env, consumer, stop)
+    live::run(env, consumer, context_feed, stop)
 }
 
 /// The signals topic must exist (its partition count decides which stations a partition

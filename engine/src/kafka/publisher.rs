@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::ToBytes;
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message};
 
 use super::KafkaArgs;
 
@@ -115,6 +115,40 @@ impl Publisher {
             self.producer.poll(Duration::ZERO);
         }
         Ok(())
+    }
+
+    /// The original key and bytes of `message` to the dead-letter topic `dlq`; why and
+    /// where from in headers (`reason`, `detail`, `source_topic`, `source_partition`,
+    /// `source_offset`).
+    pub fn dead_letter<M: Message>(
+        &mut self,
+        dlq: &str,
+        message: &M,
+        reason: &str,
+        detail: &str,
+    ) -> anyhow::Result<()> {
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            ("reason", reason),
+            ("detail", detail),
+            ("source_topic", message.topic()),
+            ("source_partition", &partition),
+            ("source_offset", &offset),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(dlq)
+            .payload(message.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        self.send_record(record)
     }
 
     /// Waits until every record queued so far is acknowledged; fails if any was not

@@ -1,6 +1,8 @@
 //! Where signal records come from. `files`: JSON Lines, long CSV and long Parquet for
-//! replay. (The Kafka source of the live engine sits beside it.)
+//! replay; `context_topic`: the compacted context topic the live engine follows. (The
+//! signals topic is read by the live driver's consumer group.)
 
+pub mod context_topic;
 pub mod files;
 pub mod merge;
 

@@ -43,6 +43,30 @@ struct Pipeline {
 
 impl Pipeline {
     fn new() -> Pipeline {
+        Pipeline::with_kafka_settings("")
+    }
+
+    /// With the compacted context topic `context` (one partition) besides the file.
+    fn with_context_topic() -> Pipeline {
+        let pipeline = Pipeline::with_kafka_settings("context_topic = \"context\"\n");
+        create_topic(
+            &pipeline.kafka(),
+            "context",
+            1,
+            &[("cleanup.policy", "compact")],
+        )
+        .expect("context topic created");
+        pipeline
+    }
+
+    fn kafka(&self) -> KafkaArgs {
+        KafkaArgs {
+            brokers: self.broker.address.clone(),
+            options: Vec::new(),
+        }
+    }
+
+    fn with_kafka_settings(extra: &str) -> Pipeline {
         let broker = Broker::start();
         let kafka = KafkaArgs {
             brokers: broker.address.clone(),
@@ -58,7 +82,7 @@ impl Pipeline {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"live-test\"\nsession_timeout_ms = 6000\n\
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"live-test\"\nsession_timeout_ms = 6000\n{extra}\
              [context]\nfile = \"{}\"\n\
              [windows]\nidle_timeout_s = {IDLE_TIMEOUT_S}\n\
              [output]\nroot = \"{}\"\n\
@@ -310,14 +334,19 @@ fn replay_columns_index(name: &str) -> usize {
 }
 
 fn replay_latest(dir: &Path) -> Latest {
-    let out = dir.join("replay");
+    replay_latest_with(dir, &context(), "replay")
+}
+
+/// Replay of the sample and trailer with the context file `context`, into `dir/name`.
+fn replay_latest_with(dir: &Path, context: &Path, name: &str) -> Latest {
+    let out = dir.join(name);
     // With the live test's idle timeout: the same rule, in event time.
     ok(&[
         "replay",
         &sample().display().to_string(),
         &dir.join("trailer.jsonl").display().to_string(),
         "--context",
-        &context().display().to_string(),
+        &context.display().to_string(),
         "--out",
         &out.display().to_string(),
         "--idle-timeout-s",
@@ -639,4 +668,158 @@ fn wait_for_log(engine: &Engine, needle: &str, times: usize) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// MOLD-01 at 9.00 a minute idle from Sunday 20:00 UTC: the last day of the sample, so
+/// inside the allowed lateness when it changes.
+const MOLD_COST_KEY: &str = "stations/MOLD-01@2026-03-08T20:00Z";
+const MOLD_COST_JSON: &str = r#"{"kind": "stations", "code": "MOLD-01", "plant": "AUSTIN",
+    "line": "A2", "shift_pattern": "3x8", "all_shift_time_planned": true,
+    "ideal_cycle_s": 12.0, "downtime_threshold_s": 300, "idle_cost_per_minute": 9.0,
+    "valid_from": "2026-03-08T20:00:00Z"}"#;
+const MOLD_COST_TOML: &str = r#"
+[[stations]]
+code = "MOLD-01"
+plant = "AUSTIN"
+line = "A2"
+shift_pattern = "3x8"
+all_shift_time_planned = true
+ideal_cycle_s = 12.0
+downtime_threshold_s = 300
+idle_cost_per_minute = 9.0
+valid_from = "2026-03-08T20:00:00Z"
+"#;
+/// A cleaning stop entered after the fact.
+const LINE_A_STOP_KEY: &str = "planned_stops/LINE-A@2026-03-08T22:00Z";
+const LINE_A_STOP_JSON: &str = r#"{"kind": "planned_stops", "station": "LINE-A",
+    "start": "2026-03-08T22:00:00Z", "end": "2026-03-08T23:00:00Z", "reason": "CLEAN"}"#;
+const LINE_A_STOP_TOML: &str = r#"
+[[planned_stops]]
+station = "LINE-A"
+start = "2026-03-08T22:00:00Z"
+end = "2026-03-08T23:00:00Z"
+reason = "CLEAN"
+"#;
+
+/// Writes records to the context topic: (key, value or `None` for a tombstone, Kafka
+/// timestamp).
+fn produce_context(pipeline: &Pipeline, records: &[(&str, Option<&str>, i64)]) {
+    use rdkafka::producer::BaseRecord;
+    let mut producer =
+        stationflow_engine::kafka::publisher::Publisher::new(&pipeline.kafka()).expect("producer");
+    for (key, value, ts) in records {
+        let mut record = BaseRecord::<str, [u8]>::to("context")
+            .key(key)
+            .timestamp(*ts);
+        if let Some(value) = value {
+            record = record.payload(value.as_bytes());
+        }
+        producer.send_record(record).expect("queued");
+    }
+    producer.finish(Duration::from_secs(30)).expect("delivered");
+}
+
+/// The sample's context file with `extra` entities appended, as a file in the test dir.
+fn context_with(pipeline: &Pipeline, name: &str, extra: &[&str]) -> PathBuf {
+    let mut text = std::fs::read_to_string(context()).expect("sample context");
+    for e in extra {
+        text.push_str(e);
+    }
+    let path = pipeline.dir.path().join(name);
+    std::fs::write(&path, text).expect("context file");
+    path
+}
+
+#[test]
+fn context_topic_changes_revise_windows() {
+    let pipeline = Pipeline::with_context_topic();
+    let now = stationflow_engine::driver::live::wall_ms();
+    // Read at start: a station version, and a record that names an unknown plant.
+    produce_context(
+        &pipeline,
+        &[
+            (MOLD_COST_KEY, Some(MOLD_COST_JSON), now),
+            (
+                "stations/NOPE",
+                Some(r#"{"kind": "stations", "code": "NOPE", "plant": "MARS"}"#),
+                now,
+            ),
+        ],
+    );
+    pipeline.publish_sample();
+    let mut engine = pipeline.start("run", &[]);
+    let dir = pipeline.dir.path();
+    let plain = replay_latest(dir);
+    let with_cost = replay_latest_with(
+        dir,
+        &context_with(&pipeline, "cost.toml", &[MOLD_COST_TOML]),
+        "replay-cost",
+    );
+    assert_ne!(plain, with_cost, "the station version changes windows");
+    wait_for_replay_equality(&pipeline.out(), &with_cost, Duration::from_secs(480));
+
+    // Followed: a stop entered after the fact, and the station version withdrawn (its
+    // tombstone dated before the version began: withdrawn altogether).
+    let with_stop = replay_latest_with(
+        dir,
+        &context_with(&pipeline, "stop.toml", &[LINE_A_STOP_TOML]),
+        "replay-stop",
+    );
+    assert_ne!(plain, with_stop, "the planned stop changes windows");
+    let before_version = 1_772_996_400_000; // 2026-03-08T19:00Z
+    produce_context(
+        &pipeline,
+        &[
+            (LINE_A_STOP_KEY, Some(LINE_A_STOP_JSON), now),
+            (MOLD_COST_KEY, None, before_version),
+        ],
+    );
+    wait_for_replay_equality(&pipeline.out(), &with_stop, Duration::from_secs(120));
+    engine.assert_running();
+    let log = engine.log();
+    engine.stop();
+    assert!(log.contains("context changed"), "{log}");
+
+    // Changed while no engine ran: the restored partitions recompute what it touches.
+    produce_context(&pipeline, &[(LINE_A_STOP_KEY, None, before_version)]);
+    let mut engine = pipeline.start("restarted", &[]);
+    wait_for_replay_equality(&pipeline.out(), &plain, Duration::from_secs(180));
+    engine.assert_running();
+    engine.stop();
+    assert_no_duplicate_rows(&pipeline.out());
+    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+
+    let refused: Vec<_> = consume(&pipeline.broker.address, "signals.dlq")
+        .into_iter()
+        .filter(|m| m.topic() == "signals.dlq")
+        .filter(|m| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == "source_topic"))
+                .and_then(|h| h.value)
+                == Some(b"context".as_slice())
+        })
+        .collect();
+    // Refused again at each start while it stays on the topic: one source record.
+    let sources: std::collections::BTreeSet<Vec<u8>> = refused
+        .iter()
+        .filter_map(|m| {
+            m.headers()?
+                .iter()
+                .find(|h| h.key == "source_offset")?
+                .value
+        })
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(
+        sources.len(),
+        1,
+        "the record naming plant MARS: {refused:?}"
+    );
+    let detail = refused[0]
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == "detail"))
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .expect("detail header");
+    assert!(detail.contains("plant `MARS` is not defined"), "{detail}");
 }

@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
+use rdkafka::message::OwnedMessage;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use stationflow_operators::alerts::AlertRules;
 use stationflow_operators::FlowConfig;
+use stationflow_schemas::context_topic::RefusedRecord;
 use stationflow_schemas::Context;
 
 use crate::checkpoint::CheckpointStore;
@@ -25,6 +27,7 @@ use crate::config::LiveConfig;
 use crate::kafka::publisher::Publisher;
 use crate::metrics::LiveMetrics;
 use crate::sinks::parquet::ParquetSinkConfig;
+use crate::sources::context_topic::{ContextEvent, ContextFeed};
 use crate::store::Root;
 use partition::{PartitionTask, FROM_BEGINNING};
 
@@ -32,6 +35,8 @@ use partition::{PartitionTask, FROM_BEGINNING};
 pub struct LiveEnv {
     pub settings: LiveConfig,
     pub context: Context,
+    /// `context.fingerprint()`, kept in checkpoints.
+    pub context_fingerprint: u64,
     pub alert_rules: AlertRules,
     /// Event-time settings; the clock-skew check is the driver's (against the wall clock).
     pub flow: FlowConfig,
@@ -85,6 +90,35 @@ impl Assigned {
             tracing::info!(partition = p, "partition released");
         }
         Ok(())
+    }
+
+    /// A new context for every partition (and the alert rules in it).
+    fn change_context(&mut self, context: Context, changed_from: i64) -> anyhow::Result<()> {
+        self.env.alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
+        self.env.context_fingerprint = context.fingerprint();
+        for task in self.tasks.values_mut() {
+            task.change_context(context.clone(), changed_from);
+        }
+        self.env.context = context;
+        self.env.metrics.context_changes.add(1);
+        tracing::info!(
+            from = %stationflow_schemas::time::format_ms(changed_from.max(0)),
+            "context changed"
+        );
+        Ok(())
+    }
+
+    /// A context record that cannot be applied: to the dead-letter topic, with why.
+    pub fn refuse_context(
+        env: &mut LiveEnv,
+        refused: &RefusedRecord,
+        message: &OwnedMessage,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(%refused, "context record refused");
+        env.metrics.context_refused.add(1);
+        let dlq = &env.settings.kafka.dlq_topic;
+        env.producer
+            .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())
     }
 
     fn tick(&mut self, wall: i64) -> anyhow::Result<Vec<(i32, i64)>> {
@@ -156,11 +190,22 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The dead-letter reason of a refused context record.
+pub const BAD_CONTEXT: &str = "bad_context";
+
+/// What a context must pass besides validation to be used live: its alert rules' metrics
+/// exist.
+pub fn check_alert_rules(context: &Context) -> Result<(), String> {
+    AlertRules::new(context).map(|_| ())
+}
+
 /// Runs until `stop` is set (SIGTERM, SIGINT) or something fails; on a stop, every
-/// partition is checkpointed before the process leaves the group.
+/// partition is checkpointed before the process leaves the group. With a context feed,
+/// its changes reach every partition between two signal records.
 pub fn run(
     env: LiveEnv,
     consumer_config: rdkafka::ClientConfig,
+    mut context_feed: Option<ContextFeed>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let topic = env.settings.kafka.signals_topic.clone();
@@ -191,6 +236,18 @@ pub fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer"),
             None => {}
         }
+        if let Some(feed) = context_feed.as_mut() {
+            for event in feed.poll(&check_alert_rules) {
+                match event {
+                    ContextEvent::Changed(from) => {
+                        state.change_context(feed.context().clone(), from)?
+                    }
+                    ContextEvent::Refused(refused, message) => {
+                        Assigned::refuse_context(&mut state.env, &refused, &message)?
+                    }
+                }
+            }
+        }
         let checkpointed = state.tick(wall)?;
         if wall - last_lag_check >= 5_000 {
             last_lag_check = wall;
@@ -199,6 +256,15 @@ pub fn run(
         drop(state);
         commit_hint(&consumer, &topic, &checkpointed);
     }
+    let metrics = lock(&assigned).env.metrics.clone();
+    let latency = &metrics.emit_latency;
+    tracing::info!(
+        windows = latency.count(),
+        p50_ms = latency.quantile_ms(0.5),
+        p99_ms = latency.quantile_ms(0.99),
+        max_ms = latency.quantile_ms(1.0),
+        "window emit latency since start"
+    );
     tracing::info!("stopping: checkpointing every partition");
     let mut state = lock(&assigned);
     state.release_all(wall_ms())?;

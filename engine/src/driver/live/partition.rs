@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Headers;
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::Message;
 use stationflow_operators::alerts::AlertState;
@@ -17,7 +17,7 @@ use stationflow_operators::{Outcome, StationFlow};
 use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord};
 use stationflow_schemas::time::minute_floor;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
-use stationflow_schemas::RejectReason;
+use stationflow_schemas::{Context, RejectReason};
 
 use super::clock::PartitionClock;
 use super::LiveEnv;
@@ -77,7 +77,13 @@ impl PartitionTask {
                     env.partitions
                 );
                 let generation = cp.generation + u32::from(!cp.clean);
-                let flow = StationFlow::restore(env.context.clone(), cp.flow).with_stations(filter);
+                let mut flow =
+                    StationFlow::restore(env.context.clone(), cp.flow).with_stations(filter);
+                if cp.context_fingerprint != env.context_fingerprint {
+                    // The context changed while nobody owned the partition.
+                    tracing::info!(partition, "context differs from the checkpoint's");
+                    flow.update_context(env.context.clone(), i64::MIN);
+                }
                 (flow, cp.alerts, cp.epoch, generation, cp.next_offset)
             }
             None => (
@@ -148,7 +154,14 @@ impl PartitionTask {
             clean,
             flow: self.flow.snapshot(),
             alerts: self.alerts.clone(),
+            context_fingerprint: env.context_fingerprint,
         }
+    }
+
+    /// The context changed: windows from `changed_from` on are recomputed at the next
+    /// advance and emitted again where they differ.
+    pub fn change_context(&mut self, context: Context, changed_from: i64) {
+        self.flow.update_context(context, changed_from);
     }
 
     /// Decodes and applies one record; anything not applied or duplicate goes to the
@@ -208,7 +221,9 @@ impl PartitionTask {
             .add(self.flow.counters().late_records - late_before);
         if let Some((reason, detail)) = rejection {
             metrics.dead_letter(reason);
-            dead_letter(env, message, reason, &detail)?;
+            let dlq = &env.settings.kafka.dlq_topic;
+            env.producer
+                .dead_letter(dlq, message, reason.as_str(), &detail)?;
         }
         self.next_offset = message.offset() + 1;
         self.since_advance += 1;
@@ -366,43 +381,4 @@ fn rejected_at_source(message: &BorrowedMessage<'_>) -> Option<RejectReason> {
         .find(|h| h.key == REJECTED_HEADER)
         .and_then(|h| std::str::from_utf8(h.value?).ok())
         .and_then(RejectReason::parse)
-}
-
-/// The original bytes and key to the dead-letter topic; why and where from in headers.
-fn dead_letter(
-    env: &mut LiveEnv,
-    message: &BorrowedMessage<'_>,
-    reason: RejectReason,
-    detail: &str,
-) -> anyhow::Result<()> {
-    let partition = message.partition().to_string();
-    let offset = message.offset().to_string();
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "reason",
-            value: Some(reason.as_str()),
-        })
-        .insert(Header {
-            key: "detail",
-            value: Some(detail),
-        })
-        .insert(Header {
-            key: "source_topic",
-            value: Some(message.topic()),
-        })
-        .insert(Header {
-            key: "source_partition",
-            value: Some(partition.as_str()),
-        })
-        .insert(Header {
-            key: "source_offset",
-            value: Some(offset.as_str()),
-        });
-    let mut record = BaseRecord::<[u8], [u8]>::to(&env.settings.kafka.dlq_topic)
-        .payload(message.payload().unwrap_or_default())
-        .headers(headers);
-    if let Some(key) = message.key() {
-        record = record.key(key);
-    }
-    env.producer.send_record(record)
 }
