@@ -190,6 +190,9 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Wall-clock milliseconds between two looks at the context topic.
+const CONTEXT_POLL_MS: i64 = 100;
+
 /// The dead-letter reason of a refused context record.
 pub const BAD_CONTEXT: &str = "bad_context";
 
@@ -219,6 +222,7 @@ pub fn run(
     })?;
     consumer.subscribe(&[&topic])?;
     let mut last_lag_check = 0;
+    let mut last_context_poll = 0;
     while !stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(50));
         let wall = wall_ms();
@@ -236,7 +240,11 @@ pub fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer"),
             None => {}
         }
-        if let Some(feed) = context_feed.as_mut() {
+        if let Some(feed) = context_feed
+            .as_mut()
+            .filter(|_| wall - last_context_poll >= CONTEXT_POLL_MS)
+        {
+            last_context_poll = wall;
             for event in feed.poll(&check_alert_rules) {
                 match event {
                     ContextEvent::Changed(from) => {
