@@ -68,6 +68,8 @@ pub struct LiveMetrics {
     pub alerts_emitted: Counter,
     pub checkpoints: Counter,
     pub context_changes: Counter,
+    /// Microseconds the main loop waited on the consumer for a record.
+    pub poll_wait_us: Counter,
     pub context_refused: Counter,
     dead_letters: Mutex<BTreeMap<RejectReason, u64>>,
     /// Per partition: wall clock minus the partition's largest event time, ms.
@@ -154,6 +156,11 @@ impl LiveMetrics {
                 "checkpoints",
                 "Partition checkpoints written",
                 &self.checkpoints,
+            ),
+            (
+                "poll_wait_microseconds",
+                "Time the main loop waited for the broker's records",
+                &self.poll_wait_us,
             ),
             (
                 "context_changes",

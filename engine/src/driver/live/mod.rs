@@ -224,12 +224,15 @@ pub fn run(
     let mut last_lag_check = 0;
     let mut last_context_poll = 0;
     while !stop.load(Ordering::Relaxed) {
+        let waiting = std::time::Instant::now();
         let polled = consumer.poll(Duration::from_millis(50));
+        let waited = waiting.elapsed().as_micros() as u64;
         let wall = wall_ms();
         let mut state = lock(&assigned);
         if let Some(e) = state.failure.take() {
             return Err(e);
         }
+        state.env.metrics.poll_wait_us.add(waited);
         match polled {
             Some(Ok(message)) => {
                 let Assigned { env, tasks, .. } = &mut *state;
