@@ -456,13 +456,9 @@ fn assert_topic_matches_parquet(broker: &str, root: &Path) {
 fn live_run_gives_replays_windows_and_dead_letters() {
     let pipeline = Pipeline::new();
     pipeline.publish_sample();
-    let mut engine = pipeline.start("run", &[]);
+    let engine = pipeline.start("run", &[]);
     let replay = replay_latest(pipeline.dir.path());
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
-    engine.assert_running();
-    engine.stop();
-    assert_no_duplicate_rows(&pipeline.out());
-    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+    ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
 
     // The sample's bad records, each once, for the reasons replay gives.
     let replay_dead = std::fs::read_to_string(pipeline.dir.path().join("replay/dead_letter.jsonl"))
@@ -476,15 +472,7 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     }
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
     for m in consume(&pipeline.broker.address, "signals.dlq") {
-        let headers = m.headers().expect("dead letters carry headers");
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_else(|| panic!("header {name}"))
-        };
+        let header = |name: &str| header(&m, name).unwrap_or_else(|| panic!("header {name}"));
         assert_eq!(header("source_topic"), "signals");
         header("source_partition")
             .parse::<i32>()
@@ -496,6 +484,12 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     assert_eq!(got, want, "dead letters by reason");
 
     assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
+}
+
+/// A record's header as text.
+fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    let value = m.headers()?.iter().find(|h| h.key == name)?.value?;
+    Some(String::from_utf8_lossy(value).into_owned())
 }
 
 /// `station.alerts` after an uninterrupted run: each downtime span first emitted closed
@@ -617,8 +611,14 @@ fn crashes_at_any_point_and_restarts_change_nothing() {
     std::thread::sleep(Duration::from_secs(10));
     engine.kill();
 
-    let mut engine = pipeline.start("final", &[]);
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
+    let engine = pipeline.start("final", &[]);
+    ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
+}
+
+/// Waits for `engine`'s output to equal `replay`, stops it, and checks the Parquet
+/// dataset has no duplicate row and the topic's latest windows are the dataset's.
+fn ends_like_replay(pipeline: &Pipeline, mut engine: Engine, replay: &Latest, within: Duration) {
+    wait_for_replay_equality(&pipeline.out(), replay, within);
     engine.assert_running();
     engine.stop();
     assert_no_duplicate_rows(&pipeline.out());
@@ -782,44 +782,21 @@ fn context_topic_changes_revise_windows() {
 
     // Changed while no engine ran: the restored partitions recompute what it touches.
     produce_context(&pipeline, &[(LINE_A_STOP_KEY, None, before_version)]);
-    let mut engine = pipeline.start("restarted", &[]);
-    wait_for_replay_equality(&pipeline.out(), &plain, Duration::from_secs(180));
-    engine.assert_running();
-    engine.stop();
-    assert_no_duplicate_rows(&pipeline.out());
-    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
+    let engine = pipeline.start("restarted", &[]);
+    ends_like_replay(&pipeline, engine, &plain, Duration::from_secs(180));
 
     let refused: Vec<_> = consume(&pipeline.broker.address, "signals.dlq")
         .into_iter()
-        .filter(|m| m.topic() == "signals.dlq")
-        .filter(|m| {
-            m.headers()
-                .and_then(|h| h.iter().find(|h| h.key == "source_topic"))
-                .and_then(|h| h.value)
-                == Some(b"context".as_slice())
-        })
+        .filter(|m| header(m, "source_topic").as_deref() == Some("context"))
         .collect();
     // Refused again at each start while it stays on the topic: one source record.
-    let sources: std::collections::BTreeSet<Vec<u8>> = refused
-        .iter()
-        .filter_map(|m| {
-            m.headers()?
-                .iter()
-                .find(|h| h.key == "source_offset")?
-                .value
-        })
-        .map(<[u8]>::to_vec)
-        .collect();
+    let sources: std::collections::BTreeSet<_> =
+        refused.iter().map(|m| header(m, "source_offset")).collect();
     assert_eq!(
         sources.len(),
         1,
         "the record naming plant MARS: {refused:?}"
     );
-    let detail = refused[0]
-        .headers()
-        .and_then(|h| h.iter().find(|h| h.key == "detail"))
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .expect("detail header");
+    let detail = header(&refused[0], "detail").expect("detail header");
     assert!(detail.contains("plant `MARS` is not defined"), "{detail}");
 }
