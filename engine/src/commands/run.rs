@@ -50,11 +50,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
     };
-    let mut producer = Publisher::new(&kafka)?;
+    let producer = Publisher::new(&kafka)?;
     let partitions = check_topics(&producer, &settings)?;
     let metrics = LiveMetrics::new();
-    let (context, context_feed) = if settings.kafka.context_topic.is_empty() {
-        (file_context, None)
+    let (context, context_feed, refused) = if settings.kafka.context_topic.is_empty() {
+        (file_context, None, Vec::new())
     } else {
         let (feed, refused) = ContextFeed::open(
             &kafka,
@@ -63,13 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &file_context,
             &live::check_alert_rules,
         )?;
-        for (refused, message) in refused {
-            tracing::warn!(%refused, "context record refused");
-            metrics.context_refused.add(1);
-            let dlq = &settings.kafka.dlq_topic;
-            producer.dead_letter(dlq, &message, live::BAD_CONTEXT, &refused.to_string())?;
-        }
-        (feed.context().clone(), Some(feed))
+        (feed.context().clone(), Some(feed), refused)
     };
     let alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -85,7 +79,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let flow = settings.flow();
-    let env = LiveEnv {
+    let mut env = LiveEnv {
         context_fingerprint: context.fingerprint(),
         context,
         alert_rules,
@@ -124,6 +118,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         group = %settings.kafka.group_id,
         "starting"
     );
+    for (refused, message) in &refused {
+        env.refuse_context(refused, message)?;
+    }
     live::run(env, consumer, context_feed, stop)
 }
 

@@ -53,6 +53,21 @@ pub struct LiveEnv {
     pub metrics: Arc<LiveMetrics>,
 }
 
+impl LiveEnv {
+    /// A context record that cannot be applied: to the dead-letter topic, with why.
+    pub fn refuse_context(
+        &mut self,
+        refused: &RefusedRecord,
+        message: &OwnedMessage,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(%refused, "context record refused");
+        self.metrics.context_refused.add(1);
+        let dlq = &self.settings.kafka.dlq_topic;
+        self.producer
+            .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())
+    }
+}
+
 /// The partitions this process owns, behind the lock the rebalance callback shares.
 pub struct Assigned {
     env: LiveEnv,
@@ -106,19 +121,6 @@ impl Assigned {
             "context changed"
         );
         Ok(())
-    }
-
-    /// A context record that cannot be applied: to the dead-letter topic, with why.
-    pub fn refuse_context(
-        env: &mut LiveEnv,
-        refused: &RefusedRecord,
-        message: &OwnedMessage,
-    ) -> anyhow::Result<()> {
-        tracing::warn!(%refused, "context record refused");
-        env.metrics.context_refused.add(1);
-        let dlq = &env.settings.kafka.dlq_topic;
-        env.producer
-            .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())
     }
 
     fn tick(&mut self, wall: i64) -> anyhow::Result<Vec<(i32, i64)>> {
@@ -254,7 +256,7 @@ pub fn run(
                         state.change_context(feed.context().clone(), from)?
                     }
                     ContextEvent::Refused(refused, message) => {
-                        Assigned::refuse_context(&mut state.env, &refused, &message)?
+                        state.env.refuse_context(&refused, &message)?
                     }
                 }
             }
