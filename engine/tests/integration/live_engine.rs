@@ -677,29 +677,10 @@ const MOLD_COST_JSON: &str = r#"{"kind": "stations", "code": "MOLD-01", "plant":
     "line": "A2", "shift_pattern": "3x8", "all_shift_time_planned": true,
     "ideal_cycle_s": 12.0, "downtime_threshold_s": 300, "idle_cost_per_minute": 9.0,
     "valid_from": "2026-03-08T20:00:00Z"}"#;
-const MOLD_COST_TOML: &str = r#"
-[[stations]]
-code = "MOLD-01"
-plant = "AUSTIN"
-line = "A2"
-shift_pattern = "3x8"
-all_shift_time_planned = true
-ideal_cycle_s = 12.0
-downtime_threshold_s = 300
-idle_cost_per_minute = 9.0
-valid_from = "2026-03-08T20:00:00Z"
-"#;
 /// A cleaning stop entered after the fact.
 const LINE_A_STOP_KEY: &str = "planned_stops/LINE-A@2026-03-08T22:00Z";
 const LINE_A_STOP_JSON: &str = r#"{"kind": "planned_stops", "station": "LINE-A",
     "start": "2026-03-08T22:00:00Z", "end": "2026-03-08T23:00:00Z", "reason": "CLEAN"}"#;
-const LINE_A_STOP_TOML: &str = r#"
-[[planned_stops]]
-station = "LINE-A"
-start = "2026-03-08T22:00:00Z"
-end = "2026-03-08T23:00:00Z"
-reason = "CLEAN"
-"#;
 
 /// Writes records to the context topic: (key, value or `None` for a tombstone, Kafka
 /// timestamp).
@@ -719,11 +700,17 @@ fn produce_context(pipeline: &Pipeline, records: &[(&str, Option<&str>, i64)]) {
     producer.finish(Duration::from_secs(30)).expect("delivered");
 }
 
-/// The sample's context file with `extra` entities appended, as a file in the test dir.
+/// The sample's context file with `extra` entities appended — each as the context
+/// topic carries it, turned into TOML — as a file in the test dir.
 fn context_with(pipeline: &Pipeline, name: &str, extra: &[&str]) -> PathBuf {
     let mut text = std::fs::read_to_string(context()).expect("sample context");
-    for e in extra {
-        text.push_str(e);
+    for json in extra {
+        let mut entity: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).expect("entity JSON");
+        let kind = entity.remove("kind").expect("kind");
+        let table = serde_json::json!({ kind.as_str().expect("kind"): [entity] });
+        text.push('\n');
+        text.push_str(&toml::to_string(&table).expect("entity as TOML"));
     }
     let path = pipeline.dir.path().join(name);
     std::fs::write(&path, text).expect("context file");
@@ -752,7 +739,7 @@ fn context_topic_changes_revise_windows() {
     let plain = replay_latest(dir);
     let with_cost = replay_latest_with(
         dir,
-        &context_with(&pipeline, "cost.toml", &[MOLD_COST_TOML]),
+        &context_with(&pipeline, "cost.toml", &[MOLD_COST_JSON]),
         "replay-cost",
     );
     assert_ne!(plain, with_cost, "the station version changes windows");
@@ -762,7 +749,7 @@ fn context_topic_changes_revise_windows() {
     // tombstone dated before the version began: withdrawn altogether).
     let with_stop = replay_latest_with(
         dir,
-        &context_with(&pipeline, "stop.toml", &[LINE_A_STOP_TOML]),
+        &context_with(&pipeline, "stop.toml", &[LINE_A_STOP_JSON]),
         "replay-stop",
     );
     assert_ne!(plain, with_stop, "the planned stop changes windows");
