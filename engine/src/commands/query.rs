@@ -1,7 +1,7 @@
 //! `stationflow query "<SQL>" [--data <root>] [--format table|csv|json]`.
 
 use crate::query::{self, OutputFormat};
-use crate::store::Root;
+use crate::store::{Root, StoreSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
@@ -16,7 +16,7 @@ pub struct QueryArgs {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let root = Root::open_existing(&args.data)?;
+    let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -10,7 +10,7 @@ use stationflow_operators::FlowConfig;
 use crate::driver::replay::{self, ReplayConfig, ReplayReport};
 use crate::query;
 use crate::sinks::parquet::ParquetSinkConfig;
-use crate::store::Root;
+use crate::store::{Root, StoreSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -40,7 +40,7 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let context = super::load_context(&args.context)?;
-    let root = Root::open(&args.out)?;
+    let root = Root::open(&args.out, &StoreSettings::from_env()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -91,9 +91,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         checkpoint_interval_ms: i64::from(settings.checkpoint.interval_s) * 1000,
         flush_timeout: Duration::from_secs(60),
         partitions,
-        output: Root::open(&settings.output.root)?,
+        output: Root::open(&settings.output.root, &settings.store)?,
         checkpoints: CheckpointStore::new(
-            Root::open(&settings.checkpoint_root())?,
+            Root::open(&settings.checkpoint_root(), &settings.store)?,
             &settings.kafka.group_id,
         ),
         sink: ParquetSinkConfig::default(),

@@ -11,6 +11,8 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use stationflow_operators::FlowConfig;
 
+use crate::store::StoreSettings;
+
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -22,6 +24,7 @@ pub struct LiveConfig {
     pub windows: WindowSettings,
     pub output: OutputSettings,
     pub checkpoint: CheckpointSettings,
+    pub store: StoreSettings,
     pub metrics: MetricsSettings,
 }
 

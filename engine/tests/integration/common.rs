@@ -9,15 +9,26 @@ pub fn workspace() -> PathBuf {
 }
 
 pub fn stationflow(args: &[&str]) -> Output {
+    stationflow_with(args, &[])
+}
+
+/// Runs stationflow with extra environment variables (an object store's address and keys).
+pub fn stationflow_with(args: &[&str], env: &[(String, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stationflow"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("stationflow runs")
 }
 
 /// Runs stationflow and insists it succeeded; returns stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = stationflow(args);
+    ok_with(args, &[])
+}
+
+/// `ok` with extra environment variables.
+pub fn ok_with(args: &[&str], env: &[(String, String)]) -> String {
+    let out = stationflow_with(args, env);
     assert!(
         out.status.success(),
         "stationflow {args:?} failed:\n{}{}",
@@ -43,14 +54,12 @@ pub fn replay(inputs: &[&Path], context: &Path, out: &Path) -> String {
 
 /// `stationflow query` as CSV rows (header first).
 pub fn query(out: &Path, sql: &str) -> Vec<Vec<String>> {
-    let text = ok(&[
-        "query",
-        sql,
-        "--data",
-        &out.display().to_string(),
-        "--format",
-        "csv",
-    ]);
+    query_at(&out.display().to_string(), sql, &[])
+}
+
+/// `stationflow query` over any root (a folder, `s3://…`) as CSV rows (header first).
+pub fn query_at(root: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
+    let text = ok_with(&["query", sql, "--data", root, "--format", "csv"], env);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(text.as_bytes());

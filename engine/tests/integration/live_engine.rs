@@ -222,7 +222,8 @@ impl Drop for Engine {
 type Latest = BTreeMap<(String, String), Vec<String>>;
 
 fn sql(root: &Path, text: &str) -> Vec<Vec<String>> {
-    let root = Root::open_existing(&root.display().to_string()).expect("output root");
+    let root =
+        Root::open_existing(&root.display().to_string(), &Default::default()).expect("output root");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,6 +6,8 @@ mod common;
 mod golden_through_binary;
 mod inputs_and_failures;
 mod live_engine;
+mod object_storage;
+mod object_store_server;
 mod order_independence;
 mod publish_to_kafka;
 mod sample_data;
