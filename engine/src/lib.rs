@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod commands;
 pub mod config;
+pub mod datasets;
 pub mod driver;
 pub mod failpoint;
 pub mod kafka;

@@ -25,6 +25,12 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     /// The live engine: signals from Kafka to windows on Kafka and Parquet, checkpointed.
     Run(commands::run::RunArgs),
+    /// Merge each partition's small files into few large ones; drop superseded revisions.
+    Compact(commands::compact::CompactArgs),
+    /// Delete a plant's rows (a station, a time range) from every dataset, with a report.
+    Delete(commands::delete::DeleteArgs),
+    /// Export a plant's latest windows to CSV or Parquet.
+    Export(commands::export::ExportArgs),
     /// Print the live engine's effective settings (defaults, file, environment).
     ShowConfig(commands::show_config::ShowConfigArgs),
     /// Write a synthetic plant and its signals, for tests and benchmarks.
@@ -39,6 +45,9 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Publish(args) => commands::publish::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Compact(args) => commands::compact::run(args),
+        Command::Delete(args) => commands::delete::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::ShowConfig(args) => commands::show_config::run(args),
     };
     match result {

@@ -158,7 +158,7 @@ pub enum OutputFormat {
 }
 
 /// CSV has no lists: list columns (`error_codes`) become their items joined with `|`.
-fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+pub fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
     use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
     use arrow::datatypes::Field;
     let mut fields = Vec::new();

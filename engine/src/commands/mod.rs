@@ -1,5 +1,8 @@
 //! The `stationflow` subcommands.
 
+pub mod compact;
+pub mod delete;
+pub mod export;
 pub mod generate;
 pub mod publish;
 pub mod query;
@@ -28,4 +31,23 @@ pub fn print(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         other => Ok(other?),
     }
+}
+
+/// An instant given on the command line: RFC 3339, or a UTC day (its midnight); ms.
+pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
+        .map_err(|_| {
+            anyhow::anyhow!("{flag} {text:?}: give an RFC 3339 instant (2026-03-04T06:00:00Z) or a day (2026-03-04)")
+        })
+}
+
+/// A UTC day given on the command line, checked and normalised to YYYY-MM-DD.
+pub fn parse_day(text: &str, flag: &str) -> anyhow::Result<String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.to_string())
+        .map_err(|_| anyhow::anyhow!("{flag} {text:?}: give a day as YYYY-MM-DD"))
 }

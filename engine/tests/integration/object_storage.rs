@@ -1,10 +1,14 @@
 //! `s3://` roots against a real S3-compatible server (SeaweedFS): replay into a bucket and
 //! query it back, partition pruning, and clear failures for wrong keys and a dead store.
 
+use std::collections::BTreeMap;
+
 use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use sha2::{Digest, Sha256};
 
-use crate::common::{query, query_at, replay, stationflow_with, workspace};
+use crate::common::{ok_with, query, query_at, replay, stationflow_with, workspace};
 use crate::object_store_server::{ObjectStoreServer, BUCKET};
 
 const LATEST: &str =
@@ -172,4 +176,205 @@ fn wrong_keys_and_a_dead_store_fail_with_a_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(keys_under(&server, "refused").len() > 10);
+}
+
+fn sha256_of_objects(server: &ObjectStoreServer, prefix: &str) -> BTreeMap<String, String> {
+    let bucket = server.bucket();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    keys_under(server, prefix)
+        .into_iter()
+        .map(|key| {
+            let bytes = runtime
+                .block_on(async { bucket.get(&Path::from(key.as_str())).await?.bytes().await })
+                .expect("reading an object");
+            let digest = Sha256::digest(&bytes);
+            (key, digest.iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect()
+}
+
+const ALL_LATEST: &str =
+    "SELECT * EXCEPT (date) FROM station_windows_latest ORDER BY station, window_start";
+
+/// Compaction, export and secure deletion on a bucket holding the sample's output, with
+/// its late-buffer revisions and a second copy of every file (as a crashed writer leaves).
+#[test]
+fn compaction_export_and_deletion_in_a_bucket() {
+    let server = ObjectStoreServer::start();
+    let env = server.env();
+    let root = format!("s3://{BUCKET}/maintained");
+    let out = replay_to(&root, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bucket = server.bucket();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for key in keys_under(&server, "maintained/station_windows") {
+        let copy = key.replace("/part-", "/copy-");
+        runtime
+            .block_on(bucket.copy(&Path::from(key.as_str()), &Path::from(copy.as_str())))
+            .expect("copying a file");
+    }
+    let latest_before = query_at(&root, ALL_LATEST, &env);
+    let count = |sql: &str| query_at(&root, sql, &env)[1][0].clone();
+    let raw_before: u64 = count("SELECT COUNT(*) FROM station_windows")
+        .parse()
+        .unwrap();
+    assert_eq!(raw_before as usize, 2 * 163_518, "the sample and its copy");
+
+    // Compaction: one file per partition, only latest revisions, latest view unchanged.
+    let summary = ok_with(
+        &["compact", "--data", &root, "--before", "2100-01-01"],
+        &env,
+    );
+    assert!(summary.contains("compacted 32 partitions"), "{summary}");
+    assert!(
+        query_at(&root, ALL_LATEST, &env) == latest_before,
+        "latest changed"
+    );
+    let raw_after: usize = count("SELECT COUNT(*) FROM station_windows")
+        .parse()
+        .unwrap();
+    assert_eq!(raw_after, latest_before.len() - 1);
+    let files = keys_under(&server, "maintained/station_windows");
+    assert_eq!(files.len(), 18, "{files:?}");
+    assert!(files.iter().all(|k| k.contains("/c-")), "{files:?}");
+    let again = ok_with(
+        &["compact", "--data", &root, "--before", "2100-01-01"],
+        &env,
+    );
+    assert!(again.contains("nothing to compact"), "{again}");
+
+    // Export: a plant's latest windows for a day, as CSV and as Parquet.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv_path = dir.path().join("leeds.csv");
+    let parquet_path = dir.path().join("leeds.parquet");
+    let expected = count(
+        "SELECT COUNT(*) FROM station_windows_latest WHERE plant = 'LEEDS'
+         AND window_start >= TIMESTAMP '2026-03-04T00:00:00Z' AND window_start < TIMESTAMP '2026-03-05T00:00:00Z'",
+    );
+    for (format, path) in [("csv", &csv_path), ("parquet", &parquet_path)] {
+        let said = ok_with(
+            &[
+                "export",
+                "--data",
+                &root,
+                "--plant",
+                "LEEDS",
+                "--from",
+                "2026-03-04",
+                "--to",
+                "2026-03-05",
+                "--format",
+                format,
+                "--output",
+                &path.display().to_string(),
+            ],
+            &env,
+        );
+        assert!(
+            said.contains(&format!("exported {expected} windows")),
+            "{said}"
+        );
+    }
+    let csv_rows = csv::Reader::from_path(&csv_path)
+        .expect("csv")
+        .records()
+        .count();
+    assert_eq!(csv_rows.to_string(), expected);
+    let parquet = std::fs::File::open(&parquet_path).expect("parquet file");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+        .expect("readable parquet");
+    assert_eq!(
+        reader.metadata().file_metadata().num_rows().to_string(),
+        expected
+    );
+
+    // Deletion: a dry run changes nothing; then one station's day goes, with a report.
+    let station_day = "plant = 'AUSTIN' AND station = 'CNC-03' AND window_start >= TIMESTAMP '2026-03-04T00:00:00Z' AND window_start < TIMESTAMP '2026-03-05T00:00:00Z'";
+    let others_before = query_at(
+        &root,
+        &format!("SELECT * EXCEPT (date) FROM station_windows_latest WHERE NOT ({station_day}) ORDER BY station, window_start"),
+        &env,
+    );
+    let objects_before = sha256_of_objects(&server, "maintained");
+    let delete = |dry: bool| {
+        let mut args = vec![
+            "delete",
+            "--data",
+            &root,
+            "--plant",
+            "AUSTIN",
+            "--station",
+            "CNC-03",
+            "--from",
+            "2026-03-04",
+            "--to",
+            "2026-03-05",
+            "--actor",
+            "ops@example.com",
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        ok_with(&args, &env)
+    };
+    let dry = delete(true);
+    assert!(dry.contains("DRY RUN"), "{dry}");
+    assert_eq!(sha256_of_objects(&server, "maintained"), objects_before);
+    let said = delete(false);
+    assert!(said.contains("VERIFIED: no matching row remains"), "{said}");
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM station_windows WHERE {station_day}"
+        )),
+        "0"
+    );
+    assert!(
+        query_at(
+            &root,
+            &format!("SELECT * EXCEPT (date) FROM station_windows_latest WHERE NOT ({station_day}) ORDER BY station, window_start"),
+            &env,
+        ) == others_before,
+        "rows outside the criteria changed"
+    );
+    let reports: Vec<String> = keys_under(&server, "maintained/_deletions");
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let json = reports
+        .iter()
+        .find(|k| k.ends_with(".json"))
+        .expect("json report");
+    let bytes = runtime
+        .block_on(async { bucket.get(&Path::from(json.as_str())).await?.bytes().await })
+        .expect("report");
+    let report: serde_json::Value = serde_json::from_slice(&bytes).expect("report json");
+    assert_eq!(report["actor"], "ops@example.com");
+    assert_eq!(report["verified"], true);
+    let objects_after = sha256_of_objects(&server, "maintained");
+    let changes = report["objects"].as_array().expect("objects");
+    assert!(!changes.is_empty());
+    for change in changes {
+        let object = change["object"].as_str().unwrap();
+        assert_eq!(
+            change["sha256_before"].as_str(),
+            objects_before.get(object).map(String::as_str),
+            "{change}"
+        );
+        assert_eq!(
+            change["sha256_after"].as_str(),
+            objects_after.get(object).map(String::as_str),
+            "{change}"
+        );
+    }
+    let windows_deleted: u64 = changes
+        .iter()
+        .filter(|c| c["object"].as_str().unwrap().contains("/station_windows/"))
+        .map(|c| c["rows_deleted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        windows_deleted, 1440,
+        "one station's day of latest windows, compacted"
+    );
 }

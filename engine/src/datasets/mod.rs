@@ -1,0 +1,184 @@
+//! Work on the datasets as they lie in the store, file by file: compaction and secure
+//! deletion. A file is read whole (files hold at most a sink's `rows_per_file` rows) and
+//! replaced with one `put`, so each object changes atomically.
+
+pub mod compact;
+pub mod delete;
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, TimestampMillisecondType};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use sha2::{Digest, Sha256};
+
+use crate::sinks::parquet::writer_properties;
+use crate::store::Root;
+
+/// The two datasets of SPEC §5, with the columns that identify a row's versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dataset {
+    StationWindows,
+    DowntimeEvents,
+}
+
+impl Dataset {
+    pub const ALL: [Dataset; 2] = [Dataset::StationWindows, Dataset::DowntimeEvents];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::StationWindows => "station_windows",
+            Dataset::DowntimeEvents => "downtime_events",
+        }
+    }
+
+    /// The timestamp that, with the station, names a row; revisions share it.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Dataset::StationWindows => "window_start",
+            Dataset::DowntimeEvents => "start",
+        }
+    }
+}
+
+/// One `plant=/date=` folder of a dataset and its files.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    pub plant: String,
+    /// `YYYY-MM-DD`, as in the folder name.
+    pub date: String,
+    pub files: Vec<ObjectMeta>,
+}
+
+/// The dataset's partitions, by plant then date, files sorted by name.
+pub async fn partitions(root: &Root, dataset: Dataset) -> anyhow::Result<Vec<Partition>> {
+    let prefix = root.child(dataset.name());
+    let objects: Vec<ObjectMeta> = root
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))?;
+    let mut by_folder: BTreeMap<(String, String), Vec<ObjectMeta>> = BTreeMap::new();
+    for meta in objects {
+        let parts: Vec<String> = meta
+            .location
+            .prefix_match(&prefix)
+            .map(|p| p.map(|part| part.as_ref().to_string()).collect())
+            .unwrap_or_default();
+        let [plant, date, file] = parts.as_slice() else {
+            continue;
+        };
+        let (Some(plant), Some(date)) = (plant.strip_prefix("plant="), date.strip_prefix("date="))
+        else {
+            continue;
+        };
+        if file.ends_with(".parquet") {
+            by_folder
+                .entry((plant.to_string(), date.to_string()))
+                .or_default()
+                .push(meta);
+        }
+    }
+    Ok(by_folder
+        .into_iter()
+        .map(|((plant, date), mut files)| {
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            Partition { plant, date, files }
+        })
+        .collect())
+}
+
+/// An object's bytes, read whole.
+pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<Bytes> {
+    let got = store
+        .get(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+    got.bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))
+}
+
+/// A Parquet file's rows.
+pub fn decode(path: &Path, bytes: Bytes) -> anyhow::Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(65_536).build())
+        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
+}
+
+/// Rows as one Parquet file, written as the sinks write theirs.
+pub fn encode(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| anyhow::anyhow!("no rows to encode"))?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties(rows)))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+pub async fn put(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> anyhow::Result<()> {
+    store
+        .put(path, PutPayload::from(bytes))
+        .await
+        .map_err(|e| anyhow::anyhow!("writing {path}: {e}"))?;
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The columns every maintenance step reads from a row.
+pub struct RowKeys<'a> {
+    pub station: &'a arrow::array::StringArray,
+    pub time: &'a arrow::array::PrimitiveArray<TimestampMillisecondType>,
+    pub revision: &'a arrow::array::PrimitiveArray<Int32Type>,
+}
+
+impl<'a> RowKeys<'a> {
+    pub fn of(batch: &'a RecordBatch, dataset: Dataset) -> anyhow::Result<RowKeys<'a>> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| anyhow::anyhow!("a {} file has no `{name}` column", dataset.name()))
+        };
+        let station = column("station")?;
+        let time = column(dataset.time_column())?;
+        let revision = column("revision")?;
+        Ok(RowKeys {
+            station: station
+                .as_string_opt::<i32>()
+                .ok_or_else(|| anyhow::anyhow!("`station` is not Utf8"))?,
+            time: time
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .ok_or_else(|| {
+                    anyhow::anyhow!("`{}` is not a millisecond timestamp", dataset.time_column())
+                })?,
+            revision: revision
+                .as_primitive_opt::<Int32Type>()
+                .ok_or_else(|| anyhow::anyhow!("`revision` is not Int32"))?,
+        })
+    }
+
+    pub fn station(&self, i: usize) -> &'a str {
+        if self.station.is_null(i) {
+            ""
+        } else {
+            self.station.value(i)
+        }
+    }
+}
