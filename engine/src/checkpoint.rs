@@ -76,6 +76,22 @@ impl CheckpointStore {
 
     /// Writes `checkpoint` in one put: a reader sees the previous one or this one.
     pub async fn save(&self, checkpoint: &PartitionCheckpoint) -> anyhow::Result<()> {
+        let (path, bytes) = self.encode(checkpoint)?;
+        self.root
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing checkpoint {path}"))?;
+        Ok(())
+    }
+
+    /// The store checkpoints live in.
+    pub fn store(&self) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        self.root.store.clone()
+    }
+
+    /// Where `checkpoint` goes and its bytes (gzip of its JSON).
+    pub fn encode(&self, checkpoint: &PartitionCheckpoint) -> anyhow::Result<(Path, Vec<u8>)> {
         let path = self.path(&checkpoint.topic, checkpoint.partition);
         // Serialized whole first: serde's many small writes straight into the encoder
         // cost more than the compression itself.
@@ -85,13 +101,7 @@ impl CheckpointStore {
             flate2::Compression::fast(),
         );
         gz.write_all(&json)?;
-        let bytes = gz.finish()?;
-        self.root
-            .store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .with_context(|| format!("writing checkpoint {path}"))?;
-        Ok(())
+        Ok((path, gz.finish()?))
     }
 
     /// The partition's latest checkpoint, `None` when it has none yet.

@@ -80,6 +80,8 @@ pub struct LiveMetrics {
     /// From the arrival of the record that moved a window's watermark past its end to the
     /// window's first emission.
     pub emit_latency: Latency,
+    /// The output queue, once the engine has one.
+    pub uploads: std::sync::OnceLock<Arc<crate::sinks::upload_queue::UploadQueue>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -200,10 +202,45 @@ impl LiveMetrics {
             &locked(&self.consumer_lag),
             |n| n as f64,
         );
+        if let Some(queue) = self.uploads.get() {
+            let s = queue.status();
+            counter_family(
+                &mut out,
+                "store_retries",
+                "Failed puts to the object store, retried",
+            );
+            let _ = writeln!(out, "stationflow_store_retries_total {}", queue.retries());
+            for (name, help, value) in [
+                (
+                    "output_queue_uploads",
+                    "Files and checkpoints waiting for the object store",
+                    s.uploads as u64,
+                ),
+                (
+                    "output_queue_memory_bytes",
+                    "Bytes of queued output held in memory",
+                    s.memory_bytes,
+                ),
+                (
+                    "output_queue_spool_bytes",
+                    "Bytes of queued output spooled to local disk",
+                    s.spool_bytes,
+                ),
+                (
+                    "store_failing",
+                    "1 while the object store refuses output",
+                    u64::from(s.store_failing),
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP stationflow_{name} {help}.");
+                let _ = writeln!(out, "# TYPE stationflow_{name} gauge");
+                let _ = writeln!(out, "stationflow_{name} {value}");
+            }
+        }
         histogram(
             &mut out,
             "checkpoint_duration_seconds",
-            "Time to write one partition's epoch output and checkpoint",
+            "Time to close one partition's epoch and queue its output and checkpoint",
             &self.checkpoint_duration,
         );
         histogram(

@@ -17,6 +17,7 @@ use crate::kafka::publisher::Publisher;
 use crate::kafka::{partition_count, KafkaArgs};
 use crate::metrics::{self, LiveMetrics};
 use crate::sinks::parquet::ParquetSinkConfig;
+use crate::sinks::upload_queue::{QueueLimits, UploadQueue};
 use crate::sources::context_topic::ContextFeed;
 use crate::store::Root;
 use stationflow_operators::alerts::AlertRules;
@@ -79,6 +80,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let flow = settings.flow();
+    let output = &settings.output;
+    let uploads = Arc::new(UploadQueue::start(
+        QueueLimits {
+            memory_bytes: u64::from(output.queue_memory_mb) << 20,
+            spool_bytes: u64::from(output.spool_max_mb) << 20,
+            spool_parent: if output.spool_dir.is_empty() {
+                std::env::temp_dir()
+            } else {
+                output.spool_dir.clone().into()
+            },
+        },
+        runtime.handle().clone(),
+    )?);
+    let _ = metrics.uploads.set(uploads.clone());
     let mut env = LiveEnv {
         context_fingerprint: context.fingerprint(),
         context,
@@ -92,6 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         flush_timeout: Duration::from_secs(60),
         partitions,
         output: Root::open(&settings.output.root, &settings.store)?,
+        uploads: uploads.clone(),
         checkpoints: CheckpointStore::new(
             Root::open(&settings.checkpoint_root(), &settings.store)?,
             &settings.kafka.group_id,

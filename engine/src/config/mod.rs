@@ -61,6 +61,9 @@ pub struct WindowSettings {
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
     pub root: String,
+    pub queue_memory_mb: u32,
+    pub spool_dir: String,
+    pub spool_max_mb: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

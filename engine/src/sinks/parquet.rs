@@ -20,6 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use stationflow_schemas::window::{format_date32, DowntimeEvent, StationWindow};
 
 use super::arrow_rows;
+use super::upload_queue::UploadQueue;
 
 /// A row of a dataset: which partition it belongs to and how rows become a batch.
 pub trait DatasetRow: Sized {
@@ -137,6 +138,8 @@ pub struct DatasetWriter<R: DatasetRow> {
     config: ParquetSinkConfig,
     open: BTreeMap<(String, i32), OpenFile<R>>,
     names: FileNames,
+    /// Live: files go through the upload queue instead of straight to the store.
+    queue: Option<Arc<UploadQueue>>,
     next_file: u64,
     writes: u64,
     pub stats: SinkStats,
@@ -156,6 +159,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
             config,
             open: BTreeMap::new(),
             names: FileNames::PerRun,
+            queue: None,
             next_file: 0,
             writes: 0,
             stats: SinkStats::default(),
@@ -166,6 +170,12 @@ impl<R: DatasetRow> DatasetWriter<R> {
     pub fn per_epoch(mut self, partition: i32, epoch: u64) -> Self {
         self.names = FileNames::PerEpoch { partition, epoch };
         self.next_file = 0;
+        self
+    }
+
+    /// Hands finished files to `queue` (live) rather than putting them itself.
+    pub fn queued(mut self, queue: Arc<UploadQueue>) -> Self {
+        self.queue = Some(queue);
         self
     }
 
@@ -263,9 +273,14 @@ impl<R: DatasetRow> DatasetWriter<R> {
         self.stats.files += 1;
         self.stats.bytes += bytes.len() as u64;
         let store = self.store.clone();
-        self.runtime
-            .block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
-            .map_err(|e| anyhow::anyhow!("writing {} output: {e}", R::DATASET))?;
+        match &self.queue {
+            Some(queue) => queue.put(store, path, bytes)?,
+            None => self
+                .runtime
+                .block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("writing {} output: {e}", R::DATASET))?,
+        }
         crate::failpoint::point("parquet-file-written");
         Ok(())
     }

@@ -20,6 +20,7 @@ use stationflow_schemas::window::StationWindow;
 
 use crate::broker::Broker;
 use crate::common::{ok, workspace};
+use crate::object_store_server::{ObjectStoreServer, BUCKET};
 
 const PARTITIONS: i32 = 4;
 
@@ -35,15 +36,39 @@ const STATIONS: [&str; 15] = [
     "PACK-01", "PRESS-01", "PRESS-02", "PRESS-03", "WELD-01", "WELD-02",
 ];
 
-/// A broker with the engine's topics, a settings file, and the output folder.
+/// A broker with the engine's topics, a settings file, and the output root.
 struct Pipeline {
     broker: Broker,
     dir: tempfile::TempDir,
+    output: Output,
+}
+
+/// Where the engine writes: a folder, or a bucket (with the variables that reach it).
+#[derive(Clone)]
+enum Output {
+    Folder(PathBuf),
+    Bucket {
+        url: String,
+        env: Vec<(String, String)>,
+    },
 }
 
 impl Pipeline {
     fn new() -> Pipeline {
         Pipeline::with_kafka_settings("")
+    }
+
+    /// Output and checkpoints in `server`'s bucket; queued output spools past 1 MB.
+    fn with_bucket(server: &ObjectStoreServer) -> Pipeline {
+        let url = format!("s3://{BUCKET}/live");
+        let settings = format!(
+            "[output]\nroot = \"{url}\"\nqueue_memory_mb = 1\n\
+             [store]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nallow_http = true\n\
+             request_timeout_s = 5\nretry_timeout_s = 5\n",
+            server.endpoint()
+        );
+        let env = server.env();
+        Pipeline::with_settings("", &settings, Output::Bucket { url, env })
     }
 
     /// With the compacted context topic `context` (one partition) besides the file.
@@ -67,6 +92,23 @@ impl Pipeline {
     }
 
     fn with_kafka_settings(extra: &str) -> Pipeline {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("out");
+        let output = format!("[output]\nroot = \"{}\"\n", out.display());
+        Pipeline::with_settings_in(dir, extra, &output, Output::Folder(out))
+    }
+
+    fn with_settings(extra: &str, output_settings: &str, output: Output) -> Pipeline {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Pipeline::with_settings_in(dir, extra, output_settings, output)
+    }
+
+    fn with_settings_in(
+        dir: tempfile::TempDir,
+        extra: &str,
+        output_settings: &str,
+        output: Output,
+    ) -> Pipeline {
         let broker = Broker::start();
         let kafka = KafkaArgs {
             brokers: broker.address.clone(),
@@ -80,17 +122,15 @@ impl Pipeline {
         ] {
             create_topic(&kafka, topic, PARTITIONS, &[]).expect("topic created");
         }
-        let dir = tempfile::tempdir().expect("temp dir");
         let settings = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"live-test\"\nsession_timeout_ms = 6000\n{extra}\
              [context]\nfile = \"{}\"\n\
              [windows]\nidle_timeout_s = {IDLE_TIMEOUT_S}\n\
-             [output]\nroot = \"{}\"\n\
+             {output_settings}\
              [checkpoint]\ninterval_s = 1\n\
              [metrics]\nlisten = \"\"\n",
             broker.address,
             context().display(),
-            dir.path().join("out").display()
         );
         std::fs::write(dir.path().join("stationflow.toml"), settings).expect("settings");
         let trailer: String = STATIONS
@@ -100,11 +140,15 @@ impl Pipeline {
             })
             .collect();
         std::fs::write(dir.path().join("trailer.jsonl"), trailer).expect("trailer");
-        Pipeline { broker, dir }
+        Pipeline {
+            broker,
+            dir,
+            output,
+        }
     }
 
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
+    fn out(&self) -> Output {
+        self.output.clone()
     }
 
     fn trailer(&self) -> PathBuf {
@@ -136,6 +180,10 @@ impl Pipeline {
             .args(["run", "--config"])
             .arg(self.dir.path().join("stationflow.toml"))
             .envs(env.iter().copied())
+            .envs(match &self.output {
+                Output::Bucket { env, .. } => env.clone(),
+                Output::Folder(_) => Vec::new(),
+            })
             .env("STATIONFLOW_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -221,7 +269,11 @@ impl Drop for Engine {
 /// out (they say when and how often, not what).
 type Latest = BTreeMap<(String, String), Vec<String>>;
 
-fn sql(root: &Path, text: &str) -> Vec<Vec<String>> {
+fn sql(output: &Output, text: &str) -> Vec<Vec<String>> {
+    let root = match output {
+        Output::Folder(root) => root,
+        Output::Bucket { url, env } => return sql_through_the_binary(url, env, text),
+    };
     let root =
         Root::open_existing(&root.display().to_string(), &Default::default()).expect("output root");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -241,7 +293,22 @@ fn sql(root: &Path, text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn latest(root: &Path) -> Latest {
+/// `stationflow query` as CSV rows; none while the root is unreadable or empty.
+fn sql_through_the_binary(url: &str, env: &[(String, String)], text: &str) -> Vec<Vec<String>> {
+    let out =
+        crate::common::stationflow_with(&["query", text, "--data", url, "--format", "csv"], env);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&out.stdout[..])
+        .records()
+        .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
+        .collect()
+}
+
+fn latest(root: &Output) -> Latest {
     let rows = sql(
         root,
         "SELECT * FROM station_windows_latest ORDER BY station, window_start",
@@ -307,7 +374,7 @@ fn minute_text(ms: i64) -> String {
 }
 
 /// Waits until the live output matches replay's (or fails showing the first differences).
-fn wait_for_replay_equality(live_root: &Path, replay: &Latest, within: Duration) {
+fn wait_for_replay_equality(live_root: &Output, replay: &Latest, within: Duration) {
     let event_count = replay_columns_index("event_count");
     let deadline = Instant::now() + within;
     loop {
@@ -354,11 +421,11 @@ fn replay_latest_with(dir: &Path, context: &Path, name: &str) -> Latest {
         &IDLE_TIMEOUT_S.to_string(),
         "--quiet",
     ]);
-    latest(&out)
+    latest(&Output::Folder(out))
 }
 
 /// No `(station, window_start, revision)` twice in the Parquet dataset.
-fn assert_no_duplicate_rows(root: &Path) {
+fn assert_no_duplicate_rows(root: &Output) {
     let rows = sql(
         root,
         "SELECT station, window_start, revision, COUNT(*) AS n FROM station_windows \
@@ -422,7 +489,7 @@ fn topic_latest(broker: &str) -> BTreeMap<(String, i64), StationWindow> {
 
 /// The topic's latest windows are the Parquet dataset's latest windows (up to the
 /// sample's last minute: beyond it, a crashed run's clock may have gone further).
-fn assert_topic_matches_parquet(broker: &str, root: &Path) {
+fn assert_topic_matches_parquet(broker: &str, root: &Output) {
     let mut topic = topic_latest(broker);
     topic.retain(|(_, start), _| *start <= SAMPLE_LAST_MINUTE_MS);
     let rows = sql(
@@ -497,7 +564,7 @@ fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
 /// (revision 0 in `downtime_events`) was announced as ended once, after it was announced
 /// as started; the sample context's rules fired at their `for_minutes`-th window below
 /// the threshold and cleared at a window that no longer met it, alternately.
-fn assert_alerts_follow_the_output(broker: &str, root: &Path) {
+fn assert_alerts_follow_the_output(broker: &str, root: &Output) {
     let alerts: Vec<Alert> = consume(broker, "station.alerts")
         .iter()
         .map(|m| serde_json::from_slice(m.payload().expect("payload")).expect("alert JSON"))
@@ -787,4 +854,32 @@ fn context_topic_changes_revise_windows() {
     );
     let detail = header(&refused[0], "detail").expect("detail header");
     assert!(detail.contains("plant `MARS` is not defined"), "{detail}");
+}
+
+/// The store goes away for a minute while the engine runs: output waits in the queue
+/// (spooled past 1 MB), checkpoints wait behind it, and when the store is back the
+/// bucket holds exactly what replay gives, with no duplicate row.
+#[test]
+fn an_object_store_outage_during_run_loses_and_duplicates_nothing() {
+    let mut server = ObjectStoreServer::start();
+    let pipeline = Pipeline::with_bucket(&server);
+    pipeline.publish_sample();
+    let replay = replay_latest(pipeline.dir.path());
+    let engine = pipeline.start("run", &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let written = || sql(&pipeline.out(), "SELECT COUNT(*) FROM station_windows");
+    while written().get(1).is_none_or(|row| row[0] == "0") {
+        assert!(Instant::now() < deadline, "no output:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    server.stop();
+    std::thread::sleep(Duration::from_secs(60));
+    let mut engine = engine;
+    engine.assert_running();
+    let log = engine.log();
+    assert!(log.contains("the object store refused output"), "{log}");
+    assert!(log.contains("spooling to disk"), "{log}");
+    server.resume();
+    wait_for_log(&engine, "the object store takes output again", 1);
+    ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
 }

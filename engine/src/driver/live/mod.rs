@@ -27,6 +27,7 @@ use crate::config::LiveConfig;
 use crate::kafka::publisher::Publisher;
 use crate::metrics::LiveMetrics;
 use crate::sinks::parquet::ParquetSinkConfig;
+use crate::sinks::upload_queue::UploadQueue;
 use crate::sources::context_topic::{ContextEvent, ContextFeed};
 use crate::store::Root;
 use partition::{PartitionTask, FROM_BEGINNING};
@@ -47,6 +48,8 @@ pub struct LiveEnv {
     pub partitions: i32,
     pub output: Root,
     pub checkpoints: CheckpointStore,
+    /// Parquet files and checkpoints on their way to the store, in order.
+    pub uploads: Arc<UploadQueue>,
     pub sink: ParquetSinkConfig,
     pub runtime: tokio::runtime::Handle,
     pub producer: Publisher,
@@ -104,6 +107,8 @@ impl Assigned {
             self.env.metrics.forget_partition(p);
             tracing::info!(partition = p, "partition released");
         }
+        // The next owner reads the checkpoints: they must be in the store first.
+        self.env.uploads.drain();
         Ok(())
     }
 

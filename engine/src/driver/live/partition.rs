@@ -62,6 +62,8 @@ impl PartitionTask {
     /// written after that checkpoint, and records the takeover before anything is emitted.
     pub fn open(env: &LiveEnv, partition: i32, wall: i64) -> anyhow::Result<Self> {
         let topic = &env.settings.kafka.signals_topic;
+        // Our own queued output for it (taken back soon after release) lands first.
+        env.uploads.drain();
         let saved = env
             .runtime
             .block_on(env.checkpoints.load(topic, partition))?;
@@ -333,8 +335,9 @@ impl PartitionTask {
         }
     }
 
-    /// Ends the epoch: emits what is due, writes the epoch's files, waits for every Kafka
-    /// record to be acknowledged, then checkpoints in one put. `clean`: the partition is
+    /// Ends the epoch: emits what is due, queues the epoch's files, waits for every Kafka
+    /// record to be acknowledged, then queues the checkpoint behind the files (one put,
+    /// made once they are durable). `clean`: the partition is
     /// being released and nothing more will be emitted for it here.
     pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
@@ -346,7 +349,9 @@ impl PartitionTask {
         failpoint::point("epoch-flushed");
         self.epoch += 1;
         let checkpoint = self.checkpoint(env, wall, clean);
-        env.runtime.block_on(env.checkpoints.save(&checkpoint))?;
+        // Queued behind the epoch's files: durable only after them.
+        let (path, bytes) = env.checkpoints.encode(&checkpoint)?;
+        env.uploads.put(env.checkpoints.store(), path, bytes)?;
         self.last_checkpoint_ms = wall;
         env.metrics.checkpoints.add(1);
         env.metrics
@@ -371,6 +376,7 @@ fn epoch_writer<R: DatasetRow>(env: &LiveEnv, partition: i32, epoch: u64) -> Dat
         env.sink.clone(),
     )
     .per_epoch(partition, epoch)
+    .queued(env.uploads.clone())
 }
 
 /// The reason `publish` gave a record its file reader rejected.

@@ -1,0 +1,447 @@
+//! Puts that wait out an object store outage (live engine). Files and checkpoints are
+//! queued in order and put by one background thread, retried with backoff until the store
+//! takes them: a checkpoint queued after an epoch's files is written only once they are
+//! durable, so checkpoints never run ahead of output. The queue holds up to
+//! `memory_bytes` in memory, then spools to a local folder up to `spool_bytes`; past that,
+//! `put` blocks until the store catches up (the engine stops reading meanwhile).
+//!
+//! The spool is a buffer, not a log: after a crash, what was queued is produced again
+//! from Kafka from the last durable checkpoint, so a new process starts with an empty one.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// Limits of the queue.
+#[derive(Debug, Clone)]
+pub struct QueueLimits {
+    pub memory_bytes: u64,
+    pub spool_bytes: u64,
+    /// The folder the spool's own folder is made in.
+    pub spool_parent: PathBuf,
+}
+
+enum Payload {
+    Memory(Vec<u8>),
+    Spooled(PathBuf),
+}
+
+struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    payload: Payload,
+    len: u64,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Upload>,
+    memory_bytes: u64,
+    spool_bytes: u64,
+    /// The store failed the front upload's last attempt.
+    failing_since: Option<Instant>,
+    next_spool_file: u64,
+}
+
+/// What the queue holds and has done, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStatus {
+    pub uploads: usize,
+    pub memory_bytes: u64,
+    pub spool_bytes: u64,
+    pub store_failing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    stop: AtomicBool,
+    retries: std::sync::atomic::AtomicU64,
+    limits: QueueLimits,
+    spool: tempfile::TempDir,
+}
+
+pub struct UploadQueue {
+    shared: Arc<Shared>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UploadQueue {
+    pub fn start(limits: QueueLimits, runtime: tokio::runtime::Handle) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&limits.spool_parent).map_err(|e| {
+            anyhow::anyhow!(
+                "creating spool folder {}: {e}",
+                limits.spool_parent.display()
+            )
+        })?;
+        let spool = tempfile::Builder::new()
+            .prefix("stationflow-spool-")
+            .tempdir_in(&limits.spool_parent)
+            .map_err(|e| {
+                anyhow::anyhow!("making a spool in {}: {e}", limits.spool_parent.display())
+            })?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            retries: Default::default(),
+            limits,
+            spool,
+        });
+        let worker = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("uploads".into())
+                .spawn(move || upload_loop(&shared, &runtime))?
+        };
+        Ok(UploadQueue {
+            shared,
+            worker: Some(worker),
+        })
+    }
+
+    /// Queues `bytes` for `path`; blocks while memory and spool are both full.
+    pub fn put(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let len = bytes.len() as u64;
+        let limits = &self.shared.limits;
+        let mut state = self.shared.lock();
+        let mut waited = None;
+        loop {
+            let empty = state.queue.is_empty();
+            if empty || state.memory_bytes + len <= limits.memory_bytes {
+                state.memory_bytes += len;
+                state.queue.push_back(Upload {
+                    store,
+                    path,
+                    payload: Payload::Memory(bytes),
+                    len,
+                });
+                break;
+            }
+            if state.spool_bytes + len <= limits.spool_bytes {
+                let file = self
+                    .shared
+                    .spool
+                    .path()
+                    .join(format!("{:012}", state.next_spool_file));
+                state.next_spool_file += 1;
+                write_spool_file(&file, &bytes)?;
+                if state.spool_bytes == 0 {
+                    tracing::info!(
+                        spool = %self.shared.spool.path().display(),
+                        memory_bytes = state.memory_bytes,
+                        "output queue memory full: spooling to disk"
+                    );
+                }
+                state.spool_bytes += len;
+                state.queue.push_back(Upload {
+                    store,
+                    path,
+                    payload: Payload::Spooled(file),
+                    len,
+                });
+                break;
+            }
+            if waited.is_none() {
+                tracing::warn!(
+                    queued = state.queue.len(),
+                    "output queue and spool are full: reading paused until the store takes output"
+                );
+                waited = Some(Instant::now());
+            }
+            state = self.shared.wait(state);
+        }
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// Waits until everything queued so far is durable.
+    pub fn drain(&self) {
+        let mut state = self.shared.lock();
+        let mut logged = false;
+        while !state.queue.is_empty() {
+            if !logged && state.failing_since.is_some() {
+                tracing::warn!(
+                    queued = state.queue.len(),
+                    "waiting for the object store to take queued output"
+                );
+                logged = true;
+            }
+            state = self.shared.wait(state);
+        }
+    }
+
+    pub fn status(&self) -> QueueStatus {
+        let state = self.shared.lock();
+        QueueStatus {
+            uploads: state.queue.len(),
+            memory_bytes: state.memory_bytes,
+            spool_bytes: state.spool_bytes,
+            store_failing: state.failing_since.is_some(),
+        }
+    }
+
+    /// Failed attempts so far.
+    pub fn retries(&self) -> u64 {
+        self.shared.retries.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UploadQueue {
+    /// Stops the worker; whatever is still queued is dropped (a crash's rule: it is
+    /// produced again from the last durable checkpoint). Call `drain` first to keep it.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.changed.notify_all();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(guard, Duration::from_millis(500))
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+}
+
+fn write_spool_file(file: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::File::create(file)
+        .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let (store, path, payload) = {
+            let mut state = shared.lock();
+            loop {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(front) = state.queue.front() {
+                    let payload = match &front.payload {
+                        Payload::Memory(bytes) => Ok(bytes.clone()),
+                        Payload::Spooled(file) => std::fs::read(file),
+                    };
+                    break (front.store.clone(), front.path.clone(), payload);
+                }
+                state = shared.wait(state);
+            }
+        };
+        let result = match payload {
+            Ok(bytes) => runtime
+                .block_on(store.put(&path, PutPayload::from(bytes)))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reading the spool: {e}")),
+        };
+        let mut state = shared.lock();
+        match result {
+            Ok(()) => {
+                if let Some(done) = state.queue.pop_front() {
+                    match done.payload {
+                        Payload::Memory(_) => state.memory_bytes -= done.len,
+                        Payload::Spooled(file) => {
+                            state.spool_bytes -= done.len;
+                            let _ = std::fs::remove_file(file);
+                        }
+                    }
+                }
+                if let Some(since) = state.failing_since.take() {
+                    tracing::info!(
+                        outage_s = since.elapsed().as_secs(),
+                        queued = state.queue.len(),
+                        "the object store takes output again"
+                    );
+                }
+                backoff = BACKOFF_START;
+                drop(state);
+                shared.changed.notify_all();
+            }
+            Err(e) => {
+                shared.retries.fetch_add(1, Ordering::Relaxed);
+                if state.failing_since.is_none() {
+                    state.failing_since = Some(Instant::now());
+                    tracing::warn!(
+                        object = %path,
+                        error = %e,
+                        "the object store refused output; retrying with backoff, output waits in the queue"
+                    );
+                } else {
+                    tracing::debug!(object = %path, error = %e, "retrying");
+                }
+                drop(state);
+                shared.changed.notify_all();
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+
+    /// A store that refuses every put while `down` is set.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: InMemory,
+        down: Arc<AtomicBool>,
+    }
+
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Flaky")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Flaky {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(object_store::Error::Generic {
+                    store: "flaky",
+                    source: "connection refused".into(),
+                });
+            }
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn output_waits_out_an_outage_in_memory_then_spool_and_lands_in_order() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let down = Arc::new(AtomicBool::new(true));
+        let flaky = Arc::new(Flaky {
+            inner: InMemory::new(),
+            down: down.clone(),
+        });
+        let store: Arc<dyn ObjectStore> = flaky.clone();
+        let spool_parent = tempfile::tempdir().unwrap();
+        let queue = UploadQueue::start(
+            QueueLimits {
+                memory_bytes: 2_000,
+                spool_bytes: 5_000,
+                spool_parent: spool_parent.path().to_path_buf(),
+            },
+            runtime.handle().clone(),
+        )
+        .unwrap();
+        // 6 puts of 1,000 bytes: 2 in memory (the first always), 4 spooled... the 7th
+        // would block, so stop at 6.
+        for i in 0..6u8 {
+            queue
+                .put(store.clone(), Path::from(format!("f{i}")), vec![i; 1_000])
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let status = queue.status();
+        assert_eq!(status.uploads, 6);
+        assert!(status.store_failing);
+        assert_eq!(status.memory_bytes, 2_000);
+        assert_eq!(status.spool_bytes, 4_000);
+        assert_eq!(std::fs::read_dir(spool_parent.path()).unwrap().count(), 1);
+
+        // A checkpoint after the files; the store comes back; all land, spool emptied.
+        queue
+            .put(store.clone(), Path::from("checkpoint"), b"cp".to_vec())
+            .unwrap_or_else(|_| unreachable!());
+        down.store(false, Ordering::Relaxed);
+        queue.drain();
+        assert_eq!(queue.status(), QueueStatus::default());
+        assert!(queue.retries() > 0);
+        let names: Vec<String> = runtime
+            .block_on(flaky.inner.list(None).try_collect::<Vec<_>>())
+            .unwrap()
+            .iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        assert_eq!(names.len(), 7);
+        for i in 0..6u8 {
+            let got = runtime
+                .block_on(async {
+                    flaky
+                        .inner
+                        .get(&Path::from(format!("f{i}")))
+                        .await?
+                        .bytes()
+                        .await
+                })
+                .unwrap();
+            assert_eq!(&got[..], &vec![i; 1_000][..]);
+        }
+    }
+}
