@@ -15,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
 
 use crate::sinks::arrow_rows::{event_schema, window_schema};
+use crate::store::commits::{self, CommittedView};
 use crate::store::Root;
 
 /// The roll-up views: name, grouping columns, and what they are for.
@@ -106,7 +107,12 @@ async fn register_dataset(
 pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new();
     let url = url::Url::parse(&root.url)?;
-    ctx.register_object_store(&url, root.store.clone());
+    // Live output shows once committed: never part of an epoch (store::commits).
+    let commits = commits::load(&*root.store, &root.prefix).await?;
+    ctx.register_object_store(
+        &url,
+        Arc::new(CommittedView::new(root.store.clone(), commits)),
+    );
     if let Some(dir) = &root.local {
         for d in ["station_windows", "downtime_events"] {
             std::fs::create_dir_all(dir.join(d))?;

@@ -13,6 +13,7 @@ use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 mod aws_profile;
+pub mod commits;
 
 /// How an `s3://` root is reached. Empty settings come from the standard AWS environment
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
@@ -246,7 +247,9 @@ fn with_prefix(base: &str, prefix: &Path) -> String {
 /// A reader's first guess at what went wrong, from the store's answer.
 pub fn explain_store_error(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
-    if m.contains("signaturedoesnotmatch")
+    if m.contains("169.254.169.254") || m.contains("169.254.170.2") {
+        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a shared credentials file"
+    } else if m.contains("signaturedoesnotmatch")
         || m.contains("invalidaccesskeyid")
         || m.contains("403")
         || m.contains("accessdenied")

@@ -17,7 +17,7 @@ use object_store::ObjectStoreExt;
 
 use super::{decode, encode, partitions, put, read_bytes, sha256_hex, Dataset, Partition, RowKeys};
 use crate::sinks::parquet::partition_path;
-use crate::store::Root;
+use crate::store::{commits, Root};
 
 /// What compaction did to one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +41,16 @@ pub async fn compact(
     rows_per_file: usize,
 ) -> anyhow::Result<Vec<Compacted>> {
     let mut done = Vec::new();
+    // Live files of epochs not yet committed may still be taken back by a restore.
+    let commits = commits::load(&*root.store, &root.prefix).await?;
     for dataset in Dataset::ALL {
-        for partition in partitions(root, dataset).await? {
+        for mut partition in partitions(root, dataset).await? {
+            partition
+                .files
+                .retain(|m| commits::is_committed(&commits, &m.location));
+            if partition.files.is_empty() {
+                continue;
+            }
             if before.is_some_and(|b| partition.date.as_str() >= b) || is_compacted(&partition) {
                 continue;
             }

@@ -26,6 +26,7 @@ use crate::failpoint;
 use crate::kafka::partitioner::stations_of;
 use crate::kafka::REJECTED_HEADER;
 use crate::sinks::parquet::{remove_epochs_after, DatasetRow, DatasetWriter};
+use crate::store::commits::Commit;
 
 /// Revisions emitted after an unclean restore are numbered from `generation << 16` up.
 const GENERATION_SHIFT: u32 = 16;
@@ -352,6 +353,16 @@ impl PartitionTask {
         // Queued behind the epoch's files: durable only after them.
         let (path, bytes) = env.checkpoints.encode(&checkpoint)?;
         env.uploads.put(env.checkpoints.store(), path, bytes)?;
+        // Then readers may see the epoch's files (store::commits).
+        let commit = Commit {
+            partition: self.partition,
+            epoch: self.epoch - 1,
+        };
+        env.uploads.put(
+            env.output.store.clone(),
+            Commit::path(&env.output.prefix, self.partition),
+            commit.to_bytes(),
+        )?;
         self.last_checkpoint_ms = wall;
         env.metrics.checkpoints.add(1);
         env.metrics
