@@ -176,20 +176,13 @@ mod tests {
     use std::sync::Arc;
 
     use object_store::memory::InMemory;
-    use stationflow_operators::{synthetic, FlowConfig, StationFlow};
     use stationflow_schemas::window::StationWindow;
 
     use super::*;
     use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig};
 
     fn windows() -> Vec<StationWindow> {
-        let mut flow = StationFlow::new(synthetic::plant(3), FlowConfig::default());
-        let records: Vec<_> = synthetic::signals(3, 3_000, 1_000, 7).collect();
-        for r in &records {
-            flow.apply(r, r.ts);
-        }
-        flow.finish(records.last().unwrap().ts);
-        flow.drain_windows()
+        crate::sinks::parquet::tests::synthetic_windows(3, 3_000, 7)
     }
 
     #[test]

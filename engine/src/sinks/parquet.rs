@@ -338,15 +338,24 @@ pub fn writer_properties(rows: usize) -> WriterProperties {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
     use stationflow_operators::{synthetic, FlowConfig, StationFlow};
 
     fn windows() -> Vec<StationWindow> {
-        let mut flow = StationFlow::new(synthetic::plant(4), FlowConfig::default());
-        let records: Vec<_> = synthetic::signals(4, 2_000, 1_000, 3).collect();
+        synthetic_windows(4, 2_000, 3)
+    }
+
+    /// The windows of `stations` synthetic stations over `records` records.
+    pub(crate) fn synthetic_windows(
+        stations: usize,
+        records: usize,
+        seed: u64,
+    ) -> Vec<StationWindow> {
+        let mut flow = StationFlow::new(synthetic::plant(stations), FlowConfig::default());
+        let records: Vec<_> = synthetic::signals(stations, records, 1_000, seed).collect();
         for r in &records {
             flow.apply(r, r.ts);
         }

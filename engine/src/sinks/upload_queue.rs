@@ -116,18 +116,12 @@ impl UploadQueue {
         let len = bytes.len() as u64;
         let limits = &self.shared.limits;
         let mut state = self.shared.lock();
-        let mut waited = None;
-        loop {
+        let mut told_paused = false;
+        let payload = loop {
             let empty = state.queue.is_empty();
             if empty || state.memory_bytes + len <= limits.memory_bytes {
                 state.memory_bytes += len;
-                state.queue.push_back(Upload {
-                    store,
-                    path,
-                    payload: Payload::Memory(bytes),
-                    len,
-                });
-                break;
+                break Payload::Memory(bytes);
             }
             if state.spool_bytes + len <= limits.spool_bytes {
                 let file = self
@@ -145,23 +139,24 @@ impl UploadQueue {
                     );
                 }
                 state.spool_bytes += len;
-                state.queue.push_back(Upload {
-                    store,
-                    path,
-                    payload: Payload::Spooled(file),
-                    len,
-                });
-                break;
+                break Payload::Spooled(file);
             }
-            if waited.is_none() {
+            if !told_paused {
                 tracing::warn!(
                     queued = state.queue.len(),
                     "output queue and spool are full: reading paused until the store takes output"
                 );
-                waited = Some(Instant::now());
+                told_paused = true;
             }
             state = self.shared.wait(state);
-        }
+        };
+        state.queue.push_back(Upload {
+            store,
+            path,
+            payload,
+            len,
+        });
+        drop(state);
         self.shared.changed.notify_all();
         Ok(())
     }
