@@ -3,7 +3,8 @@
 # output: a synthetic plant (RECORDS records, 1,000 stations by default) replayed by the
 # release binary into a folder and into a bucket of a SeaweedFS server this script
 # starts on 127.0.0.1 (installed by scripts/services.sh), then `compact` on the bucket.
-#   benches/replay-s3.sh            (RECORDS=10000000 STATIONS=1000 BENCH_DIR=... to change)
+#   benches/replay-s3.sh   (RECORDS=10000000 STATIONS=1000 INTERVAL_MS=1000 BENCH_DIR=... to change;
+#                           INTERVAL_MS=60000 makes every record a window: output-heavy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
@@ -11,10 +12,12 @@ source scripts/services.sh
 cargo build --release -p stationflow-engine
 records=${RECORDS:-10000000}
 stations=${STATIONS:-1000}
+interval=${INTERVAL_MS:-1000}
 dir=${BENCH_DIR:-target/s3-bench}
-gen="$dir/gen-$stations-$records"
+gen="$dir/gen-$stations-$records-$interval"
 if [ ! -f "$gen/signals.jsonl" ]; then
-    target/release/stationflow generate --stations "$stations" --records "$records" --seed 1 --out "$gen"
+    target/release/stationflow generate --stations "$stations" --records "$records" \
+        --interval-ms "$interval" --seed 1 --out "$gen"
 fi
 
 weed_dir=$(mktemp -d)
