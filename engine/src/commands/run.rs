@@ -127,6 +127,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "session.timeout.ms",
             &settings.kafka.session_timeout_ms.to_string(),
         ),
+        // A deeper prefetch queue and larger fetches: with librdkafka's defaults
+        // (100,000 messages, 1 MB per partition) the consumer read ~180 k records/s from
+        // tansu, with these ~820 k (benches/e2e-live.sh). `kafka.options` can override.
+        ("queued.min.messages", "1000000"),
+        ("max.partition.fetch.bytes", "16777216"),
+        ("fetch.max.bytes", "67108864"),
     ])?;
     tracing::info!(
         topic = %settings.kafka.signals_topic,
