@@ -148,6 +148,11 @@ pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
     Ok(ctx)
 }
 
+/// `text` as a SQL string literal.
+pub fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Runs one SQL statement and collects its result.
 pub async fn run(root: &Root, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let ctx = session(root).await?;

@@ -141,7 +141,7 @@ impl Root {
             let prefix = Path::from(rest.trim_matches('/'));
             return Ok(Root {
                 store: Arc::new(InMemory::new()),
-                url: with_prefix("memory://", &prefix),
+                url: with_prefix("memory:///", &prefix),
                 prefix,
                 local: None,
             });
@@ -190,7 +190,8 @@ impl Root {
     }
 
     /// One listing of the prefix: the first request, where a wrong endpoint, credentials
-    /// or bucket show.
+    /// or bucket show. On a thread of its own, so callers inside a runtime (async tests)
+    /// can open roots too.
     fn check_reachable(&self) -> anyhow::Result<()> {
         let store = self.store.clone();
         let prefix = self.prefix.clone();
@@ -236,11 +237,12 @@ impl Root {
     }
 }
 
+/// `base` (ending in `/`) with `prefix` and a trailing slash.
 fn with_prefix(base: &str, prefix: &Path) -> String {
     if prefix.as_ref().is_empty() {
-        format!("{}/", base.trim_end_matches('/'))
+        base.to_string()
     } else {
-        format!("{}/{}/", base.trim_end_matches('/'), prefix.as_ref())
+        format!("{base}{}/", prefix.as_ref())
     }
 }
 
@@ -290,5 +292,10 @@ mod tests {
         assert!(err.to_string().contains("name a bucket"), "{err}");
         assert_eq!(with_prefix("s3://b/", &Path::from("x/y")), "s3://b/x/y/");
         assert_eq!(with_prefix("s3://b/", &Path::from("")), "s3://b/");
+        assert_eq!(with_prefix("memory:///", &Path::from("")), "memory:///");
+        assert_eq!(
+            with_prefix("memory:///", &Path::from("cp")),
+            "memory:///cp/"
+        );
     }
 }

@@ -25,10 +25,7 @@ pub fn run(args: CompactArgs) -> anyhow::Result<()> {
         None => (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string(),
     };
     let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     let done = runtime.block_on(compact(&root, Some(&before), args.rows_per_file))?;
     super::print(&summary(&done, &before))
 }

@@ -54,10 +54,7 @@ pub fn run(args: DeleteArgs) -> anyhow::Result<()> {
         anyhow::ensure!(from < to, "--from must be before --to");
     }
     let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     let report = runtime.block_on(delete(&root, &criteria, &args.actor, args.dry_run))?;
     let mut text = render(&report);
     if !args.dry_run {

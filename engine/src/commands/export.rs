@@ -7,7 +7,7 @@ use parquet::arrow::AsyncArrowWriter;
 use tokio::io::AsyncWriteExt;
 
 use crate::query;
-use crate::sinks::parquet::writer_properties;
+use crate::sinks::parquet::{partition_date, writer_properties};
 use crate::store::{Root, StoreSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,10 +48,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("--output {:?} does not name a file", args.output),
     };
     let target = Root::open(dir, &settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     let rows = runtime.block_on(export(
         &root,
         &args.plant,
@@ -76,19 +73,14 @@ async fn export(
     target: &Root,
     file: &str,
 ) -> anyhow::Result<u64> {
-    let day = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_default()
-    };
     let sql = format!(
         "SELECT * EXCEPT (date) FROM station_windows_latest
-         WHERE plant = '{}' AND date >= '{}' AND date <= '{}'
+         WHERE plant = {} AND date >= '{}' AND date <= '{}'
            AND CAST(window_start AS BIGINT) >= {from} AND CAST(window_start AS BIGINT) < {to}
          ORDER BY station, window_start",
-        plant.replace('\'', "''"),
-        day(from),
-        day(to - 1)
+        query::sql_text(plant),
+        partition_date(from),
+        partition_date(to - 1)
     );
     let ctx = query::session(root).await?;
     let df = ctx.sql(&sql).await?;

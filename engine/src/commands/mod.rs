@@ -33,10 +33,18 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The commands' async runtime: one worker (the I/O waits; the work is on the caller).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
+}
+
 /// An instant given on the command line: RFC 3339, or a UTC day (its midnight); ms.
 pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
+    if let Some(ms) = stationflow_schemas::time::parse_rfc3339_ms(text) {
+        return Ok(ms);
     }
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())

@@ -67,10 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (feed.context().clone(), Some(feed), refused)
     };
     let alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     if !settings.metrics.listen.is_empty() {
         let addr = metrics::serve(&settings.metrics.listen, metrics.clone())?;
         tracing::info!("metrics on http://{addr}/metrics");

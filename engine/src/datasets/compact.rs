@@ -11,13 +11,12 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, RecordBatch};
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
-
-use super::{decode, encode, partitions, put, read_bytes, sha256_hex, Dataset, Partition, RowKeys};
+use super::{
+    decode, encode, partitions, put, read_bytes, remove, sha256_hex, Dataset, Partition, RowKeys,
+};
 use crate::sinks::parquet::partition_path;
 use crate::store::{commits, Root};
+use arrow::array::{Array, RecordBatch};
 
 /// What compaction did to one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +103,7 @@ async fn compact_partition(
     }
     for meta in &partition.files {
         if !written.contains(&meta.location) {
-            delete(root, &meta.location).await?;
+            remove(&*root.store, &meta.location).await?;
         }
     }
     Ok(Compacted {
@@ -118,13 +117,6 @@ async fn compact_partition(
         bytes_before: partition.files.iter().map(|m| m.size).sum(),
         bytes_after,
     })
-}
-
-async fn delete(root: &Root, path: &Path) -> anyhow::Result<()> {
-    root.store
-        .delete(path)
-        .await
-        .map_err(|e| anyhow::anyhow!("removing {path}: {e}"))
 }
 
 /// `(batch, row)` of the highest revision of each `(station, time)`, in station then
@@ -176,6 +168,7 @@ mod tests {
     use std::sync::Arc;
 
     use object_store::memory::InMemory;
+    use object_store::path::Path;
     use stationflow_schemas::window::StationWindow;
 
     use super::*;

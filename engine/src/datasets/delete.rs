@@ -7,10 +7,11 @@
 
 use arrow::array::{BooleanArray, RecordBatch};
 use chrono::{DateTime, SecondsFormat, Utc};
-use object_store::ObjectStoreExt;
 use serde::Serialize;
 
-use super::{decode, encode, partitions, put, read_bytes, sha256_hex, Dataset, RowKeys};
+use super::{decode, encode, partitions, put, read_bytes, remove, sha256_hex, Dataset, RowKeys};
+use crate::query::sql_text;
+use crate::sinks::parquet::partition_date;
 use crate::store::Root;
 
 /// Which rows go: a plant's, optionally one station's, optionally in `[from, to)`.
@@ -34,22 +35,19 @@ impl Criteria {
 
     /// Whether a partition of UTC day `date` can hold matching rows.
     fn may_hold(&self, date: &str) -> bool {
-        let day = |ms: i64| {
-            DateTime::<Utc>::from_timestamp_millis(ms)
-                .map(|t| t.format("%Y-%m-%d").to_string())
-                .unwrap_or_default()
-        };
-        self.from_ms.is_none_or(|from| date >= day(from).as_str())
-            && self.to_ms.is_none_or(|to| date <= day(to - 1).as_str())
+        self.from_ms
+            .is_none_or(|from| date >= partition_date(from).as_str())
+            && self
+                .to_ms
+                .is_none_or(|to| date <= partition_date(to - 1).as_str())
     }
 
     /// The same criteria as SQL over the `dataset` view.
     fn sql(&self, dataset: Dataset) -> String {
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
         let time = format!("CAST(\"{}\" AS BIGINT)", dataset.time_column());
-        let mut conditions = vec![format!("plant = {}", quote(&self.plant))];
+        let mut conditions = vec![format!("plant = {}", sql_text(&self.plant))];
         if let Some(s) = &self.station {
-            conditions.push(format!("station = {}", quote(s)));
+            conditions.push(format!("station = {}", sql_text(s)));
         }
         if let Some(from) = self.from_ms {
             conditions.push(format!("{time} >= {from}"));
@@ -210,10 +208,7 @@ async fn delete_in_file(
             put(&*root.store, path, bytes).await?;
         }
     } else if !dry_run {
-        root.store
-            .delete(path)
-            .await
-            .map_err(|e| anyhow::anyhow!("deleting {path}: {e}"))?;
+        remove(&*root.store, path).await?;
     }
     Ok(Some(change))
 }
@@ -221,10 +216,11 @@ async fn delete_in_file(
 /// Counts matching rows left, through the same SQL a user would run.
 async fn verify(root: &Root, criteria: &Criteria) -> anyhow::Result<Vec<Verification>> {
     use arrow::array::AsArray;
+    let session = crate::query::session(root).await?;
     let mut out = Vec::new();
     for dataset in Dataset::ALL {
         let sql = criteria.sql(dataset);
-        let batches = crate::query::run(root, &sql).await?;
+        let batches = session.sql(&sql).await?.collect().await?;
         let remaining = batches
             .first()
             .and_then(|b| {

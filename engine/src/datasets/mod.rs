@@ -137,6 +137,13 @@ pub async fn put(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> anyhow
     Ok(())
 }
 
+pub async fn remove(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<()> {
+    store
+        .delete(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("removing {path}: {e}"))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

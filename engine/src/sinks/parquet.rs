@@ -31,8 +31,14 @@ pub trait DatasetRow: Sized {
     fn batch(rows: &[Self]) -> RecordBatch;
 }
 
-fn utc_day(ts_ms: i64) -> i32 {
+/// The UTC day (days since 1970-01-01) whose `date=` partition holds an instant's rows.
+pub fn utc_day(ts_ms: i64) -> i32 {
     ts_ms.div_euclid(86_400_000) as i32
+}
+
+/// The `date=` partition (`YYYY-MM-DD`) of an instant.
+pub fn partition_date(ts_ms: i64) -> String {
+    format_date32(utc_day(ts_ms))
 }
 
 impl DatasetRow for StationWindow {
