@@ -60,10 +60,14 @@ pub fn query(out: &Path, sql: &str) -> Vec<Vec<String>> {
 /// `stationflow query` over any root (a folder, `s3://…`) as CSV rows (header first).
 pub fn query_at(root: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
     let text = ok_with(&["query", sql, "--data", root, "--format", "csv"], env);
-    let mut reader = csv::ReaderBuilder::new()
+    csv_rows(text.as_bytes())
+}
+
+/// CSV text as rows of cells, the header row first.
+pub fn csv_rows(text: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
         .has_headers(false)
-        .from_reader(text.as_bytes());
-    reader
+        .from_reader(text)
         .records()
         .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
         .collect()

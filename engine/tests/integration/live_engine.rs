@@ -19,7 +19,7 @@ use stationflow_schemas::alert::{Alert, AlertKind};
 use stationflow_schemas::window::StationWindow;
 
 use crate::broker::Broker;
-use crate::common::{ok, workspace};
+use crate::common::{csv_rows, ok, workspace};
 use crate::object_store_server::{ObjectStoreServer, BUCKET};
 
 const PARTITIONS: i32 = 4;
@@ -285,12 +285,7 @@ fn sql(output: &Output, text: &str) -> Vec<Vec<String>> {
         Err(_) => return Vec::new(), // nothing written yet
     };
     let csv = query::render(&batches, OutputFormat::Csv).expect("csv");
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(csv.as_bytes())
-        .records()
-        .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
-        .collect()
+    csv_rows(csv.as_bytes())
 }
 
 /// `stationflow query` as CSV rows; none while the root is unreadable or empty.
@@ -300,12 +295,7 @@ fn sql_through_the_binary(url: &str, env: &[(String, String)], text: &str) -> Ve
     if !out.status.success() {
         return Vec::new();
     }
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(&out.stdout[..])
-        .records()
-        .map(|r| r.expect("csv row").iter().map(str::to_string).collect())
-        .collect()
+    csv_rows(&out.stdout)
 }
 
 fn latest(root: &Output) -> Latest {

@@ -31,6 +31,16 @@ fn replay_to(root: &str, env: &[(String, String)]) -> std::process::Output {
     )
 }
 
+/// `replay_to` that must succeed.
+fn replay_ok(root: &str, env: &[(String, String)]) {
+    let out = replay_to(root, env);
+    assert!(
+        out.status.success(),
+        "replay to {root} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn keys_under(server: &ObjectStoreServer, prefix: &str) -> Vec<String> {
     let bucket = server.bucket();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -53,12 +63,7 @@ fn replay_into_a_bucket_equals_replay_into_a_folder_and_prunes_partitions() {
     let server = ObjectStoreServer::start();
     let env = server.env();
     let s3_root = format!("s3://{BUCKET}/plants/sample");
-    let out = replay_to(&s3_root, &env);
-    assert!(
-        out.status.success(),
-        "replay to S3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_ok(&s3_root, &env);
     let local = tempfile::tempdir().expect("tempdir");
     let data = workspace().join("replay-data");
     replay(
@@ -169,12 +174,7 @@ fn wrong_keys_and_a_dead_store_fail_with_a_reason() {
 
     // Back up, the same command writes its output.
     server.resume();
-    let out = replay_to(&root, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_ok(&root, &env);
     assert!(keys_under(&server, "refused").len() > 10);
 }
 
@@ -203,12 +203,7 @@ fn compaction_export_and_deletion_in_a_bucket() {
     let server = ObjectStoreServer::start();
     let env = server.env();
     let root = format!("s3://{BUCKET}/maintained");
-    let out = replay_to(&root, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_ok(&root, &env);
     let bucket = server.bucket();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for key in keys_under(&server, "maintained/station_windows") {
