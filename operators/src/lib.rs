@@ -17,6 +17,7 @@ pub mod record;
 pub mod seq_set;
 pub mod shift_calendar;
 pub mod station;
+mod station_codes;
 pub mod timeline;
 
 pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow};

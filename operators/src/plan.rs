@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono_tz::Tz;
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use stationflow_schemas::context::{Context, DowntimeDetection, Ts};
 
 use crate::intervals::{IntervalIndex, Versions};
 use crate::shift_calendar::{ShiftCalendar, ShiftInstance};
+use crate::station_codes::StationCodes;
 
 /// Index of a configured station, in context order.
 pub type StationId = u32;
@@ -132,7 +132,7 @@ struct StationEntry {
 pub struct ContextIndex {
     context: Context,
     stations: Vec<StationEntry>,
-    by_code: FxHashMap<Box<str>, StationId>,
+    by_code: StationCodes,
     plants: HashMap<String, Versions<Arc<PlantSettings>>>,
     skus: HashMap<String, Versions<Arc<SkuSettings>>>,
 }
@@ -244,7 +244,7 @@ impl ContextIndex {
             },
         );
         let mut stations = Vec::with_capacity(order.len());
-        let mut by_code = FxHashMap::default();
+        let mut by_code = StationCodes::default();
         for code in order {
             let settings = versions
                 .remove(&code)
@@ -314,7 +314,7 @@ impl ContextIndex {
                     })
                     .collect(),
             );
-            by_code.insert(code.clone().into_boxed_str(), stations.len() as StationId);
+            by_code.insert(&code, stations.len() as StationId);
             stations.push(StationEntry {
                 settings,
                 schedules,
@@ -341,7 +341,7 @@ impl ContextIndex {
     }
 
     pub fn station_id(&self, code: &str) -> Option<StationId> {
-        self.by_code.get(code).copied()
+        self.by_code.get(code)
     }
 
     /// The station's latest settings (for labels that do not vary with time).

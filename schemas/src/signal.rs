@@ -235,9 +235,22 @@ impl RawValue<'_> {
     fn as_f64(&self) -> Option<f64> {
         match self {
             RawValue::Number(n) if n.is_finite() => Some(*n),
-            RawValue::Integer(n) => Some(*n as f64),
+            // Through i64 where it fits: the same rounding, without the slow i128 path.
+            RawValue::Integer(n) => Some(i64::try_from(*n).map_or(*n as f64, |n| n as f64)),
             _ => None,
         }
+    }
+}
+
+/// `str::trim`, without its Unicode scan for the usual text that starts and ends with a
+/// visible ASCII character.
+fn trim(text: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -370,7 +383,7 @@ impl<'a> RawRecord<'a> {
             ));
         }
         let code = match &self.station {
-            Some(RawValue::Text(t)) if !t.trim().is_empty() => t.trim(),
+            Some(RawValue::Text(t)) if !trim(t).is_empty() => trim(t),
             Some(RawValue::Null) | None => match station {
                 Some(s) if !s.trim().is_empty() => s.trim(),
                 _ => {

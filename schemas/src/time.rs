@@ -8,11 +8,13 @@ pub const MINUTE_MS: i64 = 60_000;
 
 /// Parses an RFC 3339 timestamp with an offset into epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
     plain_rfc3339_ms(text.as_bytes()).or_else(|| {
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.timestamp_millis())
+        let text = text.trim();
+        plain_rfc3339_ms(text.as_bytes()).or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
     })
 }
 
@@ -20,20 +22,19 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 /// parser; `None` for anything else (chrono then decides). Agrees with chrono wherever
 /// it answers (tested below).
 fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
-    let num = |at: usize, len: usize| -> Option<i64> {
-        let digits = b.get(at..at + len)?;
-        digits.iter().try_fold(0i64, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-        })
-    };
+    let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
     let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if !punctuation.iter().all(|&(at, c)| b.get(at) == Some(&c)) {
+    if !punctuation.iter().all(|&(at, c)| head[at] == c) {
         return None;
     }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let valid_day = (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month);
-    if !valid_day || hour > 23 || minute > 59 || second > 59 {
+    let digit = |at: usize| {
+        let d = head[at].wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    let two = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
+    let day = epoch_day(head[..10].try_into().ok()?)?;
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut at = 19;
@@ -57,7 +58,14 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let offset_s = match (b.get(at), b.len() - at) {
         (Some(b'Z'), 1) => 0,
         (Some(&sign @ (b'+' | b'-')), 6) if b[at + 3] == b':' => {
-            let (h, m) = (num(at + 1, 2)?, num(at + 4, 2)?);
+            let num = |at: usize| {
+                let d = |i: usize| {
+                    let d = b[i].wrapping_sub(b'0');
+                    (d < 10).then_some(i64::from(d))
+                };
+                Some(d(at)? * 10 + d(at + 1)?)
+            };
+            let (h, m) = (num(at + 1)?, num(at + 4)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -65,8 +73,34 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let seconds = day * 86_400 + hour * 3600 + minute * 60 + second;
     Some((seconds - offset_s) * 1000 + millis)
+}
+
+thread_local! {
+    /// The last `YYYY-MM-DD` parsed and its day number: a stream's stamps share dates.
+    static LAST_DATE: std::cell::Cell<([u8; 10], i64)> =
+        const { std::cell::Cell::new(([0; 10], 0)) };
+}
+
+/// Days since 1970-01-01 of a valid `YYYY-MM-DD`.
+fn epoch_day(date: &[u8; 10]) -> Option<i64> {
+    let (last, day) = LAST_DATE.get();
+    if last == *date {
+        return Some(day);
+    }
+    let num = |range: std::ops::Range<usize>| {
+        date[range].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    LAST_DATE.set((*date, days));
+    Some(days)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {

@@ -5,7 +5,7 @@
 //! same station and `ts` in a row form one record.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -170,7 +170,7 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
     let name: Arc<str> = path.display().to_string().into();
     Ok(match Format::of(path) {
         Some(Format::JsonLines { gzip }) => Box::new(JsonLines {
-            reader: BufReader::with_capacity(1 << 20, open(path, gzip).map_err(io)?),
+            lines: Lines::new(open(path, gzip).map_err(io)?, 1 << 20),
             file: name,
             line: 0,
             path: path.to_path_buf(),
@@ -198,24 +198,8 @@ fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
     })
 }
 
-/// Strips ASCII whitespace from both ends of `bytes` in place.
-fn trim_ascii_in_place(bytes: &mut Vec<u8>) {
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |e| e + 1);
-    bytes.truncate(end);
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(end);
-    if start > 0 {
-        bytes.drain(..start);
-    }
-}
-
 struct JsonLines {
-    reader: BufReader<Box<dyn Read>>,
+    lines: Lines,
     file: Arc<str>,
     line: u64,
     path: PathBuf,
@@ -224,28 +208,99 @@ struct JsonLines {
 impl RecordReader for JsonLines {
     fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError> {
         loop {
-            item.original.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut item.original)
-                .map_err(|source| SourceError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            if n == 0 {
-                return Ok(false);
-            }
+            let line = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(false),
+                Err(source) => {
+                    return Err(SourceError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            };
             self.line += 1;
-            trim_ascii_in_place(&mut item.original);
-            if item.original.is_empty() {
+            let text = line.trim_ascii();
+            if text.is_empty() {
                 continue;
             }
+            item.original.clear();
+            item.original.extend_from_slice(text);
             if !Arc::ptr_eq(&item.position.file, &self.file) {
                 item.position.file = self.file.clone();
             }
             item.position.line = self.line;
             item.rejection = decode_json_into(&item.original, None, None, &mut item.record).err();
             return Ok(true);
+        }
+    }
+}
+
+/// Lines of a byte stream, found with `memchr` in a buffer of its own (a line longer than
+/// the buffer grows it). The last line needs no newline.
+struct Lines {
+    input: Box<dyn Read>,
+    buf: Vec<u8>,
+    /// The unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl Lines {
+    fn new(input: Box<dyn Read>, capacity: usize) -> Self {
+        Lines {
+            input,
+            buf: vec![0; capacity.max(1)],
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The next line without its `\n`, or `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        let mut searched = self.start;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
+                let line = self.start..searched + i;
+                self.start = searched + i + 1;
+                return Ok(Some(&self.buf[line]));
+            }
+            searched = self.end;
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let line = self.start..self.end;
+                self.start = self.end;
+                return Ok(Some(&self.buf[line]));
+            }
+            searched -= self.start;
+            self.refill()?;
+        }
+    }
+
+    /// Moves the unread bytes to the front and reads more after them.
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -574,5 +629,36 @@ impl RowSource for ParquetRows {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(text: &str, capacity: usize) -> Vec<String> {
+        let mut lines = Lines::new(Box::new(std::io::Cursor::new(text.to_string())), capacity);
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().unwrap() {
+            out.push(String::from_utf8(line.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_on_newlines_across_refills_and_growth() {
+        let text = "{\"a\":1}\n\nlonger line than the buffer\r\nlast without newline";
+        let want = vec![
+            "{\"a\":1}",
+            "",
+            "longer line than the buffer\r",
+            "last without newline",
+        ];
+        for capacity in [1, 3, 8, 64, 1 << 20] {
+            assert_eq!(lines_of(text, capacity), want, "capacity {capacity}");
+        }
+        assert_eq!(lines_of("", 4), Vec::<String>::new());
+        assert_eq!(lines_of("\n", 4), vec![""]);
+        assert_eq!(lines_of("x\n", 4), vec!["x"]);
     }
 }

@@ -72,18 +72,14 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        for (i, &b) in self.bytes[start..].iter().enumerate() {
-            if b == b'"' {
-                self.at = start + i + 1;
-                let text = &self.bytes[start..start + i];
-                // SAFETY: every byte of `text` was checked to be printable ASCII below.
-                return Some(unsafe { std::str::from_utf8_unchecked(text) });
-            }
-            if !(0x20..0x7f).contains(&b) || b == b'\\' {
-                return None;
-            }
+        let len = plain_len(&self.bytes[start..]);
+        if self.bytes.get(start + len) != Some(&b'"') {
+            return None;
         }
-        None
+        self.at = start + len + 1;
+        let text = &self.bytes[start..start + len];
+        // SAFETY: `plain_len` checked every byte of `text` to be printable ASCII.
+        Some(unsafe { std::str::from_utf8_unchecked(text) })
     }
 
     fn value(&mut self) -> Option<RawValue<'a>> {
@@ -152,5 +148,62 @@ impl<'a> Scanner<'a> {
             self.at += 1;
         }
         self.at - start
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that might not be plain string text: a quote, a
+/// backslash, a control byte, DEL or non-ASCII. A byte can be flagged wrongly only above
+/// one flagged rightly, so the lowest flag is always right.
+fn special_bytes(word: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH_BITS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+    (word & HIGH_BITS)
+        | below_space
+        | zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'\\')))
+        | zero(word ^ (ONES * 0x7f))
+}
+
+/// Length of the leading run of printable ASCII other than `"` and `\`, eight bytes at a
+/// time (the last chunk zero-padded: zero is a control byte and ends the run).
+fn plain_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let word = match bytes.get(at..at + 8) {
+            Some(chunk) => u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut chunk = [0u8; 8];
+                let rest = &bytes[at..];
+                chunk[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(chunk)
+            }
+        };
+        let special = special_bytes(word);
+        if special != 0 {
+            return at + (special.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_len_stops_at_the_first_special_byte() {
+        for special in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 24];
+                bytes[at] = special;
+                assert_eq!(plain_len(&bytes), at, "byte {special:#x} at {at}");
+            }
+        }
+        assert_eq!(plain_len(b"ST-00001"), 8);
+        assert_eq!(plain_len(b" ~~~~~~~~~~~~~~~"), 16);
+        assert_eq!(plain_len(b""), 0);
     }
 }
