@@ -23,18 +23,17 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 /// it answers (tested below).
 fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
-    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if !punctuation.iter().all(|&(at, c)| head[at] == c) {
+    if head[13] != b':' || head[16] != b':' {
         return None;
     }
-    let digit = |at: usize| {
-        let d = head[at].wrapping_sub(b'0');
+    let digit = |d: u8| {
+        let d = d.wrapping_sub(b'0');
         (d < 10).then_some(i64::from(d))
     };
-    let two = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
-    let day = epoch_day(head[..10].try_into().ok()?)?;
-    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
-    if hour > 23 || minute > 59 || second > 59 {
+    let two = |at: usize| Some(digit(b[at])? * 10 + digit(b[at + 1])?);
+    let hour_start = epoch_hour_s(head[..13].try_into().ok()?)?;
+    let (minute, second) = (two(14)?, two(17)?);
+    if minute > 59 || second > 59 {
         return None;
     }
     let mut at = 19;
@@ -58,14 +57,7 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let offset_s = match (b.get(at), b.len() - at) {
         (Some(b'Z'), 1) => 0,
         (Some(&sign @ (b'+' | b'-')), 6) if b[at + 3] == b':' => {
-            let num = |at: usize| {
-                let d = |i: usize| {
-                    let d = b[i].wrapping_sub(b'0');
-                    (d < 10).then_some(i64::from(d))
-                };
-                Some(d(at)? * 10 + d(at + 1)?)
-            };
-            let (h, m) = (num(at + 1)?, num(at + 4)?);
+            let (h, m) = (two(at + 1)?, two(at + 4)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -73,34 +65,38 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let seconds = day * 86_400 + hour * 3600 + minute * 60 + second;
+    let seconds = hour_start + minute * 60 + second;
     Some((seconds - offset_s) * 1000 + millis)
 }
 
 thread_local! {
-    /// The last `YYYY-MM-DD` parsed and its day number: a stream's stamps share dates.
-    static LAST_DATE: std::cell::Cell<([u8; 10], i64)> =
-        const { std::cell::Cell::new(([0; 10], 0)) };
+    /// The last `YYYY-MM-DDTHH` parsed and its seconds since the epoch (before any
+    /// offset): a stream's stamps share their hour.
+    static LAST_HOUR: std::cell::Cell<([u8; 13], i64)> =
+        const { std::cell::Cell::new(([0; 13], 0)) };
 }
 
-/// Days since 1970-01-01 of a valid `YYYY-MM-DD`.
-fn epoch_day(date: &[u8; 10]) -> Option<i64> {
-    let (last, day) = LAST_DATE.get();
-    if last == *date {
-        return Some(day);
+/// Seconds since the epoch of a valid `YYYY-MM-DDTHH`, read as UTC.
+fn epoch_hour_s(text: &[u8; 13]) -> Option<i64> {
+    let (last, seconds) = LAST_HOUR.get();
+    if last == *text {
+        return Some(seconds);
+    }
+    if text[4] != b'-' || text[7] != b'-' || text[10] != b'T' {
+        return None;
     }
     let num = |range: std::ops::Range<usize>| {
-        date[range].iter().try_fold(0i64, |n, &d| {
+        text[range].iter().try_fold(0i64, |n, &d| {
             d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
         })
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    let (year, month, day, hour) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 {
         return None;
     }
-    let days = days_from_civil(year, month, day);
-    LAST_DATE.set((*date, days));
-    Some(days)
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600;
+    LAST_HOUR.set((*text, seconds));
+    Some(seconds)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -183,6 +179,25 @@ mod tests {
         ];
         for text in declined {
             assert_eq!(plain_rfc3339_ms(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn stamps_sharing_an_hour_agree_with_chrono() {
+        let texts = [
+            "2026-03-02T06:00:01.250Z",
+            "2026-03-02T06:59:59.999Z",
+            "2026-03-02T06:60:00Z",
+            "2026-03-02T06:30:00+01:00",
+            "2026-03-02T07:00:00Z",
+            "2026-03-02T06:00:00-05:30",
+            "2023-02-29T06:00:00Z",
+            "2026-03-02T06:00:00.5Z",
+        ];
+        for _ in 0..2 {
+            for text in texts {
+                assert_eq!(parse_rfc3339_ms(text), chrono_ms(text), "{text}");
+            }
         }
     }
 
