@@ -236,7 +236,10 @@ impl RawValue<'_> {
         match self {
             RawValue::Number(n) if n.is_finite() => Some(*n),
             // Through i64 where it fits: the same rounding, without the slow i128 path.
-            RawValue::Integer(n) => Some(i64::try_from(*n).map_or(*n as f64, |n| n as f64)),
+            RawValue::Integer(n) => Some(match i64::try_from(*n) {
+                Ok(n) => n as f64,
+                Err(_) => *n as f64,
+            }),
             _ => None,
         }
     }
@@ -362,7 +365,9 @@ impl<'a> RawRecord<'a> {
             other => match SignalKey::from_key(other) {
                 Some(k) => {
                     // A later duplicate key (or alias) replaces the earlier value.
-                    self.signals.retain(|(existing, _)| *existing != k);
+                    if let Some(i) = self.signals.iter().position(|(e, _)| *e == k) {
+                        self.signals.remove(i);
+                    }
                     self.signals.push((k, value));
                 }
                 None => self.unknown_keys += 1,

@@ -39,19 +39,19 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let mut at = 19;
     let mut millis = 0;
     if b.get(at) == Some(&b'.') {
-        let digits = b[at + 1..]
-            .iter()
-            .take_while(|d| d.is_ascii_digit())
-            .count();
+        let mut digits = 0;
+        while let Some(d) = b.get(at + 1 + digits).and_then(|&c| digit(c)) {
+            if digits < 3 {
+                millis = millis * 10 + d;
+            }
+            digits += 1;
+        }
         if digits == 0 || digits > 9 {
             return None;
         }
-        millis = (0..3).fold(0, |ms, i| {
-            ms * 10
-                + b.get(at + 1 + i)
-                    .filter(|_| i < digits)
-                    .map_or(0, |&d| i64::from(d - b'0'))
-        });
+        for _ in digits..3 {
+            millis *= 10;
+        }
         at += 1 + digits;
     }
     let offset_s = match (b.get(at), b.len() - at) {
