@@ -26,11 +26,7 @@ fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     if head[13] != b':' || head[16] != b':' {
         return None;
     }
-    let digit = |d: u8| {
-        let d = d.wrapping_sub(b'0');
-        (d < 10).then_some(i64::from(d))
-    };
-    let two = |at: usize| Some(digit(b[at])? * 10 + digit(b[at + 1])?);
+    let two = |at: usize| decimal(&b[at..at + 2]);
     let hour_start = epoch_hour_s(head[..13].try_into().ok()?)?;
     let (minute, second) = (two(14)?, two(17)?);
     if minute > 59 || second > 59 {
@@ -85,11 +81,7 @@ fn epoch_hour_s(text: &[u8; 13]) -> Option<i64> {
     if text[4] != b'-' || text[7] != b'-' || text[10] != b'T' {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| {
-        text[range].iter().try_fold(0i64, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-        })
-    };
+    let num = |range: std::ops::Range<usize>| decimal(&text[range]);
     let (year, month, day, hour) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?);
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 {
         return None;
@@ -97,6 +89,17 @@ fn epoch_hour_s(text: &[u8; 13]) -> Option<i64> {
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600;
     LAST_HOUR.set((*text, seconds));
     Some(seconds)
+}
+
+/// The value of one ASCII digit.
+fn digit(byte: u8) -> Option<i64> {
+    let d = byte.wrapping_sub(b'0');
+    (d < 10).then_some(i64::from(d))
+}
+
+/// The value of a run of ASCII digits; `None` if any byte is not one.
+fn decimal(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0, |n, &d| Some(n * 10 + digit(d)?))
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
