@@ -2,9 +2,8 @@
 //! inline in the table (no pointer to follow, three words to compare), so the lookup
 //! stays in cache with a thousand stations interleaved. Longer codes use a plain map.
 
-use std::hash::{Hash, Hasher};
-
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::plan::StationId;
 
@@ -44,21 +43,41 @@ fn fold_multiply(a: u64, b: u64) -> u64 {
 }
 
 impl Hash for ShortCode {
-    /// Mixed here, not by the map's hasher: FxHash of the raw words leaves codes that
-    /// differ only in their last characters (`ST-00001`, `ST-00002`: the words' high
-    /// bytes) with the same control bits, so every lookup compared every entry.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let [a, b, c] = self.0;
-        let mixed = fold_multiply(a ^ 0x243f_6a88_85a3_08d3, b ^ 0x1319_8a2e_0370_7344)
-            ^ fold_multiply(c ^ 0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89);
-        state.write_u64(mixed);
+        self.0.iter().for_each(|w| state.write_u64(*w));
     }
 }
 
+/// Hashes codes so that every output bit depends on every input bit. FxHash does not:
+/// codes that differ only in their last characters (`ST-00001`, `ST-00002`: the words'
+/// high bytes) got the same control bits, so every lookup compared every entry.
+#[derive(Default)]
+struct CodeHasher(u64);
+
+impl Hasher for CodeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = fold_multiply(self.0 ^ word, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type CodeMap<K> = HashMap<K, StationId, BuildHasherDefault<CodeHasher>>;
+
 #[derive(Default)]
 pub struct StationCodes {
-    short: FxHashMap<ShortCode, StationId>,
-    long: FxHashMap<Box<str>, StationId>,
+    short: CodeMap<ShortCode>,
+    long: CodeMap<Box<str>>,
 }
 
 impl StationCodes {
@@ -80,6 +99,23 @@ impl StationCodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// hashbrown keeps the top seven bits of a hash as the control tag it compares first.
+    fn distinct_tags<K: Hash>(keys: impl Iterator<Item = K>) -> usize {
+        let build = BuildHasherDefault::<CodeHasher>::default();
+        let tags: std::collections::HashSet<u64> = keys
+            .map(|k| std::hash::BuildHasher::hash_one(&build, &k) >> 57)
+            .collect();
+        tags.len()
+    }
+
+    #[test]
+    fn codes_that_differ_in_their_last_characters_spread_over_the_tags() {
+        let short = (0..1000).filter_map(|i| ShortCode::new(&format!("ST-{i:05}")));
+        assert!(distinct_tags(short) > 120);
+        let long = (0..1000).map(|i| format!("LEEDS-ASSEMBLY-LINE-3-PRESS-{i:05}"));
+        assert!(distinct_tags(long.map(String::into_boxed_str)) > 120);
+    }
 
     #[test]
     fn finds_short_and_long_codes_and_nothing_else() {
