@@ -12,28 +12,45 @@ use crate::plan::StationId;
 struct ShortCode([u64; 3]);
 
 impl ShortCode {
+    /// Built from word loads, not through a byte buffer on the stack: reading words back
+    /// from bytes just stored one by one stalls the CPU (no store-to-load forwarding).
     fn new(code: &str) -> Option<Self> {
         let bytes = code.as_bytes();
         if bytes.len() > 23 {
             return None;
         }
-        let mut buf = [0u8; 24];
-        buf[..bytes.len()].copy_from_slice(bytes);
-        buf[23] = bytes.len() as u8;
-        let word = |i: usize| {
-            u64::from_le_bytes([
-                buf[i],
-                buf[i + 1],
-                buf[i + 2],
-                buf[i + 3],
-                buf[i + 4],
-                buf[i + 5],
-                buf[i + 6],
-                buf[i + 7],
-            ])
-        };
-        Some(ShortCode([word(0), word(8), word(16)]))
+        let length = (bytes.len() as u64) << 56;
+        Some(ShortCode([
+            word_at(bytes, 0),
+            word_at(bytes, 8),
+            word_at(bytes, 16) | length,
+        ]))
     }
+}
+
+/// The eight bytes of `bytes` from `at` as a little-endian word, zero-padded past the end.
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let load = |from: usize| {
+        bytes
+            .get(from..from + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
+    let len = bytes.len();
+    if at + 8 <= len {
+        return load(at);
+    }
+    if at >= len {
+        return 0;
+    }
+    let tail = len - at; // 1 to 7 bytes
+    if len >= 8 {
+        // The last eight bytes, shifted down to the `tail` that belongs to this word.
+        return load(len - 8) >> (8 * (8 - tail));
+    }
+    bytes[at..]
+        .iter()
+        .rev()
+        .fold(0, |word, &b| (word << 8) | u64::from(b))
 }
 
 /// Multiplies to 128 bits and folds: every input bit reaches every output bit.
@@ -115,6 +132,23 @@ mod tests {
         assert!(distinct_tags(short) > 120);
         let long = (0..1000).map(|i| format!("LEEDS-ASSEMBLY-LINE-3-PRESS-{i:05}"));
         assert!(distinct_tags(long.map(String::into_boxed_str)) > 120);
+    }
+
+    #[test]
+    fn words_are_the_zero_padded_bytes_with_the_length_last() {
+        let text: Vec<u8> = (1..=23).collect();
+        for len in 0..=23 {
+            let mut buf = [0u8; 24];
+            buf[..len].copy_from_slice(&text[..len]);
+            buf[23] = len as u8;
+            let word = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
+            let code = std::str::from_utf8(&text[..len]).unwrap();
+            let short = ShortCode::new(code).unwrap();
+            assert!(
+                short == ShortCode([word(0), word(8), word(16)]),
+                "length {len}"
+            );
+        }
     }
 
     #[test]

@@ -162,11 +162,11 @@ pub fn decode_json_into(
     fallback_ts_ms: Option<i64>,
     out: &mut SignalRecord,
 ) -> Result<(), Rejection> {
-    let mut raw = RawRecord::default();
-    if flat::scan(bytes, &mut raw).is_none() {
-        raw = serde_json::from_slice(bytes)
-            .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
+    if flat::decode(bytes, station, fallback_ts_ms, out).is_some() {
+        return Ok(());
     }
+    let raw: RawRecord = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
     raw.fill(station, fallback_ts_ms, out)
 }
 
@@ -698,10 +698,10 @@ mod tests {
     }
 
     fn flat_path(bytes: &[u8]) -> Option<DecodeOutcome> {
-        let mut raw = RawRecord::default();
-        flat::scan(bytes, &mut raw)?;
-        let mut record = SignalRecord::default();
-        Some(raw.fill(Some("KEY"), None, &mut record).map(|_| record))
+        // A record left over from another payload: the fast path must overwrite it all.
+        let mut record = decode(r#"{"station":"OLD","ts":1,"seq":9,"rssi":1,"fw":0}"#).ok()?;
+        flat::decode(bytes, Some("KEY"), None, &mut record)?;
+        Some(Ok(record))
     }
 
     fn json_key() -> impl proptest::strategy::Strategy<Value = String> {
@@ -794,20 +794,49 @@ mod tests {
         let typical = br#"{"station":"P1","ts":"2026-03-02T06:00:01.250Z","seq":7,"productive":1,
             "production_complete": 2.5, "error_code":null,"rssi":-61,"fw":"1.2"}"#;
         assert_eq!(flat_path(typical), Some(serde_path(typical)));
+        for fast in [
+            r#"{"ts":0,"production_count":3,"error_code":42,"seq":null}"#,
+            r#"{"station":" P1 ","ts":"2026-03-02T06:00:01+01:00","productive":true}"#,
+            r#"{"station":"P1","ts":0,"production_complete_bad":0.5,"electrical_kwh":1e3}"#,
+            r#"{"station":"P1","ts":0,"line_speed":-0,"error_code":"  ","rssi":-7.5}"#,
+        ] {
+            let flat = flat_path(fast.as_bytes());
+            assert_eq!(flat, Some(serde_path(fast.as_bytes())), "{fast}");
+        }
+        for general in [
+            r#"{"station":"P1","ts":0,"productive":1,"productive":0}"#,
+            r#"{"station":"P1","ts":0,"production_complete":1,"production_complete_good":2}"#,
+            r#"{"station":"P1","station":"P2","ts":0}"#,
+            r#"{"station":"P1","ts":0,"productive":2}"#,
+            r#"{"station":"","ts":0}"#,
+            r#"{"station":"P1"}"#,
+        ] {
+            assert!(flat_path(general.as_bytes()).is_none(), "{general}");
+        }
         assert!(flat_path(br#"{"station":"P\u0031","ts":0}"#).is_none());
         assert!(flat_path(br#"{"station":"P1","ts":0,"x":{"a":1}}"#).is_none());
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(1_000))]
+        #![proptest_config(proptest::test_runner::Config::with_cases(5_000))]
         #[test]
         fn flat_agrees_with_serde(
+            head in proptest::sample::select(vec![
+                vec![],
+                vec![("\"station\"", "\"P1\"")],
+                vec![("\"ts\"", "60000")],
+                vec![("\"station\"", "\"P1\""), ("\"ts\"", "\"2026-03-02T06:00:01.250Z\"")],
+            ]),
             pairs in proptest::collection::vec((json_key(), json_value()), 0..6),
             ws in proptest::sample::select(vec!["", " ", "\t", "\r\n"]),
             cut in proptest::option::weighted(0.1, 0usize..80),
         ) {
-            let body: Vec<String> =
-                pairs.iter().map(|(k, v)| format!("{ws}{k}{ws}:{ws}{v}{ws}")).collect();
+            // A valid head most of the time, so that many cases reach the fast path's end.
+            let head = head.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            let body: Vec<String> = head
+                .chain(pairs)
+                .map(|(k, v)| format!("{ws}{k}{ws}:{ws}{v}{ws}"))
+                .collect();
             let mut text = format!("{ws}{{{}}}{ws}", body.join(",")).into_bytes();
             if let Some(cut) = cut {
                 text.truncate(cut.min(text.len()));

@@ -1,16 +1,30 @@
 //! The fast path for what DAUs actually send: one flat JSON object of ASCII keys and
-//! plain values (strings without escapes, numbers, booleans, null). Anything else —
-//! escapes, non-ASCII text, nesting, numbers out of range, any syntax error — returns
-//! `None` and goes through serde_json, which decides it. For every payload both accept,
-//! both give the same `RawRecord` (property-tested in `tests::flat_agrees_with_serde`).
+//! plain values (strings without escapes, numbers, booleans, null), each key once, every
+//! value valid. It decodes straight into the caller's `SignalRecord`. Anything else —
+//! escapes, non-ASCII text, nesting, numbers out of range, a repeated key, a value the
+//! record would be rejected for, any syntax error — returns `None`, and the general path
+//! (serde_json, then the same checks) decides it. For every payload the fast path
+//! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
 use std::borrow::Cow;
 
-use super::{RawRecord, RawValue};
+use super::{trim, RawValue, SignalKey, SignalRecord};
+use crate::time::parse_rfc3339_ms;
 
-/// Scans `bytes` into `rec` (which starts empty); `None` when serde_json must decide.
-pub(super) fn scan<'a>(bytes: &'a [u8], rec: &mut RawRecord<'a>) -> Option<()> {
+/// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
+/// `fallback_ts_ms` are as for `decode_json`.
+pub(super) fn decode(
+    bytes: &[u8],
+    station: Option<&str>,
+    fallback_ts_ms: Option<i64>,
+    out: &mut SignalRecord,
+) -> Option<()> {
     let mut s = Scanner { bytes, at: 0 };
+    let mut seen = Seen::default();
+    let mut ts = None;
+    out.seq = None;
+    out.readings.clear();
+    out.unknown_keys = 0;
     s.skip_ws();
     s.expect(b'{')?;
     s.skip_ws();
@@ -19,12 +33,36 @@ pub(super) fn scan<'a>(bytes: &'a [u8], rec: &mut RawRecord<'a>) -> Option<()> {
     } else {
         loop {
             s.skip_ws();
-            let key = s.string()?;
+            let field = s.field()?;
             s.skip_ws();
             s.expect(b':')?;
             s.skip_ws();
-            let value = s.value()?;
-            rec.put(key, value);
+            match field {
+                Field::Station => {
+                    seen.first(0)?;
+                    let code = trim(s.string()?);
+                    (!code.is_empty()).then_some(())?;
+                    out.station.clear();
+                    out.station.push_str(code);
+                }
+                Field::Ts => {
+                    seen.first(1)?;
+                    ts = Some(s.ts()?);
+                }
+                Field::Seq => {
+                    seen.first(2)?;
+                    out.seq = s.seq()?;
+                }
+                Field::Signal(key) => {
+                    seen.first(3 + key as u32)?;
+                    let value = s.value()?;
+                    out.readings.push(key.reading(&value).ok()?);
+                }
+                Field::Unknown => {
+                    s.value()?;
+                    out.unknown_keys += 1;
+                }
+            }
             s.skip_ws();
             match s.bump()? {
                 b',' => continue,
@@ -34,7 +72,57 @@ pub(super) fn scan<'a>(bytes: &'a [u8], rec: &mut RawRecord<'a>) -> Option<()> {
         }
     }
     s.skip_ws();
-    (s.at == bytes.len()).then_some(())
+    (s.at == bytes.len()).then_some(())?;
+    if !seen.has(0) {
+        let code = station.map(str::trim).filter(|c| !c.is_empty())?;
+        out.station.clear();
+        out.station.push_str(code);
+    }
+    out.ts = ts.or(fallback_ts_ms)?;
+    Some(())
+}
+
+/// What a key names.
+enum Field {
+    Station,
+    Ts,
+    Seq,
+    Signal(SignalKey),
+    Unknown,
+}
+
+impl Field {
+    fn of(key: &str) -> Field {
+        match key {
+            "station" => Field::Station,
+            "ts" => Field::Ts,
+            "seq" => Field::Seq,
+            other => SignalKey::from_key(other).map_or(Field::Unknown, Field::Signal),
+        }
+    }
+}
+
+/// The fields met so far, one bit each: a repeated one (or an alias of one met) goes to
+/// the general path, which keeps the last.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, bit: u32) -> Option<()> {
+        let fresh = !self.has(bit);
+        self.0 |= 1 << bit;
+        fresh.then_some(())
+    }
+
+    fn has(&self, bit: u32) -> bool {
+        self.0 & (1 << bit) != 0
+    }
+}
+
+/// A JSON number as serde_json reads it: integers exactly, the rest as `f64`.
+enum Number {
+    Integer(i64),
+    Float(f64),
 }
 
 struct Scanner<'a> {
@@ -68,6 +156,29 @@ impl<'a> Scanner<'a> {
         (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
     }
 
+    /// A key, as the field it names. The three keys every record carries are matched as
+    /// one word with their closing quote, without a scan.
+    fn field(&mut self) -> Option<Field> {
+        const STATION: u64 = u64::from_le_bytes(*b"station\"");
+        const TS: u64 = u64::from_le_bytes(*b"ts\"\0\0\0\0\0");
+        const SEQ: u64 = u64::from_le_bytes(*b"seq\"\0\0\0\0");
+        let word = self
+            .bytes
+            .get(self.at + 1..self.at + 9)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+        if self.peek() == Some(b'"') {
+            let (field, len) = match word {
+                Some(STATION) => (Field::Station, 8),
+                Some(w) if w & 0xff_ffff == TS => (Field::Ts, 3),
+                Some(w) if w & 0xffff_ffff == SEQ => (Field::Seq, 4),
+                _ => return Some(Field::of(self.string()?)),
+            };
+            self.at += 1 + len;
+            return Some(field);
+        }
+        None
+    }
+
     /// A string of printable ASCII without escapes.
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
@@ -88,35 +199,75 @@ impl<'a> Scanner<'a> {
             b't' => self.literal(b"true").map(|_| RawValue::Bool(true))?,
             b'f' => self.literal(b"false").map(|_| RawValue::Bool(false))?,
             b'n' => self.literal(b"null").map(|_| RawValue::Null)?,
-            b'-' | b'0'..=b'9' => self.number()?,
+            b'-' | b'0'..=b'9' => match self.number()? {
+                Number::Integer(n) => RawValue::Integer(i128::from(n)),
+                Number::Float(f) => RawValue::Number(f),
+            },
             _ => return None,
         })
     }
 
+    /// `ts`: an RFC 3339 string or integer epoch milliseconds in range.
+    fn ts(&mut self) -> Option<i64> {
+        if self.peek()? == b'"' {
+            return parse_rfc3339_ms(self.string()?);
+        }
+        match self.number()? {
+            Number::Integer(n) if n.unsigned_abs() < 253_402_300_800_000 => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `seq`: a non-negative integer, or null for none.
+    fn seq(&mut self) -> Option<Option<u64>> {
+        if self.peek()? == b'n' {
+            return self.literal(b"null").map(|_| None);
+        }
+        match self.number()? {
+            Number::Integer(n) => u64::try_from(n).ok().map(Some),
+            Number::Float(_) => None,
+        }
+    }
+
     /// A JSON number: integers of up to 18 digits exactly, others as the nearest `f64`.
-    fn number(&mut self) -> Option<RawValue<'a>> {
+    fn number(&mut self) -> Option<Number> {
         let start = self.at;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.at += 1;
         }
         let int_start = self.at;
-        let int_digits = self.digits();
+        let mut magnitude = 0i64;
+        while let Some(d) = self.peek().and_then(digit) {
+            magnitude = magnitude.wrapping_mul(10).wrapping_add(d);
+            self.at += 1;
+        }
+        let int_digits = self.at - int_start;
         let leading_zero = int_digits > 1 && self.bytes[int_start] == b'0';
         if int_digits == 0 || leading_zero {
             return None;
         }
-        let mut integral = true;
+        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            if int_digits > 18 {
+                return None;
+            }
+            if negative && magnitude == 0 {
+                return Some(Number::Float(-0.0)); // as serde_json reads `-0`
+            }
+            return Some(Number::Integer(if negative {
+                -magnitude
+            } else {
+                magnitude
+            }));
+        }
         if self.peek() == Some(b'.') {
             self.at += 1;
-            integral = false;
             if self.digits() == 0 {
                 return None;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.at += 1;
-            integral = false;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.at += 1;
             }
@@ -124,31 +275,23 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        if integral && int_digits <= 18 {
-            if negative && int_digits == 1 && self.bytes[int_start] == b'0' {
-                return Some(RawValue::Number(-0.0)); // as serde_json reads `-0`
-            }
-            let magnitude = self.bytes[int_start..self.at]
-                .iter()
-                .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
-            let value = if negative { -magnitude } else { magnitude };
-            return Some(RawValue::Integer(i128::from(value)));
-        }
-        if integral {
-            return None;
-        }
         let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
         let value: f64 = text.parse().ok()?;
-        value.is_finite().then_some(RawValue::Number(value))
+        value.is_finite().then_some(Number::Float(value))
     }
 
     fn digits(&mut self) -> usize {
         let start = self.at;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
+        while self.peek().and_then(digit).is_some() {
             self.at += 1;
         }
         self.at - start
     }
+}
+
+fn digit(byte: u8) -> Option<i64> {
+    let d = byte.wrapping_sub(b'0');
+    (d < 10).then_some(i64::from(d))
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
