@@ -3,12 +3,14 @@
 //! stays in cache with a thousand stations interleaved. Longer codes use a plain map.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashTable;
 
 use crate::plan::StationId;
 
 /// A code of up to 23 bytes, zero-padded, its length in the last byte.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 struct ShortCode([u64; 3]);
 
 impl ShortCode {
@@ -59,15 +61,20 @@ fn fold_multiply(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-impl Hash for ShortCode {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.iter().for_each(|w| state.write_u64(*w));
+impl ShortCode {
+    /// The words' own hash (see `CodeHasher`), computed where they are, in registers.
+    fn hash(&self) -> u64 {
+        let mut hasher = CodeHasher::default();
+        self.0.iter().for_each(|w| hasher.write_u64(*w));
+        hasher.finish()
+    }
+
+    /// Word by word: the derived comparison goes through memory.
+    fn same(&self, other: &ShortCode) -> bool {
+        self.0[0] == other.0[0] && self.0[1] == other.0[1] && self.0[2] == other.0[2]
     }
 }
 
-/// Hashes codes so that every output bit depends on every input bit. FxHash does not:
-/// codes that differ only in their last characters (`ST-00001`, `ST-00002`: the words'
-/// high bytes) got the same control bits, so every lookup compared every entry.
 #[derive(Default)]
 struct CodeHasher(u64);
 
@@ -89,25 +96,36 @@ impl Hasher for CodeHasher {
     }
 }
 
-type CodeMap<K> = HashMap<K, StationId, BuildHasherDefault<CodeHasher>>;
-
+/// Short codes in a table probed with the code's words as they are (a map would want
+/// the key as one value in memory, stored and read back per lookup); long codes in a map.
 #[derive(Default)]
 pub struct StationCodes {
-    short: CodeMap<ShortCode>,
-    long: CodeMap<Box<str>>,
+    short: HashTable<(ShortCode, StationId)>,
+    long: HashMap<Box<str>, StationId, BuildHasherDefault<CodeHasher>>,
 }
 
 impl StationCodes {
     pub fn insert(&mut self, code: &str, id: StationId) {
-        match ShortCode::new(code) {
-            Some(short) => self.short.insert(short, id),
-            None => self.long.insert(code.into(), id),
+        let Some(short) = ShortCode::new(code) else {
+            self.long.insert(code.into(), id);
+            return;
         };
+        let hash = short.hash();
+        match self.short.find_mut(hash, |(c, _)| c.same(&short)) {
+            Some(entry) => entry.1 = id,
+            None => {
+                self.short
+                    .insert_unique(hash, (short, id), |(c, _)| c.hash());
+            }
+        }
     }
 
     pub fn get(&self, code: &str) -> Option<StationId> {
         match ShortCode::new(code) {
-            Some(short) => self.short.get(&short).copied(),
+            Some(short) => self
+                .short
+                .find(short.hash(), |(c, _)| c.same(&short))
+                .map(|(_, id)| *id),
             None => self.long.get(code).copied(),
         }
     }
@@ -118,20 +136,19 @@ mod tests {
     use super::*;
 
     /// hashbrown keeps the top seven bits of a hash as the control tag it compares first.
-    fn distinct_tags<K: Hash>(keys: impl Iterator<Item = K>) -> usize {
-        let build = BuildHasherDefault::<CodeHasher>::default();
-        let tags: std::collections::HashSet<u64> = keys
-            .map(|k| std::hash::BuildHasher::hash_one(&build, &k) >> 57)
-            .collect();
+    fn distinct_tags(hashes: impl Iterator<Item = u64>) -> usize {
+        let tags: std::collections::HashSet<u64> = hashes.map(|h| h >> 57).collect();
         tags.len()
     }
 
     #[test]
     fn codes_that_differ_in_their_last_characters_spread_over_the_tags() {
         let short = (0..1000).filter_map(|i| ShortCode::new(&format!("ST-{i:05}")));
-        assert!(distinct_tags(short) > 120);
+        assert!(distinct_tags(short.map(|c| c.hash())) > 120);
+        let build = BuildHasherDefault::<CodeHasher>::default();
         let long = (0..1000).map(|i| format!("LEEDS-ASSEMBLY-LINE-3-PRESS-{i:05}"));
-        assert!(distinct_tags(long.map(String::into_boxed_str)) > 120);
+        let long = long.map(|c| std::hash::BuildHasher::hash_one(&build, c.as_str()));
+        assert!(distinct_tags(long) > 120);
     }
 
     #[test]
@@ -144,10 +161,7 @@ mod tests {
             let word = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
             let code = std::str::from_utf8(&text[..len]).unwrap();
             let short = ShortCode::new(code).unwrap();
-            assert!(
-                short == ShortCode([word(0), word(8), word(16)]),
-                "length {len}"
-            );
+            assert_eq!(short.0, [word(0), word(8), word(16)], "length {len}");
         }
     }
 

@@ -323,36 +323,41 @@ impl SignalKey {
                 format!("{} = {} is not valid", self.name(), value.describe()),
             )
         };
-        match self {
-            SignalKey::Productive => match value {
-                RawValue::Bool(b) => Ok(Reading::Productive(*b)),
-                other => match other.as_f64() {
-                    Some(0.0) => Ok(Reading::Productive(false)),
-                    Some(1.0) => Ok(Reading::Productive(true)),
-                    _ => Err(bad()),
-                },
-            },
-            SignalKey::ErrorCode => match value {
-                RawValue::Null => Ok(Reading::ErrorCode(None)),
-                RawValue::Text(t) if t.trim().is_empty() => Ok(Reading::ErrorCode(None)),
-                RawValue::Text(t) => Ok(Reading::ErrorCode(Some(t.trim().into()))),
-                RawValue::Integer(n) => Ok(Reading::ErrorCode(Some(n.to_string().into()))),
-                _ => Err(bad()),
-            },
-            SignalKey::Rssi => value.as_f64().map(Reading::Rssi).ok_or_else(bad),
-            _ => {
-                let v = value.as_f64().filter(|v| *v >= 0.0).ok_or_else(bad)?;
-                Ok(match self {
-                    SignalKey::GoodDelta => Reading::GoodDelta(v),
-                    SignalKey::GoodTotal => Reading::GoodTotal(v),
-                    SignalKey::BadDelta => Reading::BadDelta(v),
-                    SignalKey::BadTotal => Reading::BadTotal(v),
-                    SignalKey::LineSpeed => Reading::LineSpeed(v),
-                    SignalKey::KwhTotal => Reading::KwhTotal(v),
-                    _ => Reading::KwhDelta(v),
-                })
+        match (self, value) {
+            (SignalKey::Productive, RawValue::Bool(b)) => Ok(Reading::Productive(*b)),
+            (SignalKey::ErrorCode, RawValue::Null) => Ok(Reading::ErrorCode(None)),
+            (SignalKey::ErrorCode, RawValue::Text(t)) => {
+                let code = t.trim();
+                Ok(Reading::ErrorCode((!code.is_empty()).then(|| code.into())))
             }
+            (SignalKey::ErrorCode, RawValue::Integer(n)) => {
+                Ok(Reading::ErrorCode(Some(n.to_string().into())))
+            }
+            _ => value.as_f64().and_then(|v| self.number(v)).ok_or_else(bad),
         }
+    }
+
+    /// A number for this key, validated: counts, meters and speeds are finite and not
+    /// negative; `rssi` may be negative (dBm); `productive` is 0 or 1; an `error_code`
+    /// number must be an integer (the caller handles those).
+    #[inline(always)] // built in place: returned through memory it stalls the loads after
+    fn number(self, v: f64) -> Option<Reading> {
+        if !v.is_finite() {
+            return None;
+        }
+        let count = (v >= 0.0).then_some(v);
+        Some(match self {
+            SignalKey::Productive if v == 0.0 || v == 1.0 => Reading::Productive(v == 1.0),
+            SignalKey::Productive | SignalKey::ErrorCode => return None,
+            SignalKey::Rssi => Reading::Rssi(v),
+            SignalKey::GoodDelta => Reading::GoodDelta(count?),
+            SignalKey::GoodTotal => Reading::GoodTotal(count?),
+            SignalKey::BadDelta => Reading::BadDelta(count?),
+            SignalKey::BadTotal => Reading::BadTotal(count?),
+            SignalKey::LineSpeed => Reading::LineSpeed(count?),
+            SignalKey::KwhTotal => Reading::KwhTotal(count?),
+            SignalKey::KwhDelta => Reading::KwhDelta(count?),
+        })
     }
 }
 

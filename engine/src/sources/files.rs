@@ -170,7 +170,7 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
     let name: Arc<str> = path.display().to_string().into();
     Ok(match Format::of(path) {
         Some(Format::JsonLines { gzip }) => Box::new(JsonLines {
-            lines: Lines::new(open(path, gzip).map_err(io)?, 1 << 20),
+            lines: Lines::new(open(path, gzip).map_err(io)?, 1 << 16),
             file: name,
             line: 0,
             path: path.to_path_buf(),

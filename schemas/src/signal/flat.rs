@@ -6,9 +6,7 @@
 //! (serde_json, then the same checks) decides it. For every payload the fast path
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
-use std::borrow::Cow;
-
-use super::{trim, RawValue, SignalKey, SignalRecord};
+use super::{trim, Reading, SignalKey, SignalRecord};
 use crate::time::parse_rfc3339_ms;
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
@@ -55,11 +53,11 @@ pub(super) fn decode(
                 }
                 Field::Signal(key) => {
                     seen.first(3 + key as u32)?;
-                    let value = s.value()?;
-                    out.readings.push(key.reading(&value).ok()?);
+                    let reading = s.reading(key)?;
+                    out.readings.push(reading);
                 }
                 Field::Unknown => {
-                    s.value()?;
+                    s.skip_value()?;
                     out.unknown_keys += 1;
                 }
             }
@@ -193,18 +191,43 @@ impl<'a> Scanner<'a> {
         Some(unsafe { std::str::from_utf8_unchecked(text) })
     }
 
-    fn value(&mut self) -> Option<RawValue<'a>> {
-        Some(match self.peek()? {
-            b'"' => RawValue::Text(Cow::Borrowed(self.string()?)),
-            b't' => self.literal(b"true").map(|_| RawValue::Bool(true))?,
-            b'f' => self.literal(b"false").map(|_| RawValue::Bool(false))?,
-            b'n' => self.literal(b"null").map(|_| RawValue::Null)?,
-            b'-' | b'0'..=b'9' => match self.number()? {
-                Number::Integer(n) => RawValue::Integer(i128::from(n)),
-                Number::Float(f) => RawValue::Number(f),
+    /// A signal's value as its reading, built here (not through the general path's
+    /// `RawValue` and `Result`); `None` when invalid.
+    fn reading(&mut self, key: SignalKey) -> Option<Reading> {
+        match (self.peek()?, key) {
+            (b'-' | b'0'..=b'9', SignalKey::ErrorCode) => match self.number()? {
+                Number::Integer(code) => Some(Reading::ErrorCode(Some(code.to_string().into()))),
+                Number::Float(_) => None,
             },
-            _ => return None,
-        })
+            (b'-' | b'0'..=b'9', _) => match self.number()? {
+                Number::Integer(n) => key.number(n as f64),
+                Number::Float(f) => key.number(f),
+            },
+            (b't', SignalKey::Productive) => {
+                self.literal(b"true").map(|_| Reading::Productive(true))
+            }
+            (b'f', SignalKey::Productive) => {
+                self.literal(b"false").map(|_| Reading::Productive(false))
+            }
+            (b'n', SignalKey::ErrorCode) => self.literal(b"null").map(|_| Reading::ErrorCode(None)),
+            (b'"', SignalKey::ErrorCode) => {
+                let code = self.string()?.trim();
+                Some(Reading::ErrorCode((!code.is_empty()).then(|| code.into())))
+            }
+            _ => None,
+        }
+    }
+
+    /// Steps over a value of a key this version does not know.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            _ => None,
+        }
     }
 
     /// `ts`: an RFC 3339 string or integer epoch milliseconds in range.
