@@ -135,7 +135,7 @@ impl EventLog {
             return;
         }
         let n = self.hot.partition_point(|r| r.ts < until);
-        let moving: Vec<Rec> = self.hot.drain(..n).collect();
+        let moving = &self.hot[..n];
         let mut i = 0;
         while i < moving.len() {
             let start = block_start(moving[i].ts);
@@ -144,6 +144,7 @@ impl EventLog {
             self.cold.push_back(encode(start, &moving[i..j]));
             i = j;
         }
+        self.hot.drain(..n);
         self.hot_from = until;
     }
 
@@ -205,9 +206,11 @@ fn unzigzag(v: u64) -> i64 {
 
 /// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
 fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
-    if (0.0..9.0e15).contains(&v) && v.fract() == 0.0 && !(v == 0.0 && v.is_sign_negative()) {
+    // Below 2^53 the cast back is exact just when `v` is integral (`fract` is a libm call).
+    let integral = v as u64;
+    if (0.0..9.0e15).contains(&v) && integral as f64 == v && v.to_bits() != (-0.0f64).to_bits() {
         out.push(kind << 1);
-        put_varint(out, v as u64);
+        put_varint(out, integral);
     } else {
         out.push((kind << 1) | 1);
         out.extend_from_slice(&v.to_bits().to_le_bytes());
@@ -329,6 +332,11 @@ mod tests {
                 Reading::KwhDelta(0.0),
                 Reading::GoodTotal(7.0),
             ],
+            vec![
+                Reading::GoodDelta(8_999_999_999_999_999.0),
+                Reading::BadDelta(9.0e15),
+                Reading::KwhTotal(0.5),
+            ],
         ];
         let records: Vec<Rec> = readings
             .iter()
@@ -343,7 +351,15 @@ mod tests {
             })
             .collect();
         let block = encode(0, &records);
-        assert_eq!(decode(&block, &errors), records);
+        let decoded = decode(&block, &errors);
+        assert_eq!(decoded, records);
+        // Bit for bit, so that -0.0 stays negative.
+        let bits = |recs: &[Rec]| -> Vec<(u8, u64)> {
+            recs.iter()
+                .flat_map(|r| r.obs.iter().map(Obs::tag_and_bits))
+                .collect()
+        };
+        assert_eq!(bits(&decoded), bits(&records));
         assert!(block.bytes.len() < records.len() * 24);
     }
 
