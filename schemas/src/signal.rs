@@ -210,6 +210,9 @@ pub fn ts_from_text(text: &str) -> Result<i64, Rejection> {
     })
 }
 
+/// Integer `ts` values must lie closer to the epoch than this (year 10000).
+const TS_LIMIT_MS: u64 = 253_402_300_800_000;
+
 /// A JSON value as the decoder needs to see it, borrowed where possible.
 enum RawValue<'a> {
     Number(f64),
@@ -443,7 +446,7 @@ impl<'a> RawRecord<'a> {
             })?,
             Some(RawValue::Integer(n)) => i64::try_from(*n)
                 .ok()
-                .filter(|n| n.unsigned_abs() < 253_402_300_800_000)
+                .filter(|n| n.unsigned_abs() < TS_LIMIT_MS)
                 .ok_or_else(|| {
                     Rejection::new(RejectReason::BadTs, format!("ts {n} is out of range"))
                 })?,

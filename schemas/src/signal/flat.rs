@@ -6,7 +6,7 @@
 //! (serde_json, then the same checks) decides it. For every payload the fast path
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
-use super::{trim, Reading, SignalKey, SignalRecord};
+use super::{trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
 use crate::time::parse_rfc3339_ms;
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
@@ -236,7 +236,7 @@ impl<'a> Scanner<'a> {
             return parse_rfc3339_ms(self.string()?);
         }
         match self.number()? {
-            Number::Integer(n) if n.unsigned_abs() < 253_402_300_800_000 => Some(n),
+            Number::Integer(n) if n.unsigned_abs() < TS_LIMIT_MS => Some(n),
             _ => None,
         }
     }
