@@ -77,6 +77,12 @@ impl SignalRecord {
 }
 
 impl Reading {
+    /// An `error_code` given as text: blank clears the fault.
+    fn error_code(text: &str) -> Reading {
+        let code = text.trim();
+        Reading::ErrorCode((!code.is_empty()).then(|| code.into()))
+    }
+
     /// The canonical payload key of this reading.
     pub fn key(&self) -> &'static str {
         let key = match self {
@@ -329,10 +335,7 @@ impl SignalKey {
         match (self, value) {
             (SignalKey::Productive, RawValue::Bool(b)) => Ok(Reading::Productive(*b)),
             (SignalKey::ErrorCode, RawValue::Null) => Ok(Reading::ErrorCode(None)),
-            (SignalKey::ErrorCode, RawValue::Text(t)) => {
-                let code = t.trim();
-                Ok(Reading::ErrorCode((!code.is_empty()).then(|| code.into())))
-            }
+            (SignalKey::ErrorCode, RawValue::Text(t)) => Ok(Reading::error_code(t)),
             (SignalKey::ErrorCode, RawValue::Integer(n)) => {
                 Ok(Reading::ErrorCode(Some(n.to_string().into())))
             }

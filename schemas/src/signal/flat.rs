@@ -210,10 +210,7 @@ impl<'a> Scanner<'a> {
                 self.literal(b"false").map(|_| Reading::Productive(false))
             }
             (b'n', SignalKey::ErrorCode) => self.literal(b"null").map(|_| Reading::ErrorCode(None)),
-            (b'"', SignalKey::ErrorCode) => {
-                let code = self.string()?.trim();
-                Some(Reading::ErrorCode((!code.is_empty()).then(|| code.into())))
-            }
+            (b'"', SignalKey::ErrorCode) => Some(Reading::error_code(self.string()?)),
             _ => None,
         }
     }
