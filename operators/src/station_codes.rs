@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use crate::plan::StationId;
 
 /// A code of up to 23 bytes, zero-padded, its length in the last byte.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct ShortCode([u64; 3]);
 
 impl ShortCode {
@@ -27,6 +27,18 @@ impl ShortCode {
             word_at(bytes, 8),
             word_at(bytes, 16) | length,
         ]))
+    }
+
+    /// The words' own hash (see `CodeHasher`), computed where they are, in registers.
+    fn hash(&self) -> u64 {
+        let mut hasher = CodeHasher::default();
+        self.0.iter().for_each(|w| hasher.write_u64(*w));
+        hasher.finish()
+    }
+
+    /// Word by word: the derived comparison goes through memory.
+    fn same(&self, other: &ShortCode) -> bool {
+        self.0[0] == other.0[0] && self.0[1] == other.0[1] && self.0[2] == other.0[2]
     }
 }
 
@@ -61,20 +73,9 @@ fn fold_multiply(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-impl ShortCode {
-    /// The words' own hash (see `CodeHasher`), computed where they are, in registers.
-    fn hash(&self) -> u64 {
-        let mut hasher = CodeHasher::default();
-        self.0.iter().for_each(|w| hasher.write_u64(*w));
-        hasher.finish()
-    }
-
-    /// Word by word: the derived comparison goes through memory.
-    fn same(&self, other: &ShortCode) -> bool {
-        self.0[0] == other.0[0] && self.0[1] == other.0[1] && self.0[2] == other.0[2]
-    }
-}
-
+/// Hashes codes so that every output bit depends on every input bit. FxHash does not:
+/// codes that differ only in their last characters (`ST-00001`, `ST-00002`: the words'
+/// high bytes) got the same control bits, so every lookup compared every entry.
 #[derive(Default)]
 struct CodeHasher(u64);
 

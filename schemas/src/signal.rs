@@ -266,6 +266,11 @@ fn trim(text: &str) -> &str {
     }
 }
 
+/// The station code from outside the payload (Kafka key, MQTT topic), when it has one.
+fn outside_code(station: Option<&str>) -> Option<&str> {
+    station.map(str::trim).filter(|code| !code.is_empty())
+}
+
 #[derive(Default)]
 struct RawRecord<'a> {
     station: Option<RawValue<'a>>,
@@ -400,15 +405,12 @@ impl<'a> RawRecord<'a> {
         }
         let code = match &self.station {
             Some(RawValue::Text(t)) if !trim(t).is_empty() => trim(t),
-            Some(RawValue::Null) | None => match station {
-                Some(s) if !s.trim().is_empty() => s.trim(),
-                _ => {
-                    return Err(Rejection::new(
-                        RejectReason::UnknownStation,
-                        "no station code in the record or its key",
-                    ))
-                }
-            },
+            Some(RawValue::Null) | None => outside_code(station).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::UnknownStation,
+                    "no station code in the record or its key",
+                )
+            })?,
             Some(other) => {
                 return Err(Rejection::new(
                     RejectReason::BadValue,

@@ -6,7 +6,7 @@
 //! (serde_json, then the same checks) decides it. For every payload the fast path
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
-use super::{trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
+use super::{outside_code, trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
 use crate::time::parse_rfc3339_ms;
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
@@ -72,7 +72,7 @@ pub(super) fn decode(
     s.skip_ws();
     (s.at == bytes.len()).then_some(())?;
     if !seen.has(0) {
-        let code = station.map(str::trim).filter(|c| !c.is_empty())?;
+        let code = outside_code(station)?;
         out.station.clear();
         out.station.push_str(code);
     }
