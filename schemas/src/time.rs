@@ -20,8 +20,9 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 
 /// The common shape `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)` without chrono's general
 /// parser; `None` for anything else (chrono then decides). Agrees with chrono wherever
-/// it answers (tested below).
-fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
+/// it answers (tested below). Every byte of `b` is checked when it answers, so a caller
+/// may hand it bytes not yet known to be text.
+pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
     if head[13] != b':' || head[16] != b':' {
         return None;

@@ -7,7 +7,7 @@
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
 use super::{outside_code, trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
-use crate::time::parse_rfc3339_ms;
+use crate::time::{parse_rfc3339_ms, plain_rfc3339_ms};
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
 /// `fallback_ts_ms` are as for `decode_json`.
@@ -230,6 +230,16 @@ impl<'a> Scanner<'a> {
     /// `ts`: an RFC 3339 string or integer epoch milliseconds in range.
     fn ts(&mut self) -> Option<i64> {
         if self.peek()? == b'"' {
+            // The usual stamp, `"YYYY-MM-DDTHH:MM:SS.fffZ"`, is parsed where it lies: the
+            // parser checks every byte, so the string scan is not needed first.
+            if let Some(quoted) = self.bytes.get(self.at..self.at + 26) {
+                if quoted[25] == b'"' {
+                    if let Some(ms) = plain_rfc3339_ms(&quoted[1..25]) {
+                        self.at += 26;
+                        return Some(ms);
+                    }
+                }
+            }
             return parse_rfc3339_ms(self.string()?);
         }
         match self.number()? {
