@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
-    ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Array, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -67,8 +67,8 @@ pub fn event_schema() -> SchemaRef {
     ))
 }
 
-fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
+fn strings<'a>(values: impl ExactSizeIterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(values.len(), values.len() * 8);
     for v in values {
         b.append_option(v);
     }
@@ -76,24 +76,21 @@ fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 }
 
 fn floats(values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
-    let mut b = Float64Builder::new();
-    for v in values {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
+    Arc::new(values.collect::<Float64Array>())
+}
+
+/// A column without nulls: no validity bitmap to build.
+fn present_floats(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
 }
 
 fn times(values: impl Iterator<Item = i64>) -> ArrayRef {
-    let mut b = TimestampMillisecondBuilder::new().with_timezone("UTC");
-    for v in values {
-        b.append_value(v);
-    }
-    Arc::new(b.finish())
+    Arc::new(TimestampMillisecondArray::from_iter_values(values).with_timezone("UTC"))
 }
 
 /// One batch of windows, columns in `WINDOW_COLUMNS` order.
 pub fn windows_batch(rows: &[StationWindow]) -> RecordBatch {
-    let f = |get: fn(&StationWindow) -> f64| floats(rows.iter().map(|w| Some(get(w))));
+    let f = |get: fn(&StationWindow) -> f64| present_floats(rows.iter().map(get));
     let o = |get: fn(&StationWindow) -> Option<f64>| floats(rows.iter().map(get));
     let s = |get: fn(&StationWindow) -> Option<&str>| strings(rows.iter().map(get));
     let mut dates = Date32Builder::new();
@@ -184,8 +181,8 @@ pub fn events_batch(rows: &[DowntimeEvent]) -> RecordBatch {
         strings(rows.iter().map(|e| Some(e.station.as_str()))),
         times(rows.iter().map(|e| e.start)),
         times(rows.iter().map(|e| e.end)),
-        floats(rows.iter().map(|e| Some(e.duration_s))),
-        floats(rows.iter().map(|e| Some(e.downtime_s))),
+        present_floats(rows.iter().map(|e| e.duration_s)),
+        present_floats(rows.iter().map(|e| e.downtime_s)),
         strings(rows.iter().map(|e| Some(e.reason.as_str()))),
         strings(rows.iter().map(|e| e.error_code.as_deref())),
         Arc::new(revisions.finish()),

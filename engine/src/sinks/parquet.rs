@@ -201,34 +201,39 @@ impl<R: DatasetRow> DatasetWriter<R> {
 
     pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> anyhow::Result<()> {
         for row in rows {
-            let key = (row.plant().to_string(), row.day());
-            if !self.open.contains_key(&key) {
+            let day = row.day();
+            // Found by comparison, not by an owned key: a code copied per row showed in
+            // profiles, and only a few files are open.
+            let is_row_file = |(plant, d): &(String, i32)| *d == day && plant == row.plant();
+            if !self.open.keys().any(is_row_file) {
                 self.make_room()?;
                 let writer = ArrowWriter::try_new(
                     Vec::new(),
                     R::batch(&[]).schema(),
                     Some(writer_properties(self.config.rows_per_file)),
                 )?;
-                self.open.insert(
-                    key.clone(),
-                    OpenFile {
-                        writer,
-                        rows: 0,
-                        pending: Vec::new(),
-                        last_write: 0,
-                    },
-                );
+                let file = OpenFile {
+                    writer,
+                    rows: 0,
+                    pending: Vec::new(),
+                    last_write: 0,
+                };
+                self.open.insert((row.plant().to_string(), day), file);
             }
             self.writes += 1;
-            let file = self.open.get_mut(&key).expect("opened above");
+            let (key, file) = (self.open.iter_mut())
+                .find(|(key, _)| is_row_file(key))
+                .expect("opened above");
             file.last_write = self.writes;
             file.pending.push(row);
             file.rows += 1;
             if file.pending.len() >= self.config.chunk_rows {
-                let batch = R::batch(&std::mem::take(&mut file.pending));
-                file.writer.write(&batch)?;
+                file.writer.write(&R::batch(&file.pending))?;
+                // Cleared rather than taken: the next chunk reuses the allocation.
+                file.pending.clear();
             }
             if file.rows >= self.config.rows_per_file {
+                let key = key.clone();
                 self.finish(&key)?;
             }
         }
