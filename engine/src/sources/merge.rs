@@ -69,16 +69,24 @@ impl MergedFiles {
         self.read_on(idx)
     }
 
-    /// Reads file `idx`'s next record into its head and queues it; drops the reader (and
-    /// its file handle) at the end.
-    fn read_on(&mut self, idx: usize) -> Result<(), SourceError> {
+    /// Reads file `idx`'s next record into its head; at the end drops the reader (and
+    /// its file handle) and says so.
+    fn read_head(&mut self, idx: usize) -> Result<bool, SourceError> {
         let file = &mut self.open[idx];
-        if file.reader.read_into(&mut file.head)? {
-            self.heap
-                .push(Reverse((key(&file.head, file.last_ts), idx)));
-        } else {
+        let more = file.reader.read_into(&mut file.head)?;
+        if !more {
             file.reader = Box::new(Exhausted);
             file.head = Item::default();
+        }
+        Ok(more)
+    }
+
+    /// Reads file `idx`'s next record into its head and queues it.
+    fn read_on(&mut self, idx: usize) -> Result<(), SourceError> {
+        if self.read_head(idx)? {
+            let file = &self.open[idx];
+            self.heap
+                .push(Reverse((key(&file.head, file.last_ts), idx)));
         }
         Ok(())
     }
@@ -87,6 +95,15 @@ impl MergedFiles {
     /// until the next call.
     pub fn next_item(&mut self) -> Result<Option<&Item>, SourceError> {
         if let Some(idx) = self.handed_out.take() {
+            // The only file left needs no merge: its next record is the next (a single
+            // input file goes this way from start to end, without a heap push and pop
+            // per record).
+            if self.heap.is_empty() && self.waiting.is_empty() {
+                return match self.read_head(idx)? {
+                    true => Ok(Some(self.hand_out(idx))),
+                    false => Ok(None),
+                };
+            }
             self.read_on(idx)?;
         }
         loop {
@@ -100,12 +117,17 @@ impl MergedFiles {
         let Some(Reverse((_, idx))) = self.heap.pop() else {
             return Ok(None);
         };
+        Ok(Some(self.hand_out(idx)))
+    }
+
+    /// File `idx`'s head, to the caller until the next call.
+    fn hand_out(&mut self, idx: usize) -> &Item {
         self.handed_out = Some(idx);
         let file = &mut self.open[idx];
         if let Ok(r) = file.head.decoded() {
             file.last_ts = r.ts;
         }
-        Ok(Some(&file.head))
+        &file.head
     }
 }
 
@@ -114,5 +136,59 @@ struct Exhausted;
 impl RecordReader for Exhausted {
     fn read_into(&mut self, _item: &mut Item) -> Result<bool, SourceError> {
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &tempfile::TempDir, name: &str, stamps: &[i64]) -> PathBuf {
+        let path = dir.path().join(name);
+        let lines: Vec<String> = stamps
+            .iter()
+            .map(|ts| format!(r#"{{"station":"S","ts":{ts},"rssi":-50}}"#))
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path
+    }
+
+    fn merged(paths: Vec<PathBuf>) -> Vec<(String, i64)> {
+        let mut files = MergedFiles::new(paths).unwrap();
+        let mut out = Vec::new();
+        while let Some(item) = files.next_item().unwrap() {
+            let ts = item.decoded().unwrap().ts;
+            let name = PathBuf::from(&*item.position.file);
+            out.push((name.file_name().unwrap().to_string_lossy().into(), ts));
+        }
+        assert!(
+            files.next_item().unwrap().is_none(),
+            "the end stays the end"
+        );
+        out
+    }
+
+    #[test]
+    fn files_interleave_by_event_time_and_the_last_one_streams_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(&dir, "a.jsonl", &[1, 4, 5, 9]);
+        let b = file(&dir, "b.jsonl", &[2, 3, 6, 20, 21, 22]);
+        let c = file(&dir, "c.jsonl", &[30, 31]);
+        let got = merged(vec![a, b, c]);
+        let order: Vec<i64> = got.iter().map(|(_, ts)| *ts).collect();
+        assert_eq!(order, [1, 2, 3, 4, 5, 6, 9, 20, 21, 22, 30, 31]);
+        assert!(got[..7]
+            .iter()
+            .all(|(f, ts)| (f == "a.jsonl") == [1, 4, 5, 9].contains(ts)));
+        assert!(got[7..10].iter().all(|(f, _)| f == "b.jsonl"));
+        assert!(got[10..].iter().all(|(f, _)| f == "c.jsonl"));
+    }
+
+    #[test]
+    fn a_single_file_keeps_its_own_order_late_records_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let only = file(&dir, "only.jsonl", &[5, 7, 6, 1, 8]);
+        let got: Vec<i64> = merged(vec![only]).iter().map(|(_, ts)| *ts).collect();
+        assert_eq!(got, [5, 7, 6, 1, 8]);
     }
 }
