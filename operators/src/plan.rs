@@ -3,7 +3,7 @@
 //! operator's downtime cause, and the station's and plant's settings of that moment.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono_tz::Tz;
 use smallvec::SmallVec;
@@ -125,7 +125,52 @@ struct StationEntry {
     schedules: IntervalIndex<Arc<ScheduleInfo>>,
     stops: IntervalIndex<()>,
     causes: IntervalIndex<Arc<str>>,
-    calendar: Option<Arc<ShiftCalendar>>,
+    calendar: Option<Arc<SharedCalendar>>,
+}
+
+/// A shift calendar shared by every station on the same pattern in the same time zone,
+/// with the occurrences it expanded last: expanding is slow (time zone arithmetic for
+/// each day), and stations move through time together, so one expansion serves them all.
+#[derive(Debug)]
+struct SharedCalendar {
+    calendar: ShiftCalendar,
+    expanded: Mutex<Option<Arc<Occurrences>>>,
+}
+
+/// The shift occurrences overlapping [from, to], sorted by start.
+#[derive(Debug)]
+struct Occurrences {
+    from: i64,
+    to: i64,
+    instances: Vec<ShiftInstance>,
+}
+
+impl Occurrences {
+    fn covers(&self, from: i64, to: i64) -> bool {
+        self.from <= from && to <= self.to
+    }
+}
+
+impl SharedCalendar {
+    /// Occurrences covering [from, to]: the last expansion if it does, else a new one
+    /// reaching a day back and a week ahead.
+    fn covering(&self, from: i64, to: i64) -> Arc<Occurrences> {
+        // A poisoned lock only means another thread panicked mid-expansion; the memo is
+        // replaced whole, so whatever it holds is consistent.
+        let mut memo = self.expanded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = memo.as_ref().filter(|o| o.covers(from, to)) {
+            return o.clone();
+        }
+        let (from, to) = (from - DAY_MS, to + 7 * DAY_MS);
+        let instances = self.calendar.instances(from, to);
+        let fresh = Arc::new(Occurrences {
+            from,
+            to,
+            instances,
+        });
+        *memo = Some(fresh.clone());
+        fresh
+    }
 }
 
 /// Read-only context, indexed for the lookups a station window needs.
@@ -137,31 +182,29 @@ pub struct ContextIndex {
     skus: HashMap<String, Versions<Arc<SkuSettings>>>,
 }
 
-/// Shift occurrences a station has looked up lately, so that each minute does not
-/// expand the calendar again. Not state: rebuilt on demand.
+/// The shift occurrences a station looked up last, so that each minute does not ask
+/// the calendar again. Not state: rebuilt on demand.
 #[derive(Debug, Default, Clone)]
 pub struct ShiftCache {
-    from: i64,
-    to: i64,
-    instances: Vec<ShiftInstance>,
+    occurrences: Option<Arc<Occurrences>>,
 }
 
 impl ShiftCache {
-    fn ensure(&mut self, calendar: &ShiftCalendar, from: i64, to: i64) {
-        if self.instances.is_empty() && self.from == self.to || from < self.from || to > self.to {
-            self.from = from - DAY_MS;
-            self.to = to + 7 * DAY_MS;
-            self.instances = calendar.instances(self.from, self.to);
+    fn ensure(&mut self, calendar: &SharedCalendar, from: i64, to: i64) -> &[ShiftInstance] {
+        if !(self.occurrences.as_ref()).is_some_and(|o| o.covers(from, to)) {
+            self.occurrences = Some(calendar.covering(from, to));
         }
+        self.instances()
+    }
+
+    fn instances(&self) -> &[ShiftInstance] {
+        self.occurrences.as_ref().map_or(&[], |o| &o.instances)
     }
 
     fn at(&self, t: i64) -> Option<&ShiftInstance> {
-        let upto = self.instances.partition_point(|i| i.start <= t);
-        self.instances[..upto]
-            .iter()
-            .rev()
-            .take(4)
-            .find(|i| t < i.end)
+        let instances = self.instances();
+        let upto = instances.partition_point(|i| i.start <= t);
+        instances[..upto].iter().rev().take(4).find(|i| t < i.end)
     }
 }
 
@@ -245,6 +288,7 @@ impl ContextIndex {
         );
         let mut stations = Vec::with_capacity(order.len());
         let mut by_code = StationCodes::default();
+        let mut calendars: HashMap<(&str, Arc<str>), Arc<SharedCalendar>> = HashMap::new();
         for code in order {
             let settings = versions
                 .remove(&code)
@@ -254,7 +298,16 @@ impl ContextIndex {
                 let tz = plants
                     .get(&*latest.plant)
                     .map_or(Tz::UTC, |p| p.latest().tz);
-                Arc::new(ShiftCalendar::new(tz, pattern, &context.shifts))
+                let key = (tz.name(), pattern.clone());
+                calendars
+                    .entry(key)
+                    .or_insert_with(|| {
+                        Arc::new(SharedCalendar {
+                            calendar: ShiftCalendar::new(tz, pattern, &context.shifts),
+                            expanded: Mutex::new(None),
+                        })
+                    })
+                    .clone()
             });
             let schedules = IntervalIndex::build(
                 context
@@ -359,9 +412,9 @@ impl ContextIndex {
         entry.stops.boundaries_in(from, to, &mut buf);
         entry.causes.boundaries_in(from, to, &mut buf);
         if let Some(cal) = &entry.calendar {
-            cache.ensure(cal, from, to);
-            let first = cache.instances.partition_point(|i| i.end <= from);
-            for inst in cache.instances[first..].iter().take_while(|i| i.start < to) {
+            let instances = cache.ensure(cal, from, to);
+            let first = instances.partition_point(|i| i.end <= from);
+            for inst in instances[first..].iter().take_while(|i| i.start < to) {
                 inst.boundaries_in(from, to, &mut buf);
             }
         }
@@ -426,4 +479,34 @@ pub fn part_index_at(plan: &[PlanPart], t: i64) -> usize {
     plan.iter()
         .position(|p| t < p.end)
         .unwrap_or(plan.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn stations_on_one_pattern_and_zone_share_one_expansion_and_agree() {
+        // Stations 0 and 2 are in one plant, 1 in the other (synthetic plants alternate).
+        let ctx = ContextIndex::new(synthetic::plant(4));
+        let t = synthetic::START_MS + 3 * DAY_MS + 7 * 3_600_000;
+        let mut caches: Vec<ShiftCache> = (0..4).map(|_| ShiftCache::default()).collect();
+        let plans: Vec<Plan> = (0..4u32)
+            .map(|id| ctx.plan(id, t, t + 60_000, &mut caches[id as usize]))
+            .collect();
+        let occurrences = |i: usize| caches[i].occurrences.clone().expect("expanded");
+        assert!(Arc::ptr_eq(&occurrences(0), &occurrences(2)));
+        assert!(!Arc::ptr_eq(&occurrences(0), &occurrences(1)));
+
+        // A station asking from far later gets a fresh expansion with the same answer
+        // as a cache of its own would give.
+        let later = t + 28 * DAY_MS;
+        let shared = ctx.plan(2, later, later + 60_000, &mut caches[2]);
+        let own = ctx.plan(2, later, later + 60_000, &mut ShiftCache::default());
+        assert_eq!(format!("{shared:?}"), format!("{own:?}"));
+        assert!(shared.iter().all(|p| p.shift.is_some()), "{shared:?}");
+        let fresh = ctx.plan(0, t, t + 60_000, &mut ShiftCache::default());
+        assert_eq!(format!("{:?}", plans[0]), format!("{fresh:?}"));
+    }
 }
