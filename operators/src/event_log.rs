@@ -79,7 +79,7 @@ impl EventLog {
 
     /// Whether a record without `seq` with the same `ts` and observations is here.
     pub fn contains_same(&self, rec: &Rec, errors: &ErrorCodes) -> bool {
-        let same = |r: &Rec| r.ts == rec.ts && r.seq.is_none() && r.obs == rec.obs;
+        let same = |r: &Rec| r.ts == rec.ts && r.seq().is_none() && r.obs == rec.obs;
         if rec.ts >= self.hot_from {
             let lo = self.hot.partition_point(|r| r.ts < rec.ts);
             return self.hot[lo..]
@@ -223,7 +223,7 @@ fn encode(start: i64, records: &[Rec]) -> Block {
     for r in records {
         put_varint(&mut bytes, (r.ts - prev_ts) as u64);
         prev_ts = r.ts;
-        match r.seq {
+        match r.seq() {
             None => put_varint(&mut bytes, 0),
             Some(s) => {
                 put_varint(

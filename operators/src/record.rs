@@ -24,19 +24,66 @@ pub enum Obs {
     Rssi(f64),
 }
 
-/// A record in a station's event log.
+/// A record in a station's event log: 64 bytes, one cache line. Whether it has a `seq`
+/// is kept in the content hash's lowest bit rather than in an `Option` (which would
+/// make it 72).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecFields", into = "RecFields")]
 pub struct Rec {
     pub ts: i64,
-    pub seq: Option<u64>,
-    /// Hash of the observations: orders records with equal `ts` and `seq`.
-    pub content: u64,
+    /// The record's `seq`; `u64::MAX` without one, so that such records sort last.
+    seq: u64,
+    /// Hash of the observations, which orders records with equal `ts` and `seq`, with
+    /// its lowest bit replaced by `HAS_SEQ`.
+    content: u64,
     pub obs: SmallVec<[Obs; 2]>,
 }
 
+const HAS_SEQ: u64 = 1;
+
+/// A record as checkpoints keep it (the layout before `seq` moved into `content`).
+#[derive(Serialize, Deserialize)]
+struct RecFields {
+    ts: i64,
+    seq: Option<u64>,
+    content: u64,
+    obs: SmallVec<[Obs; 2]>,
+}
+
+impl From<RecFields> for Rec {
+    fn from(r: RecFields) -> Rec {
+        Rec::with_content(r.ts, r.seq, r.content, r.obs)
+    }
+}
+
+impl From<Rec> for RecFields {
+    fn from(r: Rec) -> RecFields {
+        RecFields {
+            ts: r.ts,
+            seq: r.seq(),
+            content: r.content,
+            obs: r.obs,
+        }
+    }
+}
+
 impl Rec {
+    fn with_content(ts: i64, seq: Option<u64>, content: u64, obs: SmallVec<[Obs; 2]>) -> Rec {
+        Rec {
+            ts,
+            seq: seq.unwrap_or(u64::MAX),
+            content: (content & !HAS_SEQ) | if seq.is_some() { HAS_SEQ } else { 0 },
+            obs,
+        }
+    }
+
+    pub fn seq(&self) -> Option<u64> {
+        (self.content & HAS_SEQ != 0).then_some(self.seq)
+    }
+
+    /// `(ts, seq, content)`, records without `seq` after those with one at the same `ts`.
     pub fn order_key(&self) -> (i64, u64, u64) {
-        (self.ts, self.seq.unwrap_or(u64::MAX), self.content)
+        (self.ts, self.seq, self.content)
     }
 
     /// Any count signal (deltas or running totals): a continuous line's speed-based
@@ -135,12 +182,7 @@ impl Rec {
             mix(&mut content, tag as u64);
             mix(&mut content, value);
         }
-        Rec {
-            ts,
-            seq,
-            content,
-            obs,
-        }
+        Rec::with_content(ts, seq, content, obs)
     }
 }
 
@@ -160,6 +202,45 @@ impl Obs {
             Obs::KwhTotal(v) => (8, v.to_bits()),
             Obs::KwhDelta(v) => (9, v.to_bits()),
             Obs::Rssi(v) => (10, v.to_bits()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: Option<u64>) -> Rec {
+        let obs = [Obs::GoodDelta(1.0), Obs::Rssi(-50.0)]
+            .into_iter()
+            .collect();
+        Rec::new(1_000, seq, obs, &ErrorCodes::default())
+    }
+
+    #[test]
+    fn a_record_fills_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Rec>(), 64);
+    }
+
+    #[test]
+    fn seq_is_kept_exactly_including_the_largest_and_none() {
+        for seq in [None, Some(0), Some(7), Some(u64::MAX - 1), Some(u64::MAX)] {
+            assert_eq!(rec(seq).seq(), seq);
+        }
+        // Without seq a record sorts after every seq at its ts, as with `u64::MAX`.
+        assert!(rec(Some(u64::MAX - 1)).order_key() < rec(None).order_key());
+        assert_eq!(rec(None).order_key().1, rec(Some(u64::MAX)).order_key().1);
+        assert_ne!(rec(None), rec(Some(u64::MAX)));
+    }
+
+    #[test]
+    fn checkpoints_keep_the_layout_with_an_optional_seq() {
+        for seq in [None, Some(3), Some(u64::MAX)] {
+            let r = rec(seq);
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["seq"], serde_json::to_value(seq).unwrap());
+            let back: Rec = serde_json::from_value(json).unwrap();
+            assert_eq!(back, r);
         }
     }
 }

@@ -225,7 +225,7 @@ impl StationOp {
     /// Inserts a record in event-time order, or recognises it as a duplicate: the same
     /// `seq`, or without `seq` the same `ts` and observations.
     pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) -> Insert {
-        if let Some(seq) = rec.seq {
+        if let Some(seq) = rec.seq() {
             if !self.seqs.insert(seq) {
                 return Insert::Duplicate;
             }
@@ -578,7 +578,7 @@ impl StationOp {
         }
         let seqs = &mut self.seqs;
         self.records.prune_before(keep_from, errors, |r| {
-            if let Some(seq) = r.seq {
+            if let Some(seq) = r.seq() {
                 seqs.remove(seq);
             }
         });

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Array, Int32Builder, Int64Builder,
-    ListBuilder, StringBuilder, TimestampMillisecondArray,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Array, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
