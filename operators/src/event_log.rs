@@ -1,6 +1,6 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
 //! The last minutes are kept as records (`hot`); older ones are encoded into compact
-//! blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record instead of 72), so the
+//! blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record instead of 64), so the
 //! allowed lateness costs little memory. A walk that reaches back decodes the blocks it
 //! needs; a late record re-encodes only its block.
 
