@@ -859,5 +859,32 @@ mod tests {
                 proptest::prop_assert_eq!(flat, serde_path(&text), "{}", shown);
             }
         }
+
+        /// The usual layout (`flat::decode_usual`), close to valid and slightly off.
+        #[test]
+        fn usual_layout_agrees_with_serde(
+            code in proptest::sample::select(vec![
+                "ST-00001", "P1", " P1", "P1 ", "", "a\\\"b", "é", "x23456789012345678901234",
+            ]),
+            ts in proptest::sample::select(vec![
+                "\"2026-03-02T06:00:01.250Z\"", "\"2026-03-02T06:00:01Z\"",
+                "\"2026-03-02T06:00:01.250+01:00\"", "\"2026-13-02T06:00:01.250Z\"",
+                "\"2026-03-02T06:00:61.250Z\"", "60000", "-1", "1.5", "null",
+            ]),
+            seq in json_value(),
+            pairs in proptest::collection::vec((json_key(), json_value()), 0..4),
+            cut in proptest::option::weighted(0.1, 0usize..120),
+        ) {
+            let signals: String = pairs.iter().map(|(k, v)| format!(",{k}:{v}")).collect();
+            let line = format!(r#"{{"station":"{code}","ts":{ts},"seq":{seq}{signals}}}"#);
+            let mut text = line.into_bytes();
+            if let Some(cut) = cut {
+                text.truncate(cut.min(text.len()));
+            }
+            if let Some(flat) = flat_path(&text) {
+                let shown = String::from_utf8_lossy(&text);
+                proptest::prop_assert_eq!(flat, serde_path(&text), "{}", shown);
+            }
+        }
     }
 }

@@ -23,6 +23,9 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 /// it answers (tested below). Every byte of `b` is checked when it answers, so a caller
 /// may hand it bytes not yet known to be text.
 pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
+    if let Some(ms) = b.try_into().ok().and_then(utc_millis_stamp_ms) {
+        return Some(ms);
+    }
     let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
     if head[13] != b':' || head[16] != b':' {
         return None;
@@ -64,6 +67,66 @@ pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
     };
     let seconds = hour_start + minute * 60 + second;
     Some((seconds - offset_s) * 1000 + millis)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.fffZ`, the stamp nearly every device sends, checked and read as
+/// three words; `None` for anything else.
+fn utc_millis_stamp_ms(b: &[u8; 24]) -> Option<i64> {
+    const SHAPE: [Shape; 3] = [
+        Shape::of(b"0000-00-"),
+        Shape::of(b"00T00:00"),
+        Shape::of(b":00.000Z"),
+    ];
+    for (i, shape) in SHAPE.iter().enumerate() {
+        let word = u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().ok()?);
+        if !shape.fits(word) {
+            return None;
+        }
+    }
+    let d = |at: usize| i64::from(b[at] - b'0');
+    let hour_start = epoch_hour_s(b[..13].try_into().ok()?)?;
+    let (minute, second) = (d(14) * 10 + d(15), d(17) * 10 + d(18));
+    if minute > 59 || second > 59 {
+        return None;
+    }
+    let millis = d(20) * 100 + d(21) * 10 + d(22);
+    Some((hour_start + minute * 60 + second) * 1000 + millis)
+}
+
+/// Eight bytes of a stamp's shape: a digit wherever the pattern has `0`, its own byte
+/// elsewhere.
+struct Shape {
+    bytes: u64,
+    digits: u64,
+}
+
+impl Shape {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+
+    const fn of(pattern: &[u8; 8]) -> Shape {
+        let mut digits = 0;
+        let mut i = 0;
+        while i < 8 {
+            if pattern[i] == b'0' {
+                digits |= 0xff << (8 * i);
+            }
+            i += 1;
+        }
+        Shape {
+            bytes: u64::from_le_bytes(*pattern),
+            digits,
+        }
+    }
+
+    fn fits(&self, word: u64) -> bool {
+        let high = self.digits & (Self::ONES * 0xf0);
+        let three = (Self::ONES * 0x30) & high;
+        // A byte is a digit when its high nibble is 3 before and after adding 6 (a byte
+        // that carries into the next one fails the first test itself).
+        (word ^ self.bytes) & !self.digits == 0
+            && word & high == three
+            && word.wrapping_add(Self::ONES * 6) & high == three
+    }
 }
 
 thread_local! {
@@ -201,6 +264,35 @@ mod tests {
         for _ in 0..2 {
             for text in texts {
                 assert_eq!(parse_rfc3339_ms(text), chrono_ms(text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_usual_stamp_checks_every_byte() {
+        let good = *b"2026-03-02T06:07:08.009Z";
+        assert_eq!(
+            utc_millis_stamp_ms(&good),
+            chrono_ms("2026-03-02T06:07:08.009Z")
+        );
+        for at in 0..good.len() {
+            for byte in [
+                b'0', b'9', b'/', b':', b'-', b'T', b'.', b'Z', b' ', 0xff, 0xfa,
+            ] {
+                let mut text = good;
+                text[at] = byte;
+                let ms = utc_millis_stamp_ms(&text);
+                let shown = String::from_utf8_lossy(&text).into_owned();
+                if ms.is_some() {
+                    assert_eq!(ms, chrono_ms(&shown), "{shown}");
+                }
+                let general = std::str::from_utf8(&text).ok().and_then(chrono_ms);
+                if let Some(ms) = plain_rfc3339_ms(&text) {
+                    assert_eq!(Some(ms), general, "{shown}");
+                }
+                if let Ok(text) = std::str::from_utf8(&text) {
+                    assert_eq!(parse_rfc3339_ms(text), general, "{shown}");
+                }
             }
         }
     }

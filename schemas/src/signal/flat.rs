@@ -17,6 +17,9 @@ pub(super) fn decode(
     fallback_ts_ms: Option<i64>,
     out: &mut SignalRecord,
 ) -> Option<()> {
+    if decode_usual(bytes, out).is_some() {
+        return Some(());
+    }
     let mut s = Scanner { bytes, at: 0 };
     let mut seen = Seen::default();
     let mut ts = None;
@@ -78,6 +81,55 @@ pub(super) fn decode(
     }
     out.ts = ts.or(fallback_ts_ms)?;
     Some(())
+}
+
+/// The layout DAUs and `generate` write, matched as fixed words in one pass:
+/// `{"station":"…","ts":"YYYY-MM-DDTHH:MM:SS.fffZ","seq":N` then one or more signals and
+/// `}`, with no whitespace. Any difference returns `None` and `decode`'s general loop
+/// reads the line (every value is checked the same way in both).
+fn decode_usual(bytes: &[u8], out: &mut SignalRecord) -> Option<()> {
+    let mut s = Scanner { bytes, at: 0 };
+    s.word(b"{\"station\":\"")?;
+    let code = s.string_body()?;
+    if !trimmed(code) {
+        return None;
+    }
+    s.word(b",\"ts\":")?;
+    let ts = s.ts()?;
+    s.word(b",\"seq\":")?;
+    let seq = match s.plain_unsigned() {
+        Some(n) => Some(n as u64),
+        None => s.seq()?,
+    };
+    out.readings.clear();
+    let mut seen = Seen::default();
+    while s.bump()? == b',' {
+        s.expect(b'"')?;
+        let key = SignalKey::from_key(s.string_body()?)?;
+        seen.first(key as u32)?;
+        s.expect(b':')?;
+        let plain = match key {
+            SignalKey::ErrorCode => None,
+            _ => s.plain_unsigned(),
+        };
+        out.readings.push(match plain {
+            Some(n) => key.number(n as f64)?,
+            None => s.reading(key)?,
+        });
+    }
+    (s.at == bytes.len() && bytes[s.at - 1] == b'}').then_some(())?;
+    out.station.clear();
+    out.station.push_str(code);
+    out.ts = ts;
+    out.seq = seq;
+    out.unknown_keys = 0;
+    Some(())
+}
+
+/// Whether a code is as `trim` leaves it and not empty.
+fn trimmed(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    bytes.first().is_some_and(|b| *b != b' ') && bytes.last().is_some_and(|b| *b != b' ')
 }
 
 /// What a key names.
@@ -149,6 +201,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A fixed run of bytes, compared as one array (a few word compares, no `memcmp`).
+    fn word<const N: usize>(&mut self, word: &[u8; N]) -> Option<()> {
+        let here: &[u8; N] = self.bytes.get(self.at..self.at + N)?.try_into().ok()?;
+        (here == word).then(|| self.at += N)
+    }
+
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.at + word.len();
         (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
@@ -180,8 +238,13 @@ impl<'a> Scanner<'a> {
     /// A string of printable ASCII without escapes.
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
+        self.string_body()
+    }
+
+    /// The rest of a string whose opening quote is read, and its closing quote.
+    fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let len = plain_len(&self.bytes[start..]);
+        let len = plain_len(self.bytes, start);
         if self.bytes.get(start + len) != Some(&b'"') {
             return None;
         }
@@ -257,6 +320,26 @@ impl<'a> Scanner<'a> {
             Number::Integer(n) => u64::try_from(n).ok().map(Some),
             Number::Float(_) => None,
         }
+    }
+
+    /// A non-negative integer of 1 to 18 digits, without a leading zero, fraction or
+    /// exponent, as `number` reads it; `None` (and nothing read) for anything else.
+    fn plain_unsigned(&mut self) -> Option<i64> {
+        let start = self.at;
+        let mut n = 0i64;
+        while let Some(d) = self.peek().and_then(digit) {
+            n = n.wrapping_mul(10).wrapping_add(d);
+            self.at += 1;
+        }
+        let len = self.at - start;
+        let plain = (1..=18).contains(&len)
+            && (len == 1 || self.bytes[start] != b'0')
+            && !matches!(self.peek(), Some(b'.' | b'e' | b'E'));
+        if !plain {
+            self.at = start;
+            return None;
+        }
+        Some(n)
     }
 
     /// A JSON number: integers of up to 18 digits exactly, others as the nearest `f64`.
@@ -340,18 +423,29 @@ fn special_bytes(word: u64) -> u64 {
         | zero(word ^ (ONES * 0x7f))
 }
 
-/// Length of the leading run of printable ASCII other than `"` and `\\`: sixteen bytes at
-/// a time where the CPU has SSE2, then eight at a time (the last chunk zero-padded: zero
-/// is a control byte and ends the run).
-fn plain_len(bytes: &[u8]) -> usize {
-    let mut at = 0;
+/// Length of the run of printable ASCII other than `"` and `\\` that starts at `start`:
+/// sixteen bytes at a time where the CPU has SSE2 (the last sixteen of `bytes` for a rest
+/// shorter than that), else eight at a time (the last chunk zero-padded: zero is a
+/// control byte and ends the run).
+fn plain_len(bytes: &[u8], start: usize) -> usize {
+    let mut at = start;
     #[cfg(target_arch = "x86_64")]
-    while let Some(chunk) = bytes.get(at..at + 16) {
-        let special = special_bytes_16(chunk.try_into().unwrap_or(&[0; 16]));
-        if special != 0 {
-            return at + special.trailing_zeros() as usize;
+    {
+        while let Some(chunk) = bytes.get(at..at + 16) {
+            let special = special_bytes_16(chunk.try_into().unwrap_or(&[0; 16]));
+            if special != 0 {
+                return at - start + special.trailing_zeros() as usize;
+            }
+            at += 16;
         }
-        at += 16;
+        if let Some(base) = bytes.len().checked_sub(16) {
+            let last = bytes[base..].try_into().unwrap_or(&[0; 16]);
+            let special = special_bytes_16(last) >> (at - base);
+            return match special {
+                0 => bytes.len() - start,
+                _ => at - start + special.trailing_zeros() as usize,
+            };
+        }
     }
     loop {
         let word = match bytes.get(at..at + 8) {
@@ -365,7 +459,7 @@ fn plain_len(bytes: &[u8]) -> usize {
         };
         let special = special_bytes(word);
         if special != 0 {
-            return at + (special.trailing_zeros() / 8) as usize;
+            return at - start + (special.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
@@ -400,16 +494,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_usual_layout_is_read_in_one_pass() {
+        let mut out = SignalRecord::default();
+        for line in [
+            r#"{"station":"ST-00001","ts":"2026-03-02T06:00:00.919Z","seq":1,"production_count_good":1}"#,
+            r#"{"station":"CNC-01","ts":"2026-03-01T21:00:00.000Z","seq":2,"productive":1,"error_code":""}"#,
+            r#"{"station":"P1","ts":60000,"seq":null}"#,
+        ] {
+            assert_eq!(decode_usual(line.as_bytes(), &mut out), Some(()), "{line}");
+        }
+        assert_eq!(out.station, "P1");
+        assert_eq!((out.ts, out.seq, out.readings.len()), (60_000, None, 0));
+        for other in [
+            r#"{"ts":"2026-03-01T21:00:00.000Z","station":"P1","seq":2}"#,
+            r#"{"station":"P1", "ts":0,"seq":2}"#,
+            r#"{"station":"P1","ts":0,"seq":2,"productive":1,"productive":0}"#,
+            r#"{"station":"P1","ts":0,"seq":2,"fw":"1"}"#,
+            r#"{"station":"P1","ts":0,"seq":2} "#,
+            r#"{"station":"P1","ts":0,"seq":2"#,
+            r#"{"station":" P1","ts":0,"seq":2}"#,
+        ] {
+            assert_eq!(decode_usual(other.as_bytes(), &mut out), None, "{other}");
+        }
+    }
+
+    #[test]
     fn plain_len_stops_at_the_first_special_byte() {
         for special in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
             for at in 0..40 {
                 let mut bytes = vec![b'a'; 44];
                 bytes[at] = special;
-                assert_eq!(plain_len(&bytes), at, "byte {special:#x} at {at}");
+                for start in 0..=at {
+                    assert_eq!(plain_len(&bytes, start), at - start, "{special:#x} at {at}");
+                    let short = &bytes[..at + 1];
+                    assert_eq!(plain_len(short, start), at - start, "{special:#x} at {at}");
+                    let plain = &bytes[..at];
+                    assert_eq!(plain_len(plain, start), at - start, "{at} plain bytes");
+                }
             }
         }
-        assert_eq!(plain_len(b"ST-00001"), 8);
-        assert_eq!(plain_len(b" ~~~~~~~~~~~~~~~"), 16);
-        assert_eq!(plain_len(b""), 0);
+        assert_eq!(plain_len(b"ST-00001", 0), 8);
+        assert_eq!(plain_len(b" ~~~~~~~~~~~~~~~", 0), 16);
+        assert_eq!(plain_len(b"", 0), 0);
     }
 }
