@@ -176,6 +176,15 @@ pub fn decode_json_into(
     raw.fill(station, fallback_ts_ms, out)
 }
 
+/// The record at the start of `bytes` when it is one line in the layout devices usually
+/// send (see `flat`), ended by `\n`: its length without the `\n`, and `out` as
+/// `decode_json_into` would make it from those bytes. `None` when the line is anything
+/// else (or not whole in `bytes`); find the line and use `decode_json_into` then.
+pub fn decode_usual_json_line(bytes: &[u8], out: &mut SignalRecord) -> Option<usize> {
+    let len = flat::usual_prefix(bytes, out)?;
+    (bytes.get(len) == Some(&b'\n')).then_some(len)
+}
+
 /// One row of the long format (`station,ts,signal,value`, CSV or Parquet): the reading it
 /// carries under the same rules as JSON, or `Ok(None)` for a signal key this version
 /// does not know (ignored and counted).

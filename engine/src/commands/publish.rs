@@ -55,8 +55,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let mut pacer = Pacer::new(args.speed, args.rate);
     let mut payloads = PayloadKind::default();
     let mut last_ts = None;
-    while let Some(item) = inputs.next_item()? {
-        let payload = payloads.payload(item);
+    while let Some((item, original)) = inputs.next_item()? {
+        let payload = payloads.payload(item, original);
         match item.decoded() {
             Ok(record) => {
                 pacer.wait(publisher.sent(), Some(record.ts));
@@ -112,7 +112,7 @@ struct PayloadKind {
 }
 
 impl PayloadKind {
-    fn payload<'a>(&mut self, item: &'a Item) -> Cow<'a, [u8]> {
+    fn payload<'a>(&mut self, item: &Item, original: &'a [u8]) -> Cow<'a, [u8]> {
         let file = &item.position.file;
         if !self.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
             self.as_written = matches!(
@@ -123,7 +123,7 @@ impl PayloadKind {
         }
         match item.decoded() {
             Ok(record) if !self.as_written => Cow::Owned(record.to_payload_json().into_bytes()),
-            _ => Cow::Borrowed(&item.original),
+            _ => Cow::Borrowed(original),
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn run(
     let mut dead = DeadLetterSink::new()?;
     let mut now = i64::MIN;
     let mut n = 0usize;
-    while let Some(item) = inputs.next_item()? {
+    while let Some((item, original)) = inputs.next_item()? {
         let rejected = match item.decoded() {
             Ok(record) => {
                 now = now.max(record.ts);
@@ -100,7 +100,7 @@ pub fn run(
             }
         };
         if let Some((reason, detail)) = rejected {
-            dead.write(reason, &item.position, &detail, &item.original)?;
+            dead.write(reason, &item.position, &detail, original)?;
         }
         n += 1;
         if n % config.batch_records == 0 {

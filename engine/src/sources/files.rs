@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ use arrow::record_batch::RecordBatch;
 use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use stationflow_schemas::signal::{
-    decode_json_into, reading_from_text, ts_from_text, Reading, Rejection, SignalRecord,
+    decode_json_into, decode_usual_json_line, reading_from_text, ts_from_text, Reading, Rejection,
+    SignalRecord,
 };
 use stationflow_schemas::RejectReason;
 
@@ -159,6 +161,11 @@ impl Item {
 pub trait RecordReader {
     /// Reads the next record into `item`, reusing its buffers; `false` at the end.
     fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError>;
+
+    /// The original text of the record last read into `item`, valid until the next read.
+    fn original<'a>(&'a self, item: &'a Item) -> &'a [u8] {
+        &item.original
+    }
 }
 
 /// Opens one input file as a reader of records.
@@ -171,6 +178,7 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
     Ok(match Format::of(path) {
         Some(Format::JsonLines { gzip }) => Box::new(JsonLines {
             lines: Lines::new(open(path, gzip).map_err(io)?, 1 << 16),
+            text: 0..0,
             file: name,
             line: 0,
             path: path.to_path_buf(),
@@ -198,8 +206,12 @@ fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
     })
 }
 
+/// JSON Lines; a record's original text stays in the line buffer (not copied) until
+/// the next read.
 struct JsonLines {
     lines: Lines,
+    /// The last record's text in `lines`' buffer.
+    text: Range<usize>,
     file: Arc<str>,
     line: u64,
     path: PathBuf,
@@ -207,10 +219,40 @@ struct JsonLines {
 
 impl RecordReader for JsonLines {
     fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError> {
+        self.text = match self.lines.usual_line(&mut item.record) {
+            Some(text) => {
+                self.line += 1;
+                item.rejection = None;
+                text
+            }
+            None => match self.next_text()? {
+                Some(text) => {
+                    let bytes = &self.lines.buf[text.clone()];
+                    item.rejection = decode_json_into(bytes, None, None, &mut item.record).err();
+                    text
+                }
+                None => return Ok(false),
+            },
+        };
+        if !Arc::ptr_eq(&item.position.file, &self.file) {
+            item.position.file = self.file.clone();
+        }
+        item.position.line = self.line;
+        Ok(true)
+    }
+
+    fn original<'a>(&'a self, _item: &'a Item) -> &'a [u8] {
+        &self.lines.buf[self.text.clone()]
+    }
+}
+
+impl JsonLines {
+    /// The next line that is not blank, trimmed; `None` at the end.
+    fn next_text(&mut self) -> Result<Option<Range<usize>>, SourceError> {
         loop {
-            let line = match self.lines.next_line() {
+            let line = match self.lines.next_line_range() {
                 Ok(Some(line)) => line,
-                Ok(None) => return Ok(false),
+                Ok(None) => return Ok(None),
                 Err(source) => {
                     return Err(SourceError::Io {
                         path: self.path.clone(),
@@ -219,20 +261,24 @@ impl RecordReader for JsonLines {
                 }
             };
             self.line += 1;
-            let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
+            let text = trimmed(&self.lines.buf, line);
+            if !text.is_empty() {
+                return Ok(Some(text));
             }
-            item.original.clear();
-            item.original.extend_from_slice(text);
-            if !Arc::ptr_eq(&item.position.file, &self.file) {
-                item.position.file = self.file.clone();
-            }
-            item.position.line = self.line;
-            item.rejection = decode_json_into(&item.original, None, None, &mut item.record).err();
-            return Ok(true);
         }
     }
+}
+
+/// `range` of `buf` without ASCII whitespace at either end.
+fn trimmed(buf: &[u8], range: Range<usize>) -> Range<usize> {
+    let line = &buf[range.clone()];
+    let visible = |b: Option<&u8>| b.is_some_and(|b| !b.is_ascii_whitespace());
+    if visible(line.first()) && visible(line.last()) {
+        return range;
+    }
+    let start = range.start + (line.len() - line.trim_ascii_start().len());
+    let end = range.end - (line.len() - line.trim_ascii_end().len());
+    start..end.max(start)
 }
 
 /// Lines of a byte stream, found with `memchr` in a buffer of its own (a line longer than
@@ -258,13 +304,29 @@ impl Lines {
     }
 
     /// The next line without its `\n`, or `None` at the end.
+    #[cfg(test)]
     fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        Ok(self.next_line_range()?.map(|line| &self.buf[line]))
+    }
+
+    /// The next line when it is whole in the buffer and in the usual layout, decoded into
+    /// `record` in the same pass that finds its end (no separate newline search).
+    fn usual_line(&mut self, record: &mut SignalRecord) -> Option<Range<usize>> {
+        let len = decode_usual_json_line(&self.buf[self.start..self.end], record)?;
+        let line = self.start..self.start + len;
+        self.start += len + 1;
+        Some(line)
+    }
+
+    /// Where the next line (without its `\n`) lies in `buf`, valid until the next call;
+    /// `None` at the end.
+    fn next_line_range(&mut self) -> std::io::Result<Option<Range<usize>>> {
         let mut searched = self.start;
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
                 let line = self.start..searched + i;
                 self.start = searched + i + 1;
-                return Ok(Some(&self.buf[line]));
+                return Ok(Some(line));
             }
             searched = self.end;
             if self.eof {
@@ -273,7 +335,7 @@ impl Lines {
                 }
                 let line = self.start..self.end;
                 self.start = self.end;
-                return Ok(Some(&self.buf[line]));
+                return Ok(Some(line));
             }
             searched -= self.start;
             self.refill()?;
@@ -643,6 +705,49 @@ mod tests {
             out.push(String::from_utf8(line.to_vec()).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn json_lines_read_usual_and_other_lines_alike_across_refills() {
+        let usual = r#"{"station":"S1","ts":"2026-03-02T06:00:00.250Z","seq":7,"productive":1}"#;
+        let lines = [
+            usual,
+            "",
+            r#"  {"station":"S1","ts":0,"seq":8,"rssi":-50}  "#,
+            r#"{"ts":0,"station":"S2","seq":1,"productive":0}"#,
+            "not json",
+            r#"{"station":"S1","ts":"2026-03-02T06:00:01.000Z","seq":9,"rssi":-5}"#,
+            usual,
+        ];
+        let text = format!("{}\r\n{}", lines[..6].join("\n"), lines[6]);
+        let want: Vec<(u64, String, Result<SignalRecord, Rejection>)> =
+            [(1, 0), (3, 2), (4, 3), (5, 4)]
+                .into_iter()
+                .chain([(6, 5), (7, 6)])
+                .map(|(line, i)| {
+                    let original = lines[i].trim();
+                    let decoded =
+                        stationflow_schemas::signal::decode_json(original.as_bytes(), None, None);
+                    (line, original.to_string(), decoded)
+                })
+                .collect();
+        for capacity in [1, 7, 64, 100, 1 << 16] {
+            let mut reader = JsonLines {
+                lines: Lines::new(Box::new(std::io::Cursor::new(text.clone())), capacity),
+                text: 0..0,
+                file: "f.jsonl".into(),
+                line: 0,
+                path: "f.jsonl".into(),
+            };
+            let mut item = Item::default();
+            let mut got = Vec::new();
+            while reader.read_into(&mut item).unwrap() {
+                let original = String::from_utf8(reader.original(&item).to_vec()).unwrap();
+                let decoded = item.decoded().cloned().map_err(Clone::clone);
+                got.push((item.position.line, original, decoded));
+            }
+            assert_eq!(got, want, "capacity {capacity}");
+        }
     }
 
     #[test]

@@ -91,9 +91,9 @@ impl MergedFiles {
         Ok(())
     }
 
-    /// The next record in event-time order across every file. The record stays valid
-    /// until the next call.
-    pub fn next_item(&mut self) -> Result<Option<&Item>, SourceError> {
+    /// The next record in event-time order across every file, with its original text.
+    /// Both stay valid until the next call.
+    pub fn next_item(&mut self) -> Result<Option<(&Item, &[u8])>, SourceError> {
         if let Some(idx) = self.handed_out.take() {
             // The only file left needs no merge: its next record is the next (a single
             // input file goes this way from start to end, without a heap push and pop
@@ -120,14 +120,14 @@ impl MergedFiles {
         Ok(Some(self.hand_out(idx)))
     }
 
-    /// File `idx`'s head, to the caller until the next call.
-    fn hand_out(&mut self, idx: usize) -> &Item {
+    /// File `idx`'s head and its text, to the caller until the next call.
+    fn hand_out(&mut self, idx: usize) -> (&Item, &[u8]) {
         self.handed_out = Some(idx);
         let file = &mut self.open[idx];
         if let Ok(r) = file.head.decoded() {
             file.last_ts = r.ts;
         }
-        &file.head
+        (&file.head, file.reader.original(&file.head))
     }
 }
 
@@ -156,8 +156,9 @@ mod tests {
     fn merged(paths: Vec<PathBuf>) -> Vec<(String, i64)> {
         let mut files = MergedFiles::new(paths).unwrap();
         let mut out = Vec::new();
-        while let Some(item) = files.next_item().unwrap() {
+        while let Some((item, text)) = files.next_item().unwrap() {
             let ts = item.decoded().unwrap().ts;
+            assert!(text.starts_with(b"{") && text.ends_with(b"}"));
             let name = PathBuf::from(&*item.position.file);
             out.push((name.file_name().unwrap().to_string_lossy().into(), ts));
         }

@@ -25,12 +25,12 @@ type ByKey = BTreeMap<Option<String>, Vec<(Option<i64>, Vec<u8>)>>;
 fn expected(inputs: &std::path::Path) -> Vec<(Option<String>, Option<i64>, Vec<u8>)> {
     let mut merged = MergedFiles::new(files::discover(&[inputs.to_path_buf()]).unwrap()).unwrap();
     let mut out = Vec::new();
-    while let Some(item) = merged.next_item().unwrap() {
+    while let Some((item, original)) = merged.next_item().unwrap() {
         let decoded = item.decoded().ok();
         let json = item.position.file.contains(".jsonl");
         let payload = match decoded {
             Some(r) if !json => r.to_payload_json().into_bytes(),
-            _ => item.original.clone(),
+            _ => original.to_vec(),
         };
         out.push((
             decoded.map(|r| r.station.clone()),

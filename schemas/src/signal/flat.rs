@@ -88,6 +88,12 @@ pub(super) fn decode(
 /// `}`, with no whitespace. Any difference returns `None` and `decode`'s general loop
 /// reads the line (every value is checked the same way in both).
 fn decode_usual(bytes: &[u8], out: &mut SignalRecord) -> Option<()> {
+    (usual_prefix(bytes, out)? == bytes.len()).then_some(())
+}
+
+/// `decode_usual` of the object at the start of `bytes`, and its length: what follows
+/// it is not read.
+pub(super) fn usual_prefix(bytes: &[u8], out: &mut SignalRecord) -> Option<usize> {
     let mut s = Scanner { bytes, at: 0 };
     s.word(b"{\"station\":\"")?;
     let code = s.string_body()?;
@@ -117,13 +123,13 @@ fn decode_usual(bytes: &[u8], out: &mut SignalRecord) -> Option<()> {
             None => s.reading(key)?,
         });
     }
-    (s.at == bytes.len() && bytes[s.at - 1] == b'}').then_some(())?;
+    (bytes[s.at - 1] == b'}').then_some(())?;
     out.station.clear();
     out.station.push_str(code);
     out.ts = ts;
     out.seq = seq;
     out.unknown_keys = 0;
-    Some(())
+    Some(s.at)
 }
 
 /// Whether a code is as `trim` leaves it and not empty.
