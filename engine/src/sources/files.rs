@@ -107,11 +107,14 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One record as read: where, its original text, and what decoding made of it. Readers
-/// fill an `Item` in place, so its buffers serve record after record.
+/// One record as read: where, and what decoding made of it. Readers fill an `Item` in
+/// place, so its buffers serve record after record. Its original text comes from
+/// `RecordReader::original` (what `MergedFiles::next_item` hands out beside it).
 #[derive(Debug)]
 pub struct Item {
     pub position: Position,
+    /// The original text, for readers that build it (long formats); JSON Lines leaves it
+    /// empty and keeps the text in its line buffer.
     pub original: Vec<u8>,
     record: SignalRecord,
     rejection: Option<Rejection>,

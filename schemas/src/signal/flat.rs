@@ -332,11 +332,7 @@ impl<'a> Scanner<'a> {
     /// exponent, as `number` reads it; `None` (and nothing read) for anything else.
     fn plain_unsigned(&mut self) -> Option<i64> {
         let start = self.at;
-        let mut n = 0i64;
-        while let Some(d) = self.peek().and_then(digit) {
-            n = n.wrapping_mul(10).wrapping_add(d);
-            self.at += 1;
-        }
+        let n = self.integer_digits();
         let len = self.at - start;
         let plain = (1..=18).contains(&len)
             && (len == 1 || self.bytes[start] != b'0')
@@ -356,11 +352,7 @@ impl<'a> Scanner<'a> {
             self.at += 1;
         }
         let int_start = self.at;
-        let mut magnitude = 0i64;
-        while let Some(d) = self.peek().and_then(digit) {
-            magnitude = magnitude.wrapping_mul(10).wrapping_add(d);
-            self.at += 1;
-        }
+        let magnitude = self.integer_digits();
         let int_digits = self.at - int_start;
         let leading_zero = int_digits > 1 && self.bytes[int_start] == b'0';
         if int_digits == 0 || leading_zero {
@@ -397,6 +389,17 @@ impl<'a> Scanner<'a> {
         let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
         let value: f64 = text.parse().ok()?;
         value.is_finite().then_some(Number::Float(value))
+    }
+
+    /// The value of the run of digits here (wrapping past 18 digits: callers check the
+    /// length).
+    fn integer_digits(&mut self) -> i64 {
+        let mut n = 0i64;
+        while let Some(d) = self.peek().and_then(digit) {
+            n = n.wrapping_mul(10).wrapping_add(d);
+            self.at += 1;
+        }
+        n
     }
 
     fn digits(&mut self) -> usize {
