@@ -96,10 +96,8 @@ fn decode_usual(bytes: &[u8], out: &mut SignalRecord) -> Option<()> {
 pub(super) fn usual_prefix(bytes: &[u8], out: &mut SignalRecord) -> Option<usize> {
     let mut s = Scanner { bytes, at: 0 };
     s.word(b"{\"station\":\"")?;
-    let code = s.string_body()?;
-    if !trimmed(code) {
-        return None;
-    }
+    let code = trim(s.string_body()?);
+    (!code.is_empty()).then_some(())?;
     s.word(b",\"ts\":")?;
     let ts = s.ts()?;
     s.word(b",\"seq\":")?;
@@ -130,12 +128,6 @@ pub(super) fn usual_prefix(bytes: &[u8], out: &mut SignalRecord) -> Option<usize
     out.seq = seq;
     out.unknown_keys = 0;
     Some(s.at)
-}
-
-/// Whether a code is as `trim` leaves it and not empty.
-fn trimmed(code: &str) -> bool {
-    let bytes = code.as_bytes();
-    bytes.first().is_some_and(|b| *b != b' ') && bytes.last().is_some_and(|b| *b != b' ')
 }
 
 /// What a key names.
@@ -514,6 +506,10 @@ mod tests {
         }
         assert_eq!(out.station, "P1");
         assert_eq!((out.ts, out.seq, out.readings.len()), (60_000, None, 0));
+        // A padded code is trimmed here as on the general path.
+        let padded = r#"{"station":" P2 ","ts":0,"seq":2}"#;
+        assert_eq!(decode_usual(padded.as_bytes(), &mut out), Some(()));
+        assert_eq!(out.station, "P2");
         for other in [
             r#"{"ts":"2026-03-01T21:00:00.000Z","station":"P1","seq":2}"#,
             r#"{"station":"P1", "ts":0,"seq":2}"#,
@@ -521,7 +517,6 @@ mod tests {
             r#"{"station":"P1","ts":0,"seq":2,"fw":"1"}"#,
             r#"{"station":"P1","ts":0,"seq":2} "#,
             r#"{"station":"P1","ts":0,"seq":2"#,
-            r#"{"station":" P1","ts":0,"seq":2}"#,
         ] {
             assert_eq!(decode_usual(other.as_bytes(), &mut out), None, "{other}");
         }
