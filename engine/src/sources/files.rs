@@ -275,10 +275,6 @@ impl JsonLines {
 /// `range` of `buf` without ASCII whitespace at either end.
 fn trimmed(buf: &[u8], range: Range<usize>) -> Range<usize> {
     let line = &buf[range.clone()];
-    let visible = |b: Option<&u8>| b.is_some_and(|b| !b.is_ascii_whitespace());
-    if visible(line.first()) && visible(line.last()) {
-        return range;
-    }
     let start = range.start + (line.len() - line.trim_ascii_start().len());
     let end = range.end - (line.len() - line.trim_ascii_end().len());
     start..end.max(start)
