@@ -31,7 +31,7 @@ pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
         return None;
     }
     let two = |at: usize| decimal(&b[at..at + 2]);
-    let hour_start = epoch_hour_s(head[..13].try_into().ok()?)?;
+    let hour_start = hour_s(head[..13].try_into().ok()?)?;
     let (minute, second) = (two(14)?, two(17)?);
     if minute > 59 || second > 59 {
         return None;
@@ -70,21 +70,30 @@ pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.fffZ`, the stamp nearly every device sends, checked and read as
-/// three words; `None` for anything else.
-fn utc_millis_stamp_ms(b: &[u8; 24]) -> Option<i64> {
+/// three words; `None` for anything else. The hour is looked up in `LAST_HOUR` by its
+/// bytes as two words, and checked and computed only when it changed.
+pub(crate) fn utc_millis_stamp_ms(b: &[u8; 24]) -> Option<i64> {
     const SHAPE: [Shape; 3] = [
         Shape::of(b"0000-00-"),
         Shape::of(b"00T00:00"),
         Shape::of(b":00.000Z"),
     ];
-    for (i, shape) in SHAPE.iter().enumerate() {
-        let word = u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().ok()?);
-        if !shape.fits(word) {
-            return None;
-        }
+    let word = |i: usize| u64::from_le_bytes(*b[8 * i..].first_chunk().unwrap_or(&[0; 8]));
+    let (date, time, rest) = (word(0), word(1), word(2));
+    if !SHAPE[1].fits(time) || !SHAPE[2].fits(rest) {
+        return None;
     }
+    let hour = (date, time & HOUR_TAIL);
+    let hour_start = match LAST_HOUR.get() {
+        (last, seconds) if last == hour => seconds,
+        _ if SHAPE[0].fits(date) => {
+            let seconds = epoch_hour_s(b.first_chunk()?)?;
+            LAST_HOUR.set((hour, seconds));
+            seconds
+        }
+        _ => return None,
+    };
     let d = |at: usize| i64::from(b[at] - b'0');
-    let hour_start = epoch_hour_s(b[..13].try_into().ok()?)?;
     let (minute, second) = (d(14) * 10 + d(15), d(17) * 10 + d(18));
     if minute > 59 || second > 59 {
         return None;
@@ -129,19 +138,35 @@ impl Shape {
     }
 }
 
+/// Bytes 8 to 12 of a stamp (`DDTHH`), the rest of its hour after the first word.
+const HOUR_TAIL: u64 = 0xff_ffff_ffff;
+
 thread_local! {
-    /// The last `YYYY-MM-DDTHH` parsed and its seconds since the epoch (before any
-    /// offset): a stream's stamps share their hour.
-    static LAST_HOUR: std::cell::Cell<([u8; 13], i64)> =
-        const { std::cell::Cell::new(([0; 13], 0)) };
+    /// The last hour parsed, `YYYY-MM-DDTHH` as its first word and `HOUR_TAIL` of the
+    /// second, and its seconds since the epoch (before any offset): a stream's stamps
+    /// share their hour. The initial zero tail never matches (byte 10 of a stamp is `T`).
+    static LAST_HOUR: std::cell::Cell<((u64, u64), i64)> =
+        const { std::cell::Cell::new(((0, 0), 0)) };
+}
+
+/// `epoch_hour_s` through `LAST_HOUR`.
+fn hour_s(text: &[u8; 13]) -> Option<i64> {
+    let date = u64::from_le_bytes(*text.first_chunk()?);
+    let mut tail = [0; 8];
+    tail[..5].copy_from_slice(&text[8..]);
+    let hour = (date, u64::from_le_bytes(tail));
+    match LAST_HOUR.get() {
+        (last, seconds) if last == hour => Some(seconds),
+        _ => {
+            let seconds = epoch_hour_s(text)?;
+            LAST_HOUR.set((hour, seconds));
+            Some(seconds)
+        }
+    }
 }
 
 /// Seconds since the epoch of a valid `YYYY-MM-DDTHH`, read as UTC.
 fn epoch_hour_s(text: &[u8; 13]) -> Option<i64> {
-    let (last, seconds) = LAST_HOUR.get();
-    if last == *text {
-        return Some(seconds);
-    }
     if text[4] != b'-' || text[7] != b'-' || text[10] != b'T' {
         return None;
     }
@@ -150,9 +175,7 @@ fn epoch_hour_s(text: &[u8; 13]) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600;
-    LAST_HOUR.set((*text, seconds));
-    Some(seconds)
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600)
 }
 
 /// The value of one ASCII digit.

@@ -7,7 +7,7 @@
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
 use super::{outside_code, trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
-use crate::time::{parse_rfc3339_ms, plain_rfc3339_ms};
+use crate::time::{parse_rfc3339_ms, utc_millis_stamp_ms};
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
 /// `fallback_ts_ms` are as for `decode_json`.
@@ -109,9 +109,18 @@ pub(super) fn usual_prefix(bytes: &[u8], out: &mut SignalRecord) -> Option<usize
     let mut seen = Seen::default();
     while s.bump()? == b',' {
         s.expect(b'"')?;
-        let key = SignalKey::from_key(s.string_body()?)?;
+        let key = match usual_signal_key(&bytes[s.at..]) {
+            Some((key, len)) => {
+                s.at += len;
+                key
+            }
+            None => {
+                let key = SignalKey::from_key(s.string_body()?)?;
+                s.expect(b':')?;
+                key
+            }
+        };
         seen.first(key as u32)?;
-        s.expect(b':')?;
         let plain = match key {
             SignalKey::ErrorCode => None,
             _ => s.plain_unsigned(),
@@ -128,6 +137,39 @@ pub(super) fn usual_prefix(bytes: &[u8], out: &mut SignalRecord) -> Option<usize
     out.seq = seq;
     out.unknown_keys = 0;
     Some(s.at)
+}
+
+/// A signal's key as the usual layout writes it, with its closing quote and the colon,
+/// compared as fixed words (no scan for the quote): the key and the bytes it takes.
+fn usual_signal_key(rest: &[u8]) -> Option<(SignalKey, usize)> {
+    use SignalKey::*;
+    macro_rules! first_of {
+        ($($text:literal => $key:expr),+) => {{
+            $(if rest.starts_with($text) {
+                return Some(($key, $text.len()));
+            })+
+            None
+        }};
+    }
+    match rest.first()? {
+        b'p' => first_of!(
+            b"production_complete_good\":" => GoodDelta,
+            b"production_count_good\":" => GoodTotal,
+            b"production_complete_bad\":" => BadDelta,
+            b"production_count_bad\":" => BadTotal,
+            b"productive\":" => Productive,
+            b"production_complete\":" => GoodDelta,
+            b"production_count\":" => GoodTotal
+        ),
+        b'e' => first_of!(
+            b"error_code\":" => ErrorCode,
+            b"electrical_kwh\":" => KwhTotal,
+            b"electrical_kwh_interval\":" => KwhDelta
+        ),
+        b'l' => first_of!(b"line_speed\":" => LineSpeed),
+        b'r' => first_of!(b"rssi\":" => Rssi),
+        _ => None,
+    }
 }
 
 /// What a key names.
@@ -294,11 +336,10 @@ impl<'a> Scanner<'a> {
             // The usual stamp, `"YYYY-MM-DDTHH:MM:SS.fffZ"`, is parsed where it lies: the
             // parser checks every byte, so the string scan is not needed first.
             if let Some(quoted) = self.bytes.get(self.at..self.at + 26) {
-                if quoted[25] == b'"' {
-                    if let Some(ms) = plain_rfc3339_ms(&quoted[1..25]) {
-                        self.at += 26;
-                        return Some(ms);
-                    }
+                let stamp = quoted[1..25].first_chunk().and_then(utc_millis_stamp_ms);
+                if let (Some(ms), b'"') = (stamp, quoted[25]) {
+                    self.at += 26;
+                    return Some(ms);
                 }
             }
             return parse_rfc3339_ms(self.string()?);
@@ -323,6 +364,22 @@ impl<'a> Scanner<'a> {
     /// A non-negative integer of 1 to 18 digits, without a leading zero, fraction or
     /// exponent, as `number` reads it; `None` (and nothing read) for anything else.
     fn plain_unsigned(&mut self) -> Option<i64> {
+        if let Some(word) = self.bytes.get(self.at..).and_then(<[u8]>::first_chunk) {
+            let word = u64::from_le_bytes(*word);
+            let len = leading_digits(word);
+            // Eight digits may go on: those take the loop below.
+            if len < 8 {
+                let next = (word >> (8 * len)) as u8;
+                let plain = len > 0
+                    && (len == 1 || word as u8 != b'0')
+                    && !matches!(next, b'.' | b'e' | b'E');
+                if !plain {
+                    return None;
+                }
+                self.at += len as usize;
+                return Some(digits_value(word, len));
+            }
+        }
         let start = self.at;
         let n = self.integer_digits();
         let len = self.at - start;
@@ -410,6 +467,26 @@ fn digit(byte: u8) -> Option<i64> {
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// How many of `word`'s bytes, lowest first, are ASCII digits before one that is not
+/// (8 when all are).
+fn leading_digits(word: u64) -> u32 {
+    // A digit's high nibble is 3 before and after adding 6; a byte that carries into the
+    // next is no digit itself, and only the lowest non-digit counts.
+    let (high, three) = (ONES * 0xf0, ONES * 0x30);
+    let other = ((word & high) ^ three) | ((word.wrapping_add(ONES * 6) & high) ^ three);
+    let nonzero = (other | (other & !HIGH_BITS).wrapping_add(!HIGH_BITS)) & HIGH_BITS;
+    nonzero.trailing_zeros() / 8
+}
+
+/// The value of the first `len` (1 to 8) bytes of `word`, all ASCII digits: they are
+/// moved to the top (zeros before them) and paired up three times.
+fn digits_value(word: u64, len: u32) -> i64 {
+    let v = (word << (8 * (8 - len))) & (ONES * 0x0f);
+    let v = v.wrapping_mul(10 << 8 | 1) >> 8 & 0x00ff_00ff_00ff_00ff;
+    let v = v.wrapping_mul(100 << 16 | 1) >> 16 & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000 << 32 | 1) >> 32) as i64
+}
 
 /// The high bit of each byte of `word` that might not be plain string text: a quote, a
 /// backslash, a control byte, DEL or non-ASCII. A byte can be flagged wrongly only above
@@ -519,6 +596,89 @@ mod tests {
             r#"{"station":"P1","ts":0,"seq":2"#,
         ] {
             assert_eq!(decode_usual(other.as_bytes(), &mut out), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn plain_integers_read_a_word_at_a_time_as_digit_by_digit() {
+        let expected = |bytes: &[u8]| -> Option<(i64, usize)> {
+            let len = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            let plain = (1..=18).contains(&len)
+                && (len == 1 || bytes[0] != b'0')
+                && !matches!(bytes.get(len), Some(b'.' | b'e' | b'E'));
+            let value = std::str::from_utf8(&bytes[..len])
+                .ok()?
+                .parse::<i64>()
+                .ok()?;
+            plain.then_some((value, len))
+        };
+        let numbers = [
+            "0",
+            "7",
+            "10",
+            "09",
+            "1234567",
+            "12345678",
+            "99999999",
+            "123456789",
+            "123456789012345678",
+            "1234567890123456789",
+            "1.5",
+            "2e3",
+            "3E3",
+            "",
+            "x",
+            "-1",
+            "4:",
+            "5/",
+            "6\u{ff}",
+            "00",
+        ];
+        for number in numbers {
+            for tail in ["", "}", ",\"good\":1}\n", "        ", "\u{fa}\u{fa}"] {
+                let bytes = format!("{number}{tail}").into_bytes();
+                let mut s = Scanner {
+                    bytes: &bytes,
+                    at: 0,
+                };
+                let got = s.plain_unsigned().map(|n| (n, s.at));
+                assert_eq!(got, expected(&bytes), "{number:?}{tail:?}");
+                if got.is_none() {
+                    assert_eq!(s.at, 0, "{number:?}{tail:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn usual_signal_keys_need_the_whole_key_its_quote_and_colon() {
+        let key = |text: &str| usual_signal_key(text.as_bytes());
+        assert_eq!(
+            key("production_complete_good\":1}"),
+            Some((SignalKey::GoodDelta, 26))
+        );
+        assert_eq!(
+            key("production_complete\":1}"),
+            Some((SignalKey::GoodDelta, 21))
+        );
+        assert_eq!(
+            key("production_count\":1}"),
+            Some((SignalKey::GoodTotal, 18))
+        );
+        assert_eq!(
+            key("electrical_kwh_interval\":1"),
+            Some((SignalKey::KwhDelta, 25))
+        );
+        assert_eq!(key("rssi\":-50"), Some((SignalKey::Rssi, 6)));
+        for other in [
+            "production_complete_goods\":1",
+            "production_complete_good\" :1",
+            "production_complete_good",
+            "rssi\"",
+            "Rssi\":1",
+            "",
+        ] {
+            assert_eq!(key(other), None, "{other}");
         }
     }
 
