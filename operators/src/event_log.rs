@@ -217,8 +217,16 @@ fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
     }
 }
 
+/// The most bytes `encode` writes for a record: two varints, the count, then per
+/// observation a tag and a varint or eight bytes.
+fn max_encoded_len(record: &Rec) -> usize {
+    2 * 10 + 1 + record.obs.len() * 11
+}
+
 fn encode(start: i64, records: &[Rec]) -> Block {
-    let mut bytes = Vec::with_capacity(records.len() * 8);
+    // Room for the worst case, given back after: growing would copy the bytes, while
+    // shrinking splits the allocation in place.
+    let mut bytes = Vec::with_capacity(records.iter().map(max_encoded_len).sum());
     let (mut prev_ts, mut prev_seq) = (start, 0u64);
     for r in records {
         put_varint(&mut bytes, (r.ts - prev_ts) as u64);

@@ -250,15 +250,16 @@ pub fn window(
         .map(|(name, _)| name.clone());
 
     let w = StationWindow {
-        plant: lp.plant.code.to_string(),
+        // `String::from(&str)`: `to_string` on an `Arc<str>` goes through `Display`.
+        plant: String::from(&*lp.plant.code),
         line: lp.station.line.as_deref().map(str::to_string),
-        station: lp.station.code.to_string(),
+        station: String::from(&*lp.station.code),
         window_start: start,
         window_end: end,
         production_date: production_date(lp.plant.tz, lp.plant.day_start_hour, start),
-        shift: lp.shift.as_ref().map(|(n, _)| n.to_string()),
+        shift: lp.shift.as_ref().map(|(n, _)| String::from(&**n)),
         shift_date: lp.shift.as_ref().map(|(_, d)| *d),
-        sku: lp.sku.as_ref().map(|s| s.code.to_string()),
+        sku: lp.sku.as_ref().map(|s| String::from(&*s.code)),
         order_id: lp.order_id.as_deref().map(str::to_string),
         shift_s,
         planned_s,

@@ -10,7 +10,7 @@ use stationflow_schemas::signal::Reading;
 pub type ErrorId = u32;
 
 /// One observation of a record, error codes interned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Obs {
     Productive(bool),
     Error(Option<ErrorId>),
@@ -64,6 +64,13 @@ impl From<Rec> for RecFields {
             content: r.content,
             obs: r.obs,
         }
+    }
+}
+
+/// A record at 0 without `seq` or observations: what a record moved out leaves behind.
+impl Default for Rec {
+    fn default() -> Rec {
+        Rec::with_content(0, None, 0, SmallVec::new())
     }
 }
 
@@ -147,22 +154,26 @@ impl Rec {
         readings: &[Reading],
         errors: &mut ErrorCodes,
     ) -> Rec {
-        let obs: SmallVec<[Obs; 2]> = readings
-            .iter()
-            .map(|r| match r {
-                Reading::Productive(b) => Obs::Productive(*b),
-                Reading::ErrorCode(None) => Obs::Error(None),
-                Reading::ErrorCode(Some(code)) => Obs::Error(Some(errors.intern(code))),
-                Reading::GoodDelta(v) => Obs::GoodDelta(*v),
-                Reading::GoodTotal(v) => Obs::GoodTotal(*v),
-                Reading::BadDelta(v) => Obs::BadDelta(*v),
-                Reading::BadTotal(v) => Obs::BadTotal(*v),
-                Reading::LineSpeed(v) => Obs::LineSpeed(*v),
-                Reading::KwhTotal(v) => Obs::KwhTotal(*v),
-                Reading::KwhDelta(v) => Obs::KwhDelta(*v),
-                Reading::Rssi(v) => Obs::Rssi(*v),
-            })
-            .collect();
+        let mut obs_of = |r: &Reading| match r {
+            Reading::Productive(b) => Obs::Productive(*b),
+            Reading::ErrorCode(None) => Obs::Error(None),
+            Reading::ErrorCode(Some(code)) => Obs::Error(Some(errors.intern(code))),
+            Reading::GoodDelta(v) => Obs::GoodDelta(*v),
+            Reading::GoodTotal(v) => Obs::GoodTotal(*v),
+            Reading::BadDelta(v) => Obs::BadDelta(*v),
+            Reading::BadTotal(v) => Obs::BadTotal(*v),
+            Reading::LineSpeed(v) => Obs::LineSpeed(*v),
+            Reading::KwhTotal(v) => Obs::KwhTotal(*v),
+            Reading::KwhDelta(v) => Obs::KwhDelta(*v),
+            Reading::Rssi(v) => Obs::Rssi(*v),
+        };
+        // One or two readings fill the inline buffer directly (`collect` goes through
+        // the general `extend`, several times the work for a record this small).
+        let obs: SmallVec<[Obs; 2]> = match readings {
+            [one] => SmallVec::from_buf_and_len([obs_of(one), Obs::Productive(false)], 1),
+            [first, second] => SmallVec::from_buf([obs_of(first), obs_of(second)]),
+            _ => readings.iter().map(obs_of).collect(),
+        };
         Rec::new(ts, seq, obs, errors)
     }
 

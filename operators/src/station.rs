@@ -607,9 +607,9 @@ fn event_row(
         .map(|(n, _)| n.clone())
         .unwrap_or_else(|| "unassigned".into());
     DowntimeEvent {
-        plant: settings.plant.to_string(),
+        plant: String::from(&*settings.plant),
         line: settings.line.as_deref().map(str::to_string),
-        station: settings.code.to_string(),
+        station: String::from(&*settings.code),
         start: e.start,
         end: e.end,
         duration_s: (e.end - e.start) as f64 / 1000.0,
