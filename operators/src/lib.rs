@@ -20,5 +20,5 @@ pub mod station;
 mod station_codes;
 pub mod timeline;
 
-pub use flow::{Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow};
+pub use flow::{Admitted, Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow};
 pub mod synthetic;

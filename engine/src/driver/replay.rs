@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use object_store::{ObjectStore, ObjectStoreExt};
-use stationflow_operators::{Counters, FlowConfig, Outcome, StationFlow};
+use stationflow_operators::{Counters, FlowConfig, StationFlow};
 use stationflow_schemas::{Context, RejectReason};
 
 use crate::sinks::dead_letter::DeadLetterSink;
@@ -85,13 +85,18 @@ pub fn run(
     let mut dead = DeadLetterSink::new()?;
     let mut now = i64::MIN;
     let mut n = 0usize;
+    // Records admitted since the last advance, inserted station by station before it.
+    let mut admitted = Vec::with_capacity(config.batch_records);
     while let Some((item, original)) = inputs.next_item()? {
         let rejected = match item.decoded() {
             Ok(record) => {
                 now = now.max(record.ts);
-                match flow.apply(record, now) {
-                    Outcome::Rejected(reason) => Some((reason, reason_detail(reason))),
-                    _ => None,
+                match flow.admit(record, now) {
+                    Ok(record) => {
+                        admitted.push(record);
+                        None
+                    }
+                    Err(reason) => Some((reason, reason_detail(reason))),
                 }
             }
             Err(rejection) => {
@@ -104,12 +109,14 @@ pub fn run(
         }
         n += 1;
         if n % config.batch_records == 0 {
+            flow.insert_grouped(&mut admitted);
             flow.advance(now);
             windows.write(flow.drain_windows())?;
             events.write(flow.drain_events())?;
             progress.inc(config.batch_records as u64);
         }
     }
+    flow.insert_grouped(&mut admitted);
     if now > i64::MIN {
         flow.advance(now);
         flow.finish(now);
