@@ -1,7 +1,9 @@
 //! The replay driver: every input file, merged in event-time order → decode →
 //! `StationFlow` (with "now" the largest event time seen) → windows and events to Parquet,
-//! rejections to dead letters. Watermarks advance every `batch_records` records; the end
-//! of input closes every window up to the last record's minute.
+//! rejections to dead letters. Watermarks advance every `batch_records` records; the
+//! records admitted since the last advance go into their stations just before it,
+//! station by station. The end of input closes every window up to the last record's
+//! minute.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
