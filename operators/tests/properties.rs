@@ -273,6 +273,18 @@ fn differences(a: &Latest, b: &Latest) -> Vec<String> {
     out
 }
 
+/// The records in a random order drawn from `seed` (xorshift steps, Fisher–Yates).
+fn shuffle(mut records: Vec<SignalRecord>, seed: proptest::sample::Index) -> Vec<SignalRecord> {
+    let mut state = seed.index(usize::MAX) as u64 | 1;
+    for i in (1..records.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        records.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    records
+}
+
 fn sorted(records: &[SignalRecord]) -> Vec<SignalRecord> {
     let mut v = records.to_vec();
     v.sort_by_key(|r| r.ts);
@@ -291,13 +303,7 @@ proptest! {
         let in_order = sorted(&records);
         let (expected, _) = run(&in_order, 5, None);
         // A random permutation of the same records (all within the 24 h lateness).
-        let mut shuffled = records.clone();
-        let n = shuffled.len();
-        let mut seed = order.index(usize::MAX) as u64 | 1;
-        for i in (1..n).rev() {
-            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
-            shuffled.swap(i, (seed % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffle(records.clone(), order);
         let (actual, _) = run(&shuffled, every, None);
         let diff = differences(&expected.windows, &actual.windows);
         prop_assert!(diff.is_empty(), "in order vs shuffled:\n{}", diff.join("\n"));
@@ -312,16 +318,11 @@ proptest! {
         every in 1usize..40,
     ) {
         // Out of order, with duplicates: late records, revisions and rejections happen.
-        let mut shuffled = records.clone();
+        let mut all = records.clone();
         for r in &repeats {
-            shuffled.push(records[r.index(records.len())].clone());
+            all.push(records[r.index(records.len())].clone());
         }
-        let n = shuffled.len();
-        let mut seed = order.index(usize::MAX) as u64 | 1;
-        for i in (1..n).rev() {
-            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
-            shuffled.swap(i, (seed % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffle(all, order);
         let (in_order, counted) = emitted(&shuffled, every, false);
         let (grouped, counted_grouped) = emitted(&shuffled, every, true);
         prop_assert_eq!(counted, counted_grouped);
