@@ -31,7 +31,8 @@ pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
         return None;
     }
     let two = |at: usize| decimal(&b[at..at + 2]);
-    let hour_start = hour_s(head[..13].try_into().ok()?)?;
+    let hour = head.first_chunk()?;
+    let hour_start = hour_s(hour_words(hour), hour)?;
     let (minute, second) = (two(14)?, two(17)?);
     if minute > 59 || second > 59 {
         return None;
@@ -73,26 +74,15 @@ pub fn plain_rfc3339_ms(b: &[u8]) -> Option<i64> {
 /// three words; `None` for anything else. The hour is looked up in `LAST_HOUR` by its
 /// bytes as two words, and checked and computed only when it changed.
 pub(crate) fn utc_millis_stamp_ms(b: &[u8; 24]) -> Option<i64> {
-    const SHAPE: [Shape; 3] = [
-        Shape::of(b"0000-00-"),
-        Shape::of(b"00T00:00"),
-        Shape::of(b":00.000Z"),
-    ];
+    // The date's bytes are checked by `epoch_hour_s` when the hour is not the last one.
+    const TIME: Shape = Shape::of(b"00T00:00");
+    const REST: Shape = Shape::of(b":00.000Z");
     let word = |i: usize| u64::from_le_bytes(*b[8 * i..].first_chunk().unwrap_or(&[0; 8]));
     let (date, time, rest) = (word(0), word(1), word(2));
-    if !SHAPE[1].fits(time) || !SHAPE[2].fits(rest) {
+    if !TIME.fits(time) || !REST.fits(rest) {
         return None;
     }
-    let hour = (date, time & HOUR_TAIL);
-    let hour_start = match LAST_HOUR.get() {
-        (last, seconds) if last == hour => seconds,
-        _ if SHAPE[0].fits(date) => {
-            let seconds = epoch_hour_s(b.first_chunk()?)?;
-            LAST_HOUR.set((hour, seconds));
-            seconds
-        }
-        _ => return None,
-    };
+    let hour_start = hour_s((date, time & HOUR_TAIL), b.first_chunk()?)?;
     let d = |at: usize| i64::from(b[at] - b'0');
     let (minute, second) = (d(14) * 10 + d(15), d(17) * 10 + d(18));
     if minute > 59 || second > 59 {
@@ -144,17 +134,26 @@ const HOUR_TAIL: u64 = 0xff_ffff_ffff;
 thread_local! {
     /// The last hour parsed, `YYYY-MM-DDTHH` as its first word and `HOUR_TAIL` of the
     /// second, and its seconds since the epoch (before any offset): a stream's stamps
-    /// share their hour. The initial zero tail never matches (byte 10 of a stamp is `T`).
-    static LAST_HOUR: std::cell::Cell<((u64, u64), i64)> =
-        const { std::cell::Cell::new(((0, 0), 0)) };
+    /// share their hour. It starts as a real hour, so that no text matches unchecked.
+    static LAST_HOUR: std::cell::Cell<((u64, u64), i64)> = const {
+        let tail = [b'0', b'1', b'T', b'0', b'0', 0, 0, 0];
+        let epoch = (u64::from_le_bytes(*b"1970-01-"), u64::from_le_bytes(tail));
+        std::cell::Cell::new((epoch, 0))
+    };
 }
 
-/// `epoch_hour_s` through `LAST_HOUR`.
-fn hour_s(text: &[u8; 13]) -> Option<i64> {
-    let date = u64::from_le_bytes(*text.first_chunk()?);
-    let mut tail = [0; 8];
-    tail[..5].copy_from_slice(&text[8..]);
-    let hour = (date, u64::from_le_bytes(tail));
+/// `text` (`YYYY-MM-DDTHH`) as `LAST_HOUR` keys it.
+fn hour_words(text: &[u8; 13]) -> (u64, u64) {
+    let mut words = [0; 16];
+    words[..13].copy_from_slice(text);
+    let word = |at: usize| u64::from_le_bytes(*words[at..].first_chunk().unwrap_or(&[0; 8]));
+    (word(0), word(8))
+}
+
+/// `epoch_hour_s` of `text`, whose words (`hour_words`) are `hour`, through `LAST_HOUR`.
+/// Inlined: on the usual stamp's path a call cost as much as the lookup.
+#[inline(always)]
+fn hour_s(hour: (u64, u64), text: &[u8; 13]) -> Option<i64> {
     match LAST_HOUR.get() {
         (last, seconds) if last == hour => Some(seconds),
         _ => {
@@ -289,6 +288,19 @@ mod tests {
                 assert_eq!(parse_rfc3339_ms(text), chrono_ms(text), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn the_hour_cache_starts_with_a_checked_hour() {
+        // A thread's first stamp: no text of zero bytes may pass for a cached hour.
+        let first = std::thread::spawn(|| {
+            let zeros = plain_rfc3339_ms(b"\0\0\0\0\0\0\0\0\0\0\0\0\0:00:00Z");
+            let epoch = plain_rfc3339_ms(b"1970-01-01T00:00:01Z");
+            (zeros, epoch)
+        });
+        assert_eq!(first.join().unwrap(), (None, Some(1_000)));
+        let fresh = std::thread::spawn(|| LAST_HOUR.get().0).join().unwrap();
+        assert_eq!(fresh, hour_words(b"1970-01-01T00"));
     }
 
     #[test]
