@@ -118,14 +118,17 @@ impl Shape {
     }
 
     fn fits(&self, word: u64) -> bool {
-        let high = self.digits & (Self::ONES * 0xf0);
-        let three = (Self::ONES * 0x30) & high;
-        // A byte is a digit when its high nibble is 3 before and after adding 6 (a byte
-        // that carries into the next one fails the first test itself).
-        (word ^ self.bytes) & !self.digits == 0
-            && word & high == three
-            && word.wrapping_add(Self::ONES * 6) & high == three
+        (word ^ self.bytes) & !self.digits == 0 && non_digit_bytes(word) & self.digits == 0
     }
+}
+
+/// `word` with a bit set in each byte that is not an ASCII digit, and none in a digit
+/// below the first that is not. A digit's high nibble is 3 before and after adding 6; a
+/// byte that carries into the next is no digit itself, so only bytes above a non-digit
+/// can be flagged wrongly.
+pub(crate) fn non_digit_bytes(word: u64) -> u64 {
+    let (high, three) = (Shape::ONES * 0xf0, Shape::ONES * 0x30);
+    ((word & high) ^ three) | ((word.wrapping_add(Shape::ONES * 6) & high) ^ three)
 }
 
 /// Bytes 8 to 12 of a stamp (`DDTHH`), the rest of its hour after the first word.

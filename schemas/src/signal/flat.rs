@@ -7,7 +7,7 @@
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
 use super::{outside_code, trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
-use crate::time::{parse_rfc3339_ms, utc_millis_stamp_ms};
+use crate::time::{non_digit_bytes, parse_rfc3339_ms, utc_millis_stamp_ms};
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and
 /// `fallback_ts_ms` are as for `decode_json`.
@@ -471,10 +471,7 @@ const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 /// How many of `word`'s bytes, lowest first, are ASCII digits before one that is not
 /// (8 when all are).
 fn leading_digits(word: u64) -> u32 {
-    // A digit's high nibble is 3 before and after adding 6; a byte that carries into the
-    // next is no digit itself, and only the lowest non-digit counts.
-    let (high, three) = (ONES * 0xf0, ONES * 0x30);
-    let other = ((word & high) ^ three) | ((word.wrapping_add(ONES * 6) & high) ^ three);
+    let other = non_digit_bytes(word);
     let nonzero = (other | (other & !HIGH_BITS).wrapping_add(!HIGH_BITS)) & HIGH_BITS;
     nonzero.trailing_zeros() / 8
 }
