@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # End-to-end replay bench: a synthetic plant of 1,000 stations and 10 M records (one per
-# station per second, ~918 MB of JSON Lines), replayed by the release binary, which
-# prints records/s and its peak RSS. Reuses the generated file between runs.
-#   benches/e2e-replay.sh            (BENCH_DIR=... to put the data elsewhere)
+# station per second, ~918 MB of JSON Lines), replayed by the profile-guided release
+# binary (scripts/build-pgo) and by the plain release binary; each prints records/s and
+# its peak RSS. Reuses the generated file between runs.
+#   benches/e2e-replay.sh            (BENCH_DIR=... to put the data elsewhere;
+#                                     BUILDS="pgo" or "release" for one of the two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p stationflow-engine
 dir=${BENCH_DIR:-target/e2e-bench}
+builds=${BUILDS:-pgo release}
+cargo build --release --locked -p stationflow-engine --bin stationflow
+if [[ " $builds " == *" pgo "* ]]; then
+    scripts/build-pgo
+fi
 if [ ! -f "$dir/gen/signals.jsonl" ]; then
     target/release/stationflow generate --stations 1000 --records 10000000 --seed 1 --out "$dir/gen"
 fi
-target/release/stationflow replay "$dir/gen/signals.jsonl" --context "$dir/gen/context.toml" --out "$dir/out" --quiet
+for build in $builds; do
+    case $build in
+    pgo) bin=target/pgo/stationflow ;;
+    release) bin=target/release/stationflow ;;
+    *) echo "unknown build '$build' (pgo or release)" >&2; exit 1 ;;
+    esac
+    echo "== $build build ($bin)"
+    "$bin" replay "$dir/gen/signals.jsonl" --context "$dir/gen/context.toml" --out "$dir/out" --quiet
+done
