@@ -9,6 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-target/e2e-bench}
 builds=${BUILDS:-pgo release}
+binary() {
+    case $1 in
+    pgo) echo target/pgo/stationflow ;;
+    release) echo target/release/stationflow ;;
+    *) echo "unknown build '$1' in BUILDS (pgo or release)" >&2; return 1 ;;
+    esac
+}
+for build in $builds; do binary "$build" >/dev/null; done
 cargo build --release --locked -p stationflow-engine --bin stationflow
 if [[ " $builds " == *" pgo "* ]]; then
     scripts/build-pgo
@@ -17,11 +25,7 @@ if [ ! -f "$dir/gen/signals.jsonl" ]; then
     target/release/stationflow generate --stations 1000 --records 10000000 --seed 1 --out "$dir/gen"
 fi
 for build in $builds; do
-    case $build in
-    pgo) bin=target/pgo/stationflow ;;
-    release) bin=target/release/stationflow ;;
-    *) echo "unknown build '$build' (pgo or release)" >&2; exit 1 ;;
-    esac
+    bin=$(binary "$build")
     echo "== $build build ($bin)"
     "$bin" replay "$dir/gen/signals.jsonl" --context "$dir/gen/context.toml" --out "$dir/out" --quiet
 done
