@@ -207,10 +207,15 @@ fn unzigzag(v: u64) -> i64 {
 /// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
 fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
     // Below 2^53 the cast back is exact just when `v` is integral (`fract` is a libm call).
-    let integral = v as u64;
-    if (0.0..9.0e15).contains(&v) && integral as f64 == v && v.to_bits() != (-0.0f64).to_bits() {
+    // The cast to i64 is one instruction where u64's takes a dozen; NaN and values out of
+    // range come out as 0 or saturated and fail the comparison or the range.
+    let integral = v as i64;
+    if (0..9_000_000_000_000_000).contains(&integral)
+        && integral as f64 == v
+        && v.to_bits() != (-0.0f64).to_bits()
+    {
         out.push(kind << 1);
-        put_varint(out, integral);
+        put_varint(out, integral as u64);
     } else {
         out.push((kind << 1) | 1);
         out.extend_from_slice(&v.to_bits().to_le_bytes());
@@ -340,6 +345,7 @@ mod tests {
                 Reading::KwhDelta(0.0),
                 Reading::GoodTotal(7.0),
             ],
+            vec![Reading::LineSpeed(f64::INFINITY), Reading::Rssi(-3.0)],
             vec![
                 Reading::GoodDelta(8_999_999_999_999_999.0),
                 Reading::BadDelta(9.0e15),
@@ -398,5 +404,36 @@ mod tests {
         let mut removed = 0;
         log.prune_before(600_000, &errors, |_| removed += 1);
         assert_eq!(removed, 61);
+    }
+
+    #[test]
+    fn repeated_cooling_keeps_every_record_in_order_and_round_trips() {
+        let mut errors = ErrorCodes::default();
+        let mut log = EventLog::default();
+        let mut expected = Vec::new();
+        for step in 0..40i64 {
+            // A minute of records, one of them out of order, then cool two minutes back.
+            for k in [0, 2, 1, 3] {
+                let ts = step * 60_000 + k * 15_000;
+                log.insert(
+                    Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], &mut errors),
+                    &errors,
+                );
+                expected.push(ts);
+            }
+            log.cool(step * 60_000 - 120_000);
+            let (cold, hot) = log.from(i64::MIN, &errors);
+            let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
+            expected.sort();
+            assert_eq!(all, expected);
+            assert!(hot.iter().all(|r| r.ts >= log.hot_from()));
+            // Hot records are at most the last five minutes (two-minute blocks).
+            assert!(log.hot.len() <= 20);
+
+            let copy: EventLog =
+                serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+            let (copy_cold, copy_hot) = copy.from(i64::MIN, &errors);
+            assert_eq!((copy_cold, copy_hot), (cold, hot));
+        }
     }
 }

@@ -212,6 +212,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The start of the UTC minute that contains `ts_ms`.
+#[inline]
 pub fn minute_floor(ts_ms: i64) -> i64 {
     ts_ms.div_euclid(MINUTE_MS) * MINUTE_MS
 }
