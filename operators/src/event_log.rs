@@ -326,6 +326,11 @@ mod tests {
     use super::*;
     use stationflow_schemas::signal::Reading;
 
+    /// A record of one good unit at `ts`, without `seq`.
+    fn one_good(ts: i64, errors: &mut ErrorCodes) -> Rec {
+        Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
+    }
+
     #[test]
     fn blocks_round_trip_every_kind_of_value() {
         let mut errors = ErrorCodes::default();
@@ -380,17 +385,14 @@ mod tests {
     #[test]
     fn cooled_and_late_records_stay_in_order() {
         let mut errors = ErrorCodes::default();
-        let rec = |ts: i64, errors: &mut ErrorCodes| {
-            Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
-        };
         let mut log = EventLog::default();
         for ts in (0..2_000_000).step_by(10_000) {
-            let r = rec(ts, &mut errors);
+            let r = one_good(ts, &mut errors);
             log.insert(r, &errors);
         }
         log.cool(1_000_000);
         assert_eq!(log.hot_from(), 960_000);
-        let late = rec(5, &mut errors);
+        let late = one_good(5, &mut errors);
         log.insert(late, &errors);
         let (cold, hot) = log.from(0, &errors);
         let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
@@ -398,8 +400,8 @@ mod tests {
         sorted.sort();
         assert_eq!(all, sorted);
         assert_eq!(all.len(), 201);
-        assert!(log.contains_same(&rec(5, &mut errors), &errors));
-        assert!(!log.contains_same(&rec(6, &mut errors), &errors));
+        assert!(log.contains_same(&one_good(5, &mut errors), &errors));
+        assert!(!log.contains_same(&one_good(6, &mut errors), &errors));
         assert_eq!(log.first_ts_at_or_after(6, &errors), Some(10_000));
         let mut removed = 0;
         log.prune_before(600_000, &errors, |_| removed += 1);
@@ -415,10 +417,7 @@ mod tests {
             // A minute of records, one of them out of order, then cool two minutes back.
             for k in [0, 2, 1, 3] {
                 let ts = step * 60_000 + k * 15_000;
-                log.insert(
-                    Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], &mut errors),
-                    &errors,
-                );
+                log.insert(one_good(ts, &mut errors), &errors);
                 expected.push(ts);
             }
             log.cool(step * 60_000 - 120_000);
