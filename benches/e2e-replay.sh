@@ -17,12 +17,16 @@ binary() {
     esac
 }
 for build in $builds; do binary "$build" >/dev/null; done
-cargo build --release --locked -p stationflow-engine --bin stationflow
-if [[ " $builds " == *" pgo "* ]]; then
-    scripts/build-pgo
-fi
+for build in $builds; do
+    case $build in
+    pgo) scripts/build-pgo ;;
+    release) cargo build --release --locked -p stationflow-engine --bin stationflow ;;
+    esac
+done
 if [ ! -f "$dir/gen/signals.jsonl" ]; then
-    target/release/stationflow generate --stations 1000 --records 10000000 --seed 1 --out "$dir/gen"
+    # Any of the builds generates the same file; the first one asked for is at hand.
+    read -r first _ <<<"$builds"
+    "$(binary "$first")" generate --stations 1000 --records 10000000 --seed 1 --out "$dir/gen"
 fi
 for build in $builds; do
     bin=$(binary "$build")
