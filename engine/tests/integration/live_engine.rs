@@ -217,6 +217,13 @@ impl Engine {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log's last `lines` lines.
+    fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// SIGTERM, then waits for the clean shutdown (every partition checkpointed).
     fn stop(mut self) {
         let mut child = self.child.take().expect("running");
@@ -363,8 +370,14 @@ fn minute_text(ms: i64) -> String {
         .to_string()
 }
 
-/// Waits until the live output matches replay's (or fails showing the first differences).
-fn wait_for_replay_equality(live_root: &Output, replay: &Latest, within: Duration) {
+/// Waits until `engine`'s output matches replay's (or fails showing the first differences
+/// and the end of the engine's log).
+fn wait_for_replay_equality(
+    engine: &Engine,
+    live_root: &Output,
+    replay: &Latest,
+    within: Duration,
+) {
     let event_count = replay_columns_index("event_count");
     let deadline = Instant::now() + within;
     loop {
@@ -374,9 +387,10 @@ fn wait_for_replay_equality(live_root: &Output, replay: &Latest, within: Duratio
         }
         assert!(
             Instant::now() < deadline,
-            "{} windows differ from replay; first:\n{}",
+            "{} windows differ from replay; first:\n{}\nthe engine's log ends:\n{}",
             diffs.len(),
-            diffs[..diffs.len().min(5)].join("\n")
+            diffs[..diffs.len().min(5)].join("\n"),
+            engine.log_tail(40)
         );
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -676,7 +690,7 @@ fn crashes_at_any_point_and_restarts_change_nothing() {
 /// Waits for `engine`'s output to equal `replay`, stops it, and checks the Parquet
 /// dataset has no duplicate row and the topic's latest windows are the dataset's.
 fn ends_like_replay(pipeline: &Pipeline, mut engine: Engine, replay: &Latest, within: Duration) {
-    wait_for_replay_equality(&pipeline.out(), replay, within);
+    wait_for_replay_equality(&engine, &pipeline.out(), replay, within);
     engine.assert_running();
     engine.stop();
     assert_no_duplicate_rows(&pipeline.out());
@@ -707,7 +721,7 @@ fn two_processes_share_the_partitions_and_hand_them_back() {
     pipeline.publish(&pipeline.trailer());
     // `a` takes every partition back, from the checkpoints `b` left.
     let replay = replay_latest(pipeline.dir.path());
-    wait_for_replay_equality(&pipeline.out(), &replay, Duration::from_secs(480));
+    wait_for_replay_equality(&a, &pipeline.out(), &replay, Duration::from_secs(480));
     a.assert_running();
     let log = a.log();
     a.stop();
@@ -801,7 +815,12 @@ fn context_topic_changes_revise_windows() {
         "replay-cost",
     );
     assert_ne!(plain, with_cost, "the station version changes windows");
-    wait_for_replay_equality(&pipeline.out(), &with_cost, Duration::from_secs(480));
+    wait_for_replay_equality(
+        &engine,
+        &pipeline.out(),
+        &with_cost,
+        Duration::from_secs(480),
+    );
 
     // Followed: a stop entered after the fact, and the station version withdrawn (its
     // tombstone dated before the version began: withdrawn altogether).
@@ -819,7 +838,12 @@ fn context_topic_changes_revise_windows() {
             (MOLD_COST_KEY, None, before_version),
         ],
     );
-    wait_for_replay_equality(&pipeline.out(), &with_stop, Duration::from_secs(120));
+    wait_for_replay_equality(
+        &engine,
+        &pipeline.out(),
+        &with_stop,
+        Duration::from_secs(120),
+    );
     engine.assert_running();
     let log = engine.log();
     engine.stop();
