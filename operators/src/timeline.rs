@@ -198,17 +198,21 @@ impl Walker {
         error: Option<ErrorId>,
         facts: &mut MinuteFacts,
     ) {
-        match facts.segments.last_mut() {
+        let continued = match facts.segments.last_mut() {
             Some(last) if last.end == start && last.activity == activity && last.error == error => {
-                last.end = end
+                last.end = end;
+                true
             }
-            _ => facts.segments.push(Segment {
-                start,
-                end,
-                activity,
-                error,
-            }),
-        }
+            _ => {
+                facts.segments.push(Segment {
+                    start,
+                    end,
+                    activity,
+                    error,
+                });
+                false
+            }
+        };
         if activity.has_data() {
             if let Some(v) = self.state.rssi {
                 facts.rssi_integral += v * (end - start) as f64;
@@ -223,6 +227,12 @@ impl Walker {
                     }
                 }
             }
+        }
+        // A continued segment had its stop tracked when it began, under the same
+        // detection when the minute is one part, and only stop tracking changes the
+        // pending span under utilisation: tracking it again would change nothing.
+        if continued && facts.plan.len() == 1 {
+            return;
         }
         let part = &facts.plan[part_index_at(&facts.plan, start)];
         if part.station.detection == DowntimeDetection::Utilisation {
