@@ -89,3 +89,62 @@ pub fn create_topic(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::BaseProducer;
+
+    fn args(options: &[&str]) -> KafkaArgs {
+        KafkaArgs {
+            brokers: "127.0.0.1:1".into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    /// SPEC §7: TLS and SASL settings pass through to librdkafka, which must be built
+    /// with them (a client checks its settings when created, before connecting).
+    #[test]
+    fn tls_and_sasl_settings_pass_through_to_a_client() {
+        let sasl = |mechanism: &'static str| {
+            vec![
+                "security.protocol=SASL_SSL",
+                mechanism,
+                "sasl.username=stationflow",
+                "sasl.password=secret",
+            ]
+        };
+        for options in [
+            vec![
+                "security.protocol=SSL",
+                "ssl.endpoint.identification.algorithm=https",
+            ],
+            sasl("sasl.mechanisms=PLAIN"),
+            sasl("sasl.mechanisms=SCRAM-SHA-256"),
+            sasl("sasl.mechanisms=SCRAM-SHA-512"),
+        ] {
+            let created: Result<BaseProducer, _> =
+                args(&options).client_config(&[]).unwrap().create();
+            assert!(created.is_ok(), "{options:?}: {:?}", created.err());
+        }
+    }
+
+    #[test]
+    fn an_option_that_is_not_key_value_is_refused_by_name() {
+        let err = args(&["security.protocol"]).client_config(&[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"security.protocol\" is not KEY=VALUE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_users_options_override_the_defaults() {
+        let config = args(&["queued.min.messages=10"])
+            .client_config(&[("queued.min.messages", "1000000"), ("client.id", "x")])
+            .unwrap();
+        assert_eq!(config.get("queued.min.messages"), Some("10"));
+        assert_eq!(config.get("client.id"), Some("x"));
+    }
+}
