@@ -1,7 +1,7 @@
 # Sourced by scripts/test: installs what the build and the integration tests need,
 # idempotently, skipping what is already there. The tests start and stop their own
 # servers from these binaries, bound to 127.0.0.1.
-#   - curl: the object-store tests' health checks
+#   - curl: the encryption test reads an object's headers with a signed HEAD
 #   - tansu, a Kafka-protocol broker (see docs/architecture.md for why not Apache Kafka)
 #   - SeaweedFS, an S3-compatible object store (`weed`, from PyPI)
 

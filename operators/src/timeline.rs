@@ -228,9 +228,9 @@ impl Walker {
                 }
             }
         }
-        // A continued segment had its stop tracked when it began, under the same
-        // detection when the minute is one part, and only stop tracking changes the
-        // pending span under utilisation: tracking it again would change nothing.
+        // A continued segment's stop was tracked when it began. In a one-part minute
+        // the detection is the same, and under utilisation only stop tracking changes
+        // the pending span, so tracking it again would change nothing.
         if continued && facts.plan.len() == 1 {
             return;
         }
