@@ -3,7 +3,7 @@
 //! seq holds them in a bit each; a seq far outside it goes to a hash set.
 
 use rustc_hash::FxHashSet;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::VecDeque;
 
 /// Largest gap (in 64-seq words) the bitmap grows over before using the hash set.
@@ -12,8 +12,8 @@ const MAX_WORDS: usize = 1 << 16;
 /// The bitmap's last word, where a device counting up sets its bits, is kept beside the
 /// set rather than in the heap with the others: with a thousand stations interleaved,
 /// fetching it was a cache miss for every station a batch of records reached.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(from = "SeqSetFields", into = "SeqSetFields")]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "SeqSetFields")]
 pub struct SeqSet {
     /// Seq of bit 0 of the first word; a multiple of 64.
     base: u64,
@@ -27,11 +27,36 @@ pub struct SeqSet {
 }
 
 /// The set as checkpoints keep it: all the bitmap's words in one sequence.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SeqSetFields {
     base: u64,
     words: VecDeque<u64>,
     sparse: FxHashSet<u64>,
+}
+
+/// `SeqSetFields`' layout, written from the set in place (a checkpoint need not copy it).
+#[derive(Serialize)]
+struct SeqSetView<'a> {
+    base: u64,
+    #[serde(serialize_with = "all_words")]
+    words: &'a SeqSet,
+    sparse: &'a FxHashSet<u64>,
+}
+
+fn all_words<S: Serializer>(set: &&SeqSet, serializer: S) -> Result<S::Ok, S::Error> {
+    let last = set.has_last.then_some(&set.last);
+    serializer.collect_seq(set.words.iter().chain(last))
+}
+
+impl Serialize for SeqSet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SeqSetView {
+            base: self.base,
+            words: self,
+            sparse: &self.sparse,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl From<SeqSetFields> for SeqSet {
@@ -44,20 +69,6 @@ impl From<SeqSetFields> for SeqSet {
             last: last.unwrap_or(0),
             has_last: last.is_some(),
             sparse: f.sparse,
-        }
-    }
-}
-
-impl From<SeqSet> for SeqSetFields {
-    fn from(s: SeqSet) -> SeqSetFields {
-        let mut words = s.words;
-        if s.has_last {
-            words.push_back(s.last);
-        }
-        SeqSetFields {
-            base: s.base,
-            words,
-            sparse: s.sparse,
         }
     }
 }
@@ -153,10 +164,12 @@ mod tests {
         for q in [3, 70, 200, 90_000_000] {
             s.insert(q);
         }
-        let restored: SeqSet = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
-        let fields: SeqSetFields = restored.clone().into();
-        assert_eq!(fields.words, [1 << 3, 1 << 6, 0, 1 << 8]);
-        let mut restored = restored;
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["words"],
+            serde_json::json!([1 << 3, 1 << 6, 0, 1 << 8])
+        );
+        let mut restored: SeqSet = serde_json::from_value(json).unwrap();
         for q in [3, 70, 200, 90_000_000] {
             assert!(!restored.insert(q), "{q} lost in the checkpoint");
         }
