@@ -110,7 +110,7 @@ pub fn run(
             dead.write(reason, &item.position, &detail, original)?;
         }
         n += 1;
-        if n % config.batch_records == 0 {
+        if n.is_multiple_of(config.batch_records) {
             flow.insert_grouped(&mut admitted);
             flow.advance(now);
             windows.write(flow.drain_windows())?;
