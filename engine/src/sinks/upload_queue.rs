@@ -6,7 +6,8 @@
 //! `put` blocks until the store catches up (the engine stops reading meanwhile).
 //!
 //! The spool is a buffer, not a log: after a crash, what was queued is produced again
-//! from Kafka from the last durable checkpoint, so a new process starts with an empty one.
+//! from Kafka from the last durable checkpoint, so a new process starts with an empty one
+//! (and removes what killed processes left: see `spool`).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::spool::Spool;
 
 /// Limits of the queue.
 #[derive(Debug, Clone)]
@@ -64,7 +67,7 @@ struct Shared {
     stop: AtomicBool,
     retries: std::sync::atomic::AtomicU64,
     limits: QueueLimits,
-    spool: tempfile::TempDir,
+    spool: Spool,
 }
 
 pub struct UploadQueue {
@@ -74,18 +77,7 @@ pub struct UploadQueue {
 
 impl UploadQueue {
     pub fn start(limits: QueueLimits, runtime: tokio::runtime::Handle) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&limits.spool_parent).map_err(|e| {
-            anyhow::anyhow!(
-                "creating spool folder {}: {e}",
-                limits.spool_parent.display()
-            )
-        })?;
-        let spool = tempfile::Builder::new()
-            .prefix("stationflow-spool-")
-            .tempdir_in(&limits.spool_parent)
-            .map_err(|e| {
-                anyhow::anyhow!("making a spool in {}: {e}", limits.spool_parent.display())
-            })?;
+        let spool = Spool::create(&limits.spool_parent)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),

@@ -151,6 +151,25 @@ impl Pipeline {
         self.output.clone()
     }
 
+    fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// The spool folders in `spool_dir`: one per running engine, and those left by
+    /// engines that were killed until the next one starts.
+    fn spools(&self) -> usize {
+        std::fs::read_dir(self.spool_dir()).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("stationflow-spool-")
+                })
+                .count()
+        })
+    }
+
     fn trailer(&self) -> PathBuf {
         self.dir.path().join("trailer.jsonl")
     }
@@ -185,6 +204,7 @@ impl Pipeline {
                 Output::Folder(_) => Vec::new(),
             })
             .env("STATIONFLOW_LOG", "info")
+            .env("STATIONFLOW__OUTPUT__SPOOL_DIR", self.spool_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -682,9 +702,18 @@ fn crashes_at_any_point_and_restarts_change_nothing() {
     let engine = pipeline.start("killed", &[]);
     std::thread::sleep(Duration::from_secs(10));
     engine.kill();
+    // Each engine removed the spool of the one that crashed before it; the killed
+    // engine's is left.
+    assert_eq!(pipeline.spools(), 1);
 
     let engine = pipeline.start("final", &[]);
+    wait_for_log(&engine, "removed a spool left by a process", 1);
     ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
+    assert_eq!(
+        pipeline.spools(),
+        0,
+        "the last engine removed the killed one's spool and its own"
+    );
 }
 
 /// Waits for `engine`'s output to equal `replay`, stops it, and checks the Parquet
