@@ -67,6 +67,8 @@ pub struct LiveMetrics {
     pub revisions_emitted: Counter,
     pub alerts_emitted: Counter,
     pub checkpoints: Counter,
+    /// Checkpoint intervals of a partition in which nothing changed: none written.
+    pub checkpoints_unchanged: Counter,
     pub context_changes: Counter,
     /// Microseconds the main loop waited on the consumer for a record.
     pub poll_wait_us: Counter,
@@ -158,6 +160,11 @@ impl LiveMetrics {
                 "checkpoints",
                 "Partition checkpoints written",
                 &self.checkpoints,
+            ),
+            (
+                "checkpoints_unchanged",
+                "Partition checkpoints not written: nothing changed since the last",
+                &self.checkpoints_unchanged,
             ),
             (
                 "poll_wait_microseconds",

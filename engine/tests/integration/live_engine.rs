@@ -578,6 +578,55 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
 }
 
+/// An engine with nothing to read does not rewrite its partitions' checkpoints every
+/// interval (a second here): the takeover checkpoints stay until the clean ones at stop.
+#[test]
+fn an_idle_engine_leaves_its_checkpoints_alone() {
+    let pipeline = Pipeline::new();
+    let engine = pipeline.start("idle", &[]);
+    wait_for_log(&engine, "partition assigned", PARTITIONS as usize);
+    let taken_over = checkpoints(&pipeline.out());
+    assert_eq!(taken_over.len(), PARTITIONS as usize);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        checkpoints(&pipeline.out()),
+        taken_over,
+        "rewritten while idle"
+    );
+    engine.stop();
+    let stopped = checkpoints(&pipeline.out());
+    assert_eq!(stopped.len(), PARTITIONS as usize);
+    assert!(
+        stopped
+            .iter()
+            .all(|(path, bytes)| taken_over[path] != *bytes),
+        "each partition's clean checkpoint written at stop"
+    );
+}
+
+/// Every checkpoint file under a folder output, by path.
+fn checkpoints(output: &Output) -> BTreeMap<PathBuf, Vec<u8>> {
+    let Output::Folder(root) = output else {
+        panic!("a folder output")
+    };
+    let mut found = BTreeMap::new();
+    let mut folders = vec![root.join("_checkpoints")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)
+            .expect("checkpoint folder")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                found.insert(path.clone(), std::fs::read(&path).expect("checkpoint"));
+            }
+        }
+    }
+    found
+}
+
 /// A record's header as text.
 fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
     let value = m.headers()?.iter().find(|h| h.key == name)?.value?;

@@ -52,6 +52,10 @@ pub struct PartitionTask {
     since_advance: usize,
     last_advance_ms: i64,
     last_checkpoint_ms: i64,
+    /// Whether anything a checkpoint holds changed since the last one: a record read, a
+    /// station refreshed, the context. An idle partition is not checkpointed again (a
+    /// snapshot of a day's records, serialised and put every interval for nothing).
+    changed: bool,
     /// Wall time at which this partition's data first reached each minute (less the
     /// out-of-orderness): when windows ending there could first close.
     closable_since: BTreeMap<i64, i64>,
@@ -122,6 +126,7 @@ impl PartitionTask {
             since_advance: 0,
             last_advance_ms: wall,
             last_checkpoint_ms: wall,
+            changed: false,
             closable_since: BTreeMap::new(),
             record: SignalRecord::default(),
         };
@@ -165,6 +170,7 @@ impl PartitionTask {
     /// advance and emitted again where they differ.
     pub fn change_context(&mut self, context: Context, changed_from: i64) {
         self.flow.update_context(context, changed_from);
+        self.changed = true;
     }
 
     /// Decodes and applies one record; anything not applied or duplicate goes to the
@@ -230,6 +236,7 @@ impl PartitionTask {
         }
         self.next_offset = message.offset() + 1;
         self.since_advance += 1;
+        self.changed = true;
         Ok(())
     }
 
@@ -311,6 +318,9 @@ impl PartitionTask {
         wall: i64,
     ) -> anyhow::Result<()> {
         let underway = self.flow.drain_underway();
+        // Every station refresh reports here, so this is empty exactly when the flow's
+        // state stayed as it was, and then `observe` changes nothing either.
+        self.changed |= !underway.is_empty();
         let alerts = self
             .alerts
             .observe(&env.alert_rules, windows, events, &underway, wall);
@@ -340,9 +350,16 @@ impl PartitionTask {
     /// record to be acknowledged, then queues the checkpoint behind the files (one put,
     /// made once they are durable). `clean`: the partition is
     /// being released and nothing more will be emitted for it here.
+    /// An epoch in which nothing changed is not closed unless `clean`: the last
+    /// checkpoint still holds, and the epoch's files (none yet) stay open.
     pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         self.advance(env, wall)?;
+        if !self.changed && !clean {
+            self.last_checkpoint_ms = wall;
+            env.metrics.checkpoints_unchanged.add(1);
+            return Ok(());
+        }
         self.windows.finish_epoch(self.epoch + 1)?;
         self.events.finish_epoch(self.epoch + 1)?;
         failpoint::point("epoch-files-written");
@@ -364,6 +381,7 @@ impl PartitionTask {
             commit.to_bytes(),
         )?;
         self.last_checkpoint_ms = wall;
+        self.changed = false;
         env.metrics.checkpoints.add(1);
         env.metrics
             .checkpoint_duration
