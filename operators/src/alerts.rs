@@ -59,9 +59,9 @@ impl AlertRules {
 
 fn watches(rule: &AlertRule, w: &StationWindow) -> bool {
     match (&rule.station, &rule.line, &rule.plant) {
-        (Some(s), _, _) => *s == w.station,
-        (None, Some(l), _) => w.line.as_ref() == Some(l),
-        (None, None, Some(p)) => *p == w.plant,
+        (Some(s), _, _) => **s == *w.station,
+        (None, Some(l), _) => w.line.as_deref() == Some(l.as_str()),
+        (None, None, Some(p)) => **p == *w.plant,
         (None, None, None) => true,
     }
 }
@@ -155,7 +155,7 @@ impl AlertState {
     }
 
     fn judge(&mut self, rules: &AlertRules, w: &StationWindow, out: &mut Vec<Alert>) {
-        let station = self.stations.entry(w.station.clone()).or_default();
+        let station = self.stations.entry(String::from(&*w.station)).or_default();
         if station.next_window != Some(w.window_start) {
             station.streaks.retain(|_, s| s.firing);
         }

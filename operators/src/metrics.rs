@@ -250,17 +250,17 @@ pub fn window(
         .map(|(name, _)| name.clone());
 
     let w = StationWindow {
-        // `String::from(&str)`: `to_string` on an `Arc<str>` goes through `Display`.
-        plant: String::from(&*lp.plant.code),
-        line: lp.station.line.as_deref().map(str::to_string),
-        station: String::from(&*lp.station.code),
+        // The context's strings, shared (a window row is written and dropped soon).
+        plant: lp.plant.code.clone(),
+        line: lp.station.line.clone(),
+        station: lp.station.code.clone(),
         window_start: start,
         window_end: end,
         production_date: production_date(lp.plant.tz, lp.plant.day_start_hour, start),
-        shift: lp.shift.as_ref().map(|(n, _)| String::from(&**n)),
+        shift: lp.shift.as_ref().map(|(n, _)| n.clone()),
         shift_date: lp.shift.as_ref().map(|(_, d)| *d),
-        sku: lp.sku.as_ref().map(|s| String::from(&*s.code)),
-        order_id: lp.order_id.as_deref().map(str::to_string),
+        sku: lp.sku.as_ref().map(|s| s.code.clone()),
+        order_id: lp.order_id.clone(),
         shift_s,
         planned_s,
         planned_stop_s,
@@ -296,7 +296,7 @@ pub fn window(
         loss_cost,
         schedule_loss_cost,
         planned_stop_cost,
-        currency: lp.plant.currency.as_deref().map(str::to_string),
+        currency: lp.plant.currency.clone(),
         cycle_time_avg: ratio(run_s, cycles),
         line_speed_avg: ratio(speed_integral, speed_ms as f64),
         line_speed_target: lp.line_speed_target(),

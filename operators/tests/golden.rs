@@ -92,7 +92,7 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
     let mut now = i64::MIN;
     let mut collect = |flow: &mut StationFlow| {
         for w in flow.drain_windows() {
-            let key = (w.station.clone(), w.window_start);
+            let key = (w.station.to_string(), w.window_start);
             if let Some(prev) = windows.get(&key) {
                 let prev: &StationWindow = prev;
                 assert_eq!(
@@ -267,7 +267,7 @@ fn check_sums(case: &Case, windows: &BTreeMap<(String, i64), StationWindow>) -> 
             .expect("sums need a station");
         let rows: Vec<Vec<String>> = windows
             .values()
-            .filter(|w| w.station == station)
+            .filter(|w| &*w.station == station)
             .map(|w| w.cells())
             .collect();
         for (column, expected) in sum.iter().filter(|(k, _)| k.as_str() != "station") {

@@ -34,10 +34,10 @@ impl Output {
         for w in flow.drain_windows() {
             let cells = w.cells();
             self.emitted_by
-                .entry(w.station.clone())
+                .entry(w.station.to_string())
                 .or_default()
                 .insert(who);
-            let entry = self.windows.entry((w.station.clone(), w.window_start));
+            let entry = self.windows.entry((w.station.to_string(), w.window_start));
             let latest = entry.or_insert((-1, Vec::new()));
             if w.revision > latest.0 {
                 *latest = (w.revision, cells[..cells.len() - 2].to_vec());

@@ -166,7 +166,7 @@ fn run(records: &[SignalRecord], every: usize, restart_at: Option<usize>) -> (Ru
                    windows: &mut BTreeMap<(String, i64), StationWindow>,
                    events: &mut BTreeMap<_, _>| {
         for w in flow.drain_windows() {
-            windows.insert((w.station.clone(), w.window_start), w);
+            windows.insert((w.station.to_string(), w.window_start), w);
         }
         for e in flow.drain_events() {
             let cells = e.cells();

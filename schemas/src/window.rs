@@ -2,6 +2,8 @@
 //! revision, and one `DowntimeEvent` per downtime span and revision. Field order is the
 //! column order of the `station_windows` dataset.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::format_ms;
@@ -10,18 +12,18 @@ use crate::time::format_ms;
 /// every column that needs an unset ideal or value are `None`, never NaN or infinity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StationWindow {
-    pub plant: String,
-    pub line: Option<String>,
-    pub station: String,
+    pub plant: Arc<str>,
+    pub line: Option<Arc<str>>,
+    pub station: Arc<str>,
     /// Epoch ms UTC.
     pub window_start: i64,
     pub window_end: i64,
     /// Days since 1970-01-01 (Arrow `Date32`).
     pub production_date: i32,
-    pub shift: Option<String>,
+    pub shift: Option<Arc<str>>,
     pub shift_date: Option<i32>,
-    pub sku: Option<String>,
-    pub order_id: Option<String>,
+    pub sku: Option<Arc<str>>,
+    pub order_id: Option<Arc<str>>,
     pub shift_s: f64,
     pub planned_s: f64,
     pub planned_stop_s: f64,
@@ -55,7 +57,7 @@ pub struct StationWindow {
     pub loss_cost: Option<f64>,
     pub schedule_loss_cost: Option<f64>,
     pub planned_stop_cost: Option<f64>,
-    pub currency: Option<String>,
+    pub currency: Option<Arc<str>>,
     pub cycle_time_avg: Option<f64>,
     pub line_speed_avg: Option<f64>,
     pub line_speed_target: Option<f64>,
@@ -143,8 +145,10 @@ fn opt_f64(v: Option<f64>) -> String {
     v.map(format_f64).unwrap_or_default()
 }
 
-fn opt_str(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
+fn opt_str<S: AsRef<str>>(v: &Option<S>) -> String {
+    v.as_ref()
+        .map(|s| s.as_ref().to_owned())
+        .unwrap_or_default()
 }
 
 /// `Date32` days as `YYYY-MM-DD`.
@@ -206,9 +210,9 @@ impl StationWindow {
     /// Every column as text, in `WINDOW_COLUMNS` order.
     pub fn cells(&self) -> Vec<String> {
         vec![
-            self.plant.clone(),
+            self.plant.to_string(),
             opt_str(&self.line),
-            self.station.clone(),
+            self.station.to_string(),
             format_ms(self.window_start),
             format_ms(self.window_end),
             format_date32(self.production_date),
@@ -304,9 +308,9 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 impl DowntimeEvent {
     pub fn cells(&self) -> Vec<String> {
         vec![
-            self.plant.clone(),
+            self.plant.to_string(),
             opt_str(&self.line),
-            self.station.clone(),
+            self.station.to_string(),
             format_ms(self.start),
             format_ms(self.end),
             format_f64(self.duration_s),

@@ -493,7 +493,7 @@ fn topic_latest(broker: &str) -> BTreeMap<(String, i64), StationWindow> {
         let w: StationWindow =
             serde_json::from_slice(m.payload().expect("payload")).expect("window JSON");
         assert_eq!(m.key(), Some(w.station.as_bytes()), "keyed by station");
-        let key = (w.station.clone(), w.window_start, w.revision);
+        let key = (w.station.to_string(), w.window_start, w.revision);
         if let Some(first) = seen.get(&key) {
             let mut again = w.clone();
             again.emitted_at = first.emitted_at;

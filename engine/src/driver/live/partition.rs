@@ -294,7 +294,7 @@ impl PartitionTask {
             w.revision += base;
             let json = serde_json::to_vec(&*w)?;
             let record = BaseRecord::<str, [u8]>::to(&env.settings.kafka.windows_topic)
-                .key(w.station.as_str())
+                .key(&*w.station)
                 .payload(&json);
             env.producer.send_record(record)?;
         }
