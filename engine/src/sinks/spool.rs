@@ -14,9 +14,10 @@ const LOCK: &str = "owner.lock";
 
 /// A spool folder owned by this process.
 pub struct Spool {
-    // Field order matters: the lock is released before the folder is removed.
-    _lock: File,
+    // Dropped in this order: the folder is removed while its lock is still held, so no
+    // engine starting meanwhile takes it for abandoned and removes it at the same time.
     folder: tempfile::TempDir,
+    _lock: File,
 }
 
 /// A spool left by a process that is gone, removed.
@@ -45,8 +46,8 @@ impl Spool {
         let lock = lock_new(folder.path())
             .map_err(|e| anyhow::anyhow!("locking spool {}: {e}", folder.path().display()))?;
         Ok(Spool {
-            _lock: lock,
             folder,
+            _lock: lock,
         })
     }
 

@@ -350,6 +350,7 @@ impl PartitionTask {
     /// record to be acknowledged, then queues the checkpoint behind the files (one put,
     /// made once they are durable). `clean`: the partition is
     /// being released and nothing more will be emitted for it here.
+    ///
     /// An epoch in which nothing changed is not closed unless `clean`: the last
     /// checkpoint still holds, and the epoch's files (none yet) stay open.
     pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> anyhow::Result<()> {
