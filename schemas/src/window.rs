@@ -308,9 +308,9 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 impl DowntimeEvent {
     pub fn cells(&self) -> Vec<String> {
         vec![
-            self.plant.to_string(),
+            self.plant.clone(),
             opt_str(&self.line),
-            self.station.to_string(),
+            self.station.clone(),
             format_ms(self.start),
             format_ms(self.end),
             format_f64(self.duration_s),

@@ -252,11 +252,10 @@ impl PartitionTask {
     }
 
     /// Advances the watermarks when enough records or wall time have passed, and closes
-    /// the epoch when the checkpoint interval has.
+    /// the epoch when the checkpoint interval has; true when a checkpoint was written.
     pub fn tick(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<bool> {
         if wall - self.last_checkpoint_ms >= env.checkpoint_interval_ms {
-            self.close_epoch(env, wall, false)?;
-            return Ok(true);
+            return self.close_epoch(env, wall, false);
         }
         if self.since_advance >= ADVANCE_EVERY_RECORDS
             || wall - self.last_advance_ms >= ADVANCE_EVERY_MS
@@ -352,14 +351,20 @@ impl PartitionTask {
     /// being released and nothing more will be emitted for it here.
     ///
     /// An epoch in which nothing changed is not closed unless `clean`: the last
-    /// checkpoint still holds, and the epoch's files (none yet) stay open.
-    pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> anyhow::Result<()> {
+    /// checkpoint still holds, and the epoch's files (none yet) stay open. True when a
+    /// checkpoint was written.
+    pub fn close_epoch(
+        &mut self,
+        env: &mut LiveEnv,
+        wall: i64,
+        clean: bool,
+    ) -> anyhow::Result<bool> {
         let started = std::time::Instant::now();
         self.advance(env, wall)?;
         if !self.changed && !clean {
             self.last_checkpoint_ms = wall;
             env.metrics.checkpoints_unchanged.add(1);
-            return Ok(());
+            return Ok(false);
         }
         self.windows.finish_epoch(self.epoch + 1)?;
         self.events.finish_epoch(self.epoch + 1)?;
@@ -394,7 +399,7 @@ impl PartitionTask {
             clean,
             "checkpoint"
         );
-        Ok(())
+        Ok(true)
     }
 }
 
