@@ -1,5 +1,6 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
-//! The last minutes are kept as records (`hot`); older ones are encoded into compact
+//! The records from the horizon's block on are kept as records (`hot`; two minutes more
+//! unless the station's records have come in order for half an hour); older ones are encoded into compact
 //! blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record instead of 64), so the
 //! allowed lateness costs little memory. A walk that reaches back decodes the blocks it
 //! needs; a late record re-encodes only its block.
@@ -14,6 +15,13 @@ use crate::record::{ErrorCodes, Obs, Rec};
 /// Span of event time one cold block covers (aligned).
 pub const BLOCK_MS: i64 = 2 * 60_000;
 
+/// How far behind the horizon records stay hot while a station sends records that late
+/// (inserting one into an encoded block decodes and re-encodes the block).
+const LATE_HOT_MS: i64 = 2 * 60_000;
+/// A station whose records have come in order (none before the horizon's block) for
+/// this long keeps only the horizon's block hot: less to hold, shift and reload.
+const IN_ORDER_AFTER_MS: i64 = 30 * 60_000;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Block {
     start: i64,
@@ -27,6 +35,26 @@ pub struct EventLog {
     hot: Vec<Rec>,
     /// Records at or after this instant are hot; a multiple of `BLOCK_MS`.
     hot_from: i64,
+    /// No hot record is later than this. A record after it is appended without reading
+    /// the hot log's last record: with a thousand stations interleaved, that record is
+    /// out of cache each time a batch reaches its station, and the append only writes.
+    #[serde(skip, default = "unbounded")]
+    hot_ts_bound: i64,
+    /// The horizon's block at the last `cool`: a record before it came late.
+    #[serde(default = "unbounded_below")]
+    horizon_block: i64,
+    /// Records stay hot `LATE_HOT_MS` behind the horizon until the horizon's block
+    /// reaches this (`i64::MAX`: not yet set, at the first `cool`).
+    #[serde(default = "unbounded")]
+    late_margin_until: i64,
+}
+
+fn unbounded_below() -> i64 {
+    i64::MIN
+}
+
+fn unbounded() -> i64 {
+    i64::MAX
 }
 
 impl Default for EventLog {
@@ -35,6 +63,9 @@ impl Default for EventLog {
             cold: VecDeque::new(),
             hot: Vec::new(),
             hot_from: i64::MIN,
+            hot_ts_bound: i64::MIN,
+            horizon_block: i64::MIN,
+            late_margin_until: i64::MAX,
         }
     }
 }
@@ -56,8 +87,18 @@ fn insert_sorted(records: &mut Vec<Rec>, rec: Rec) {
 impl EventLog {
     /// Inserts a record in order.
     pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) {
+        if rec.ts < self.horizon_block {
+            self.late_margin_until = self.horizon_block + IN_ORDER_AFTER_MS;
+        }
         if rec.ts >= self.hot_from {
-            insert_sorted(&mut self.hot, rec);
+            let ts = rec.ts;
+            if ts > self.hot_ts_bound {
+                self.hot.push(rec);
+                self.hot_ts_bound = ts;
+            } else {
+                insert_sorted(&mut self.hot, rec);
+                self.hot_ts_bound = self.hot.last().map_or(ts, |r| r.ts);
+            }
             return;
         }
         let start = block_start(rec.ts);
@@ -81,6 +122,9 @@ impl EventLog {
     pub fn contains_same(&self, rec: &Rec, errors: &ErrorCodes) -> bool {
         let same = |r: &Rec| r.ts == rec.ts && r.seq().is_none() && r.obs == rec.obs;
         if rec.ts >= self.hot_from {
+            if rec.ts > self.hot_ts_bound {
+                return false;
+            }
             let lo = self.hot.partition_point(|r| r.ts < rec.ts);
             return self.hot[lo..]
                 .iter()
@@ -128,9 +172,19 @@ impl EventLog {
         self.hot_from
     }
 
-    /// Encodes the hot records before `before` (rounded down to a block) into blocks.
-    pub fn cool(&mut self, before: i64) {
-        let until = block_start(before);
+    /// Encodes the hot records before the horizon's block into blocks, or before the
+    /// block `LATE_HOT_MS` earlier while the station's records come late.
+    pub fn cool(&mut self, horizon: i64) {
+        self.horizon_block = block_start(horizon);
+        if self.late_margin_until == i64::MAX {
+            self.late_margin_until = self.horizon_block + IN_ORDER_AFTER_MS;
+        }
+        let margin = if self.horizon_block < self.late_margin_until {
+            LATE_HOT_MS
+        } else {
+            0
+        };
+        let until = block_start(horizon - margin);
         if until <= self.hot_from {
             return;
         }
@@ -327,6 +381,8 @@ mod tests {
     use stationflow_schemas::signal::Reading;
 
     /// A record of one good unit at `ts`, without `seq`.
+    const MINUTE: i64 = 60_000;
+
     fn one_good(ts: i64, errors: &mut ErrorCodes) -> Rec {
         Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
     }
@@ -391,7 +447,8 @@ mod tests {
             log.insert(r, &errors);
         }
         log.cool(1_000_000);
-        assert_eq!(log.hot_from(), 960_000);
+        // Two minutes behind the horizon stay hot at first.
+        assert_eq!(log.hot_from(), 840_000);
         let late = one_good(5, &mut errors);
         log.insert(late, &errors);
         let (cold, hot) = log.from(0, &errors);
@@ -414,13 +471,13 @@ mod tests {
         let mut log = EventLog::default();
         let mut expected = Vec::new();
         for step in 0..40i64 {
-            // A minute of records, one of them out of order, then cool two minutes back.
+            // A minute of records, one of them out of order, then cool.
             for k in [0, 2, 1, 3] {
                 let ts = step * 60_000 + k * 15_000;
                 log.insert(one_good(ts, &mut errors), &errors);
                 expected.push(ts);
             }
-            log.cool(step * 60_000 - 120_000);
+            log.cool(step * 60_000);
             let (cold, hot) = log.from(i64::MIN, &errors);
             let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
             expected.sort();
@@ -434,5 +491,67 @@ mod tests {
             let (copy_cold, copy_hot) = copy.from(i64::MIN, &errors);
             assert_eq!((copy_cold, copy_hot), (cold, hot));
         }
+    }
+
+    #[test]
+    fn appends_and_duplicates_stay_right_across_a_snapshot() {
+        let mut errors = ErrorCodes::default();
+        let mut log = EventLog::default();
+        for ts in [0, 20_000, 10_000] {
+            log.insert(one_good(ts, &mut errors), &errors);
+        }
+        let mut copy: EventLog =
+            serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+        // The restored log knows nothing of its last record's time: nothing is assumed.
+        assert!(copy.contains_same(&one_good(20_000, &mut errors), &errors));
+        for ts in [15_000, 30_000, 25_000, 40_000] {
+            copy.insert(one_good(ts, &mut errors), &errors);
+        }
+        let (_, hot) = copy.from(i64::MIN, &errors);
+        let all: Vec<i64> = hot.iter().map(|r| r.ts).collect();
+        assert_eq!(all, [0, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000]);
+        assert!(copy.contains_same(&one_good(40_000, &mut errors), &errors));
+        assert!(copy.contains_same(&one_good(25_000, &mut errors), &errors));
+        assert!(!copy.contains_same(&one_good(50_000, &mut errors), &errors));
+        assert!(!copy.contains_same(&one_good(12_000, &mut errors), &errors));
+    }
+
+    #[test]
+    fn records_in_order_for_half_an_hour_leave_only_the_horizons_block_hot() {
+        let mut errors = ErrorCodes::default();
+        let mut log = EventLog::default();
+        let minute = |log: &mut EventLog, m: i64, errors: &mut ErrorCodes| {
+            for s in 0..60 {
+                log.insert(one_good(m * MINUTE + s * 1_000, errors), errors);
+            }
+            log.cool(m * MINUTE);
+        };
+        // Two more minutes hot at first...
+        for m in 0..20 {
+            minute(&mut log, m, &mut errors);
+        }
+        assert_eq!(log.hot_from(), 16 * MINUTE);
+        // ...until the records have come in order for half an hour.
+        for m in 20..40 {
+            minute(&mut log, m, &mut errors);
+        }
+        assert_eq!(log.hot_from(), 38 * MINUTE);
+        // A record before the horizon's block brings the two minutes back, for the
+        // blocks cooled from then on.
+        log.insert(one_good(38 * MINUTE + 500, &mut errors), &errors);
+        log.insert(one_good(36 * MINUTE + 500, &mut errors), &errors);
+        for m in 40..44 {
+            minute(&mut log, m, &mut errors);
+        }
+        assert_eq!(log.hot_from(), 40 * MINUTE);
+        // The same after a snapshot.
+        let mut copy: EventLog =
+            serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+        minute(&mut copy, 44, &mut errors);
+        assert_eq!(copy.hot_from(), 42 * MINUTE);
+        let (cold, hot) = copy.from(i64::MIN, &errors);
+        assert_eq!(cold.len() + hot.len(), 45 * 60 + 2);
+        let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
+        assert!(all.is_sorted());
     }
 }

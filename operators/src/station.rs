@@ -26,8 +26,6 @@ use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 /// `SPARSE_SNAPSHOT_MS` further back.
 const DENSE_SNAPSHOT_MS: i64 = 30 * MINUTE_MS;
 const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
-/// Records younger than this (behind the horizon) stay decoded; older ones are encoded.
-const HOT_MS: i64 = 2 * MINUTE_MS;
 /// History kept before the allowed lateness, so that stops begun just before it can
 /// still be re-evaluated.
 const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
@@ -288,7 +286,7 @@ impl StationOp {
         self.horizon = horizon;
         self.dirty_from = None;
         self.prune(retention_floor, errors);
-        self.records.cool(horizon - HOT_MS);
+        self.records.cool(horizon);
         out
     }
 
