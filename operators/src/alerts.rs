@@ -155,7 +155,14 @@ impl AlertState {
     }
 
     fn judge(&mut self, rules: &AlertRules, w: &StationWindow, out: &mut Vec<Alert>) {
-        let station = self.stations.entry(String::from(&*w.station)).or_default();
+        // Looked up by `&str` first: a window for a known station allocates no key.
+        if !self.stations.contains_key(&*w.station) {
+            self.stations
+                .insert(String::from(&*w.station), StationAlerts::default());
+        }
+        let Some(station) = self.stations.get_mut(&*w.station) else {
+            return;
+        };
         if station.next_window != Some(w.window_start) {
             station.streaks.retain(|_, s| s.firing);
         }
@@ -170,13 +177,15 @@ impl AlertState {
                 a
             };
             match (held, streak) {
-                (true, Some(mut s)) => {
+                (true, Some(_)) => {
+                    let Some(s) = station.streaks.get_mut(&rule.name) else {
+                        continue;
+                    };
                     s.windows += 1;
                     if !s.firing && s.windows >= rule.for_minutes.max(1) {
                         s.firing = true;
                         out.push(alert(AlertKind::RuleFired, s.since));
                     }
-                    station.streaks.insert(rule.name.clone(), s);
                 }
                 (true, None) => {
                     let firing = rule.for_minutes <= 1;
