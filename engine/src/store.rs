@@ -246,18 +246,20 @@ fn with_prefix(base: &str, prefix: &Path) -> String {
     }
 }
 
-/// A reader's first guess at what went wrong, from the store's answer.
+/// A reader's first guess at what went wrong, from the store's answer. Status codes are
+/// matched with their reason phrase: a bare "403" also occurs in the elapsed time the
+/// retry error reports ("in 2.40346574s").
 pub fn explain_store_error(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
     if m.contains("169.254.169.254") || m.contains("169.254.170.2") {
         "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a shared credentials file"
     } else if m.contains("signaturedoesnotmatch")
         || m.contains("invalidaccesskeyid")
-        || m.contains("403")
+        || m.contains("403 forbidden")
         || m.contains("accessdenied")
     {
         "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile"
-    } else if m.contains("nosuchbucket") || m.contains("404") {
+    } else if m.contains("nosuchbucket") || m.contains("404 not found") {
         "the bucket does not exist"
     } else if m.contains("connect")
         || m.contains("dns")
@@ -275,6 +277,24 @@ pub fn explain_store_error(message: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_error_is_explained_by_its_status_not_by_digits_in_its_timings() {
+        let dead = "Generic S3 error: Error performing list request: Error performing GET \
+            http://127.0.0.1:46295/stationflow-test?list-type=2&prefix=refused%2F in \
+            2.40346574s, after 10 retries, max_retries: 10, retry_timeout: 3s  - HTTP error: \
+            error sending request";
+        assert!(explain_store_error(dead).contains("unreachable"));
+        let slow_404 = dead.replace("2.40346574s", "1.404s");
+        assert!(explain_store_error(&slow_404).contains("unreachable"));
+        let refused = "Error performing GET http://s3/b in 1.2s - Server returned non-2xx \
+            status code: 403 Forbidden: <Error><Code>SignatureDoesNotMatch</Code></Error>";
+        assert!(explain_store_error(refused).contains("refused the credentials"));
+        let forbidden = "Server returned non-2xx status code: 403 Forbidden: ";
+        assert!(explain_store_error(forbidden).contains("refused the credentials"));
+        let missing = "Server returned non-2xx status code: 404 Not Found: ";
+        assert!(explain_store_error(missing).contains("does not exist"));
+    }
 
     #[test]
     fn s3_roots_keep_bucket_and_prefix_and_reject_bad_encryption() {
