@@ -170,17 +170,13 @@ impl AlertState {
         for rule in rules.watching(w) {
             let value = w.metric(&rule.metric).flatten();
             let held = holds(rule, value);
-            let streak = station.streaks.get(&rule.name).copied();
             let alert = |kind, since| {
                 let mut a = rule_alert(kind, w, rule, since);
                 a.value = value;
                 a
             };
-            match (held, streak) {
-                (true, Some(_)) => {
-                    let Some(s) = station.streaks.get_mut(&rule.name) else {
-                        continue;
-                    };
+            match (held, station.streaks.get_mut(&rule.name)) {
+                (true, Some(s)) => {
                     s.windows += 1;
                     if !s.firing && s.windows >= rule.for_minutes.max(1) {
                         s.firing = true;
@@ -200,10 +196,11 @@ impl AlertState {
                     station.streaks.insert(rule.name.clone(), s);
                 }
                 (false, Some(s)) => {
-                    if s.firing {
+                    let firing = s.firing;
+                    station.streaks.remove(&rule.name);
+                    if firing {
                         out.push(alert(AlertKind::RuleCleared, w.window_start));
                     }
-                    station.streaks.remove(&rule.name);
                 }
                 (false, None) => {}
             }

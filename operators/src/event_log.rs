@@ -1,8 +1,8 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
 //! The records from the horizon's block on are kept as records (`hot`; two minutes more
-//! unless the station's records have come in order for half an hour); older ones are encoded into compact
-//! blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record instead of 64), so the
-//! allowed lateness costs little memory. A walk that reaches back decodes the blocks it
+//! unless the station's records have come in order for half an hour); older ones are
+//! encoded into compact blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record
+//! instead of 64), so the allowed lateness costs little memory. A walk that reaches back decodes the blocks it
 //! needs; a late record re-encodes only its block.
 
 use std::collections::VecDeque;
@@ -44,9 +44,9 @@ pub struct EventLog {
     #[serde(default = "unbounded_below")]
     horizon_block: i64,
     /// Records stay hot `LATE_HOT_MS` behind the horizon until the horizon's block
-    /// reaches this (`i64::MAX`: not yet set, at the first `cool`).
-    #[serde(default = "unbounded")]
-    late_margin_until: i64,
+    /// reaches this (set at the first `cool`).
+    #[serde(default)]
+    late_margin_until: Option<i64>,
 }
 
 fn unbounded_below() -> i64 {
@@ -65,7 +65,7 @@ impl Default for EventLog {
             hot_from: i64::MIN,
             hot_ts_bound: i64::MIN,
             horizon_block: i64::MIN,
-            late_margin_until: i64::MAX,
+            late_margin_until: None,
         }
     }
 }
@@ -88,7 +88,7 @@ impl EventLog {
     /// Inserts a record in order.
     pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) {
         if rec.ts < self.horizon_block {
-            self.late_margin_until = self.horizon_block + IN_ORDER_AFTER_MS;
+            self.late_margin_until = Some(self.horizon_block + IN_ORDER_AFTER_MS);
         }
         if rec.ts >= self.hot_from {
             let ts = rec.ts;
@@ -176,10 +176,10 @@ impl EventLog {
     /// block `LATE_HOT_MS` earlier while the station's records come late.
     pub fn cool(&mut self, horizon: i64) {
         self.horizon_block = block_start(horizon);
-        if self.late_margin_until == i64::MAX {
-            self.late_margin_until = self.horizon_block + IN_ORDER_AFTER_MS;
-        }
-        let margin = if self.horizon_block < self.late_margin_until {
+        let late_until = *self
+            .late_margin_until
+            .get_or_insert(self.horizon_block + IN_ORDER_AFTER_MS);
+        let margin = if self.horizon_block < late_until {
             LATE_HOT_MS
         } else {
             0
@@ -380,9 +380,9 @@ mod tests {
     use super::*;
     use stationflow_schemas::signal::Reading;
 
-    /// A record of one good unit at `ts`, without `seq`.
     const MINUTE: i64 = 60_000;
 
+    /// A record of one good unit at `ts`, without `seq`.
     fn one_good(ts: i64, errors: &mut ErrorCodes) -> Rec {
         Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
     }
