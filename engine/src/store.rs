@@ -248,9 +248,10 @@ fn with_prefix(base: &str, prefix: &Path) -> String {
 
 /// A reader's first guess at what went wrong, from the store's answer. Status codes are
 /// matched with their reason phrase: a bare "403" also occurs in the elapsed time the
-/// retry error reports ("in 2.40346574s").
+/// retry error reports ("in 2.40346574s"), and every retry error names its
+/// `retry_timeout` setting, which says nothing of what went wrong.
 pub fn explain_store_error(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
+    let m = message.to_ascii_lowercase().replace("retry_timeout", "");
     if m.contains("169.254.169.254") || m.contains("169.254.170.2") {
         "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a shared credentials file"
     } else if m.contains("signaturedoesnotmatch")
@@ -262,6 +263,7 @@ pub fn explain_store_error(message: &str) -> &'static str {
     } else if m.contains("nosuchbucket") || m.contains("404 not found") {
         "the bucket does not exist"
     } else if m.contains("connect")
+        || m.contains("error sending request")
         || m.contains("dns")
         || m.contains("timed out")
         || m.contains("timeout")
@@ -294,6 +296,12 @@ mod tests {
         assert!(explain_store_error(forbidden).contains("refused the credentials"));
         let missing = "Server returned non-2xx status code: 404 Not Found: ";
         assert!(explain_store_error(missing).contains("does not exist"));
+        let failing = "Error performing GET http://s3/b in 9.1s, after 10 retries, \
+            max_retries: 10, retry_timeout: 180s - Server returned non-2xx status code: \
+            500 Internal Server Error: ";
+        assert_eq!(explain_store_error(failing), "see the store's answer");
+        let slow = "Error performing GET http://s3/b in 30s - operation timed out";
+        assert!(explain_store_error(slow).contains("unreachable"));
     }
 
     #[test]
