@@ -2,13 +2,14 @@
 //! The records from the horizon's block on are kept as records (`hot`; two minutes more
 //! unless the station's records have come in order for half an hour); older ones are
 //! encoded into compact blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record
-//! instead of 64), so the allowed lateness costs little memory. A walk that reaches back decodes the blocks it
-//! needs; a late record re-encodes only its block.
+//! instead of 64), so the allowed lateness costs little memory. A walk that reaches back
+//! decodes the blocks it needs; a late record re-encodes only its block.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use stationflow_schemas::time::MINUTE_MS;
 
 use crate::record::{ErrorCodes, Obs, Rec};
 
@@ -17,10 +18,10 @@ pub const BLOCK_MS: i64 = 2 * 60_000;
 
 /// How far behind the horizon records stay hot while a station sends records that late
 /// (inserting one into an encoded block decodes and re-encodes the block).
-const LATE_HOT_MS: i64 = 2 * 60_000;
+const LATE_HOT_MS: i64 = 2 * MINUTE_MS;
 /// A station whose records have come in order (none before the horizon's block) for
 /// this long keeps only the horizon's block hot: less to hold, shift and reload.
-const IN_ORDER_AFTER_MS: i64 = 30 * 60_000;
+const IN_ORDER_AFTER_MS: i64 = 30 * MINUTE_MS;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Block {
@@ -380,8 +381,6 @@ mod tests {
     use super::*;
     use stationflow_schemas::signal::Reading;
 
-    const MINUTE: i64 = 60_000;
-
     /// A record of one good unit at `ts`, without `seq`.
     fn one_good(ts: i64, errors: &mut ErrorCodes) -> Rec {
         Rec::from_readings(ts, None, &[Reading::GoodDelta(1.0)], errors)
@@ -522,33 +521,33 @@ mod tests {
         let mut log = EventLog::default();
         let minute = |log: &mut EventLog, m: i64, errors: &mut ErrorCodes| {
             for s in 0..60 {
-                log.insert(one_good(m * MINUTE + s * 1_000, errors), errors);
+                log.insert(one_good(m * MINUTE_MS + s * 1_000, errors), errors);
             }
-            log.cool(m * MINUTE);
+            log.cool(m * MINUTE_MS);
         };
         // Two more minutes hot at first...
         for m in 0..20 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 16 * MINUTE);
+        assert_eq!(log.hot_from(), 16 * MINUTE_MS);
         // ...until the records have come in order for half an hour.
         for m in 20..40 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 38 * MINUTE);
-        // A record before the horizon's block brings the two minutes back, for the
-        // blocks cooled from then on.
-        log.insert(one_good(38 * MINUTE + 500, &mut errors), &errors);
-        log.insert(one_good(36 * MINUTE + 500, &mut errors), &errors);
+        assert_eq!(log.hot_from(), 38 * MINUTE_MS);
+        // A record in the horizon's block is not late; one before it brings the two
+        // minutes back, for the blocks cooled from then on.
+        log.insert(one_good(38 * MINUTE_MS + 500, &mut errors), &errors);
+        log.insert(one_good(36 * MINUTE_MS + 500, &mut errors), &errors);
         for m in 40..44 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 40 * MINUTE);
+        assert_eq!(log.hot_from(), 40 * MINUTE_MS);
         // The same after a snapshot.
         let mut copy: EventLog =
             serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
         minute(&mut copy, 44, &mut errors);
-        assert_eq!(copy.hot_from(), 42 * MINUTE);
+        assert_eq!(copy.hot_from(), 42 * MINUTE_MS);
         let (cold, hot) = copy.from(i64::MIN, &errors);
         assert_eq!(cold.len() + hot.len(), 45 * 60 + 2);
         let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
