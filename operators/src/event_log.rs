@@ -86,22 +86,27 @@ fn insert_sorted(records: &mut Vec<Rec>, rec: Rec) {
 }
 
 impl EventLog {
-    /// Inserts a record in order.
-    pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) {
+    /// Inserts a record in order, taking it out of `rec` (left empty). Taken only where
+    /// it is stored, the record goes from the caller's slot straight into the log: moved
+    /// in by value, it was copied to the stack and read back in other widths than it was
+    /// written, which made that read wait for every earlier store, the last record's
+    /// append to another station's log (a cache miss) among them.
+    pub fn insert(&mut self, rec: &mut Rec, errors: &ErrorCodes) {
         if rec.ts < self.horizon_block {
             self.late_margin_until = Some(self.horizon_block + IN_ORDER_AFTER_MS);
         }
         if rec.ts >= self.hot_from {
             let ts = rec.ts;
             if ts > self.hot_ts_bound {
-                self.hot.push(rec);
+                self.hot.push(std::mem::take(rec));
                 self.hot_ts_bound = ts;
             } else {
-                insert_sorted(&mut self.hot, rec);
+                insert_sorted(&mut self.hot, std::mem::take(rec));
                 self.hot_ts_bound = self.hot.last().map_or(ts, |r| r.ts);
             }
             return;
         }
+        let rec = std::mem::take(rec);
         let start = block_start(rec.ts);
         let at = self.cold.partition_point(|b| b.start < start);
         if self.cold.get(at).is_none_or(|b| b.start != start) {
@@ -442,14 +447,14 @@ mod tests {
         let mut errors = ErrorCodes::default();
         let mut log = EventLog::default();
         for ts in (0..2_000_000).step_by(10_000) {
-            let r = one_good(ts, &mut errors);
-            log.insert(r, &errors);
+            let mut r = one_good(ts, &mut errors);
+            log.insert(&mut r, &errors);
         }
         log.cool(1_000_000);
         // Two minutes behind the horizon stay hot at first.
         assert_eq!(log.hot_from(), 840_000);
-        let late = one_good(5, &mut errors);
-        log.insert(late, &errors);
+        let mut late = one_good(5, &mut errors);
+        log.insert(&mut late, &errors);
         let (cold, hot) = log.from(0, &errors);
         let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
         let mut sorted = all.clone();
@@ -473,7 +478,7 @@ mod tests {
             // A minute of records, one of them out of order, then cool.
             for k in [0, 2, 1, 3] {
                 let ts = step * 60_000 + k * 15_000;
-                log.insert(one_good(ts, &mut errors), &errors);
+                log.insert(&mut one_good(ts, &mut errors), &errors);
                 expected.push(ts);
             }
             log.cool(step * 60_000);
@@ -497,14 +502,14 @@ mod tests {
         let mut errors = ErrorCodes::default();
         let mut log = EventLog::default();
         for ts in [0, 20_000, 10_000] {
-            log.insert(one_good(ts, &mut errors), &errors);
+            log.insert(&mut one_good(ts, &mut errors), &errors);
         }
         let mut copy: EventLog =
             serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
         // The restored log knows nothing of its last record's time: nothing is assumed.
         assert!(copy.contains_same(&one_good(20_000, &mut errors), &errors));
         for ts in [15_000, 30_000, 25_000, 40_000] {
-            copy.insert(one_good(ts, &mut errors), &errors);
+            copy.insert(&mut one_good(ts, &mut errors), &errors);
         }
         let (_, hot) = copy.from(i64::MIN, &errors);
         let all: Vec<i64> = hot.iter().map(|r| r.ts).collect();
@@ -521,7 +526,7 @@ mod tests {
         let mut log = EventLog::default();
         let minute = |log: &mut EventLog, m: i64, errors: &mut ErrorCodes| {
             for s in 0..60 {
-                log.insert(one_good(m * MINUTE_MS + s * 1_000, errors), errors);
+                log.insert(&mut one_good(m * MINUTE_MS + s * 1_000, errors), errors);
             }
             log.cool(m * MINUTE_MS);
         };
@@ -537,8 +542,8 @@ mod tests {
         assert_eq!(log.hot_from(), 38 * MINUTE_MS);
         // A record in the horizon's block is not late; one before it brings the two
         // minutes back, for the blocks cooled from then on.
-        log.insert(one_good(38 * MINUTE_MS + 500, &mut errors), &errors);
-        log.insert(one_good(36 * MINUTE_MS + 500, &mut errors), &errors);
+        log.insert(&mut one_good(38 * MINUTE_MS + 500, &mut errors), &errors);
+        log.insert(&mut one_good(36 * MINUTE_MS + 500, &mut errors), &errors);
         for m in 40..44 {
             minute(&mut log, m, &mut errors);
         }

@@ -250,16 +250,49 @@ impl StationFlow {
     /// go in (or why not, counted), without touching the station's state. Admitted
     /// records go in with `insert` or `insert_grouped` before the next `advance`.
     pub fn admit(&mut self, record: &SignalRecord, now: i64) -> Result<Admitted, RejectReason> {
-        self.counters.records_in += 1;
-        self.counters.unknown_keys += record.unknown_keys as u64;
-        let admitted = self.try_admit(record, now);
-        if let Err(reason) = admitted {
-            *self.counters.rejected.entry(reason).or_default() += 1;
-        }
-        admitted
+        let station = self.admission_of(record, now)?;
+        Ok(self.admitted(station, record, now))
     }
 
-    fn try_admit(&mut self, record: &SignalRecord, now: i64) -> Result<Admitted, RejectReason> {
+    /// `admit`, appending the admitted record to `batch`, where it is built (see
+    /// `Rec::set_readings`).
+    pub fn admit_into(
+        &mut self,
+        record: &SignalRecord,
+        now: i64,
+        batch: &mut Vec<Admitted>,
+    ) -> Result<(), RejectReason> {
+        let station = self.admission_of(record, now)?;
+        let rec = Rec::default();
+        batch.push(Admitted { station, now, rec });
+        if let Some(last) = batch.last_mut() {
+            let readings = &record.readings;
+            last.rec
+                .set_readings(record.ts, record.seq, readings, &mut self.errors);
+        }
+        Ok(())
+    }
+
+    /// The record's station if it may go in; the reason counted if not.
+    fn admission_of(&mut self, record: &SignalRecord, now: i64) -> Result<StationId, RejectReason> {
+        self.counters.records_in += 1;
+        self.counters.unknown_keys += record.unknown_keys as u64;
+        let station = self.try_admit(record, now);
+        if let Err(reason) = station {
+            *self.counters.rejected.entry(reason).or_default() += 1;
+        }
+        station
+    }
+
+    fn admitted(&mut self, station: StationId, record: &SignalRecord, now: i64) -> Admitted {
+        Admitted {
+            station,
+            now,
+            rec: Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors),
+        }
+    }
+
+    fn try_admit(&mut self, record: &SignalRecord, now: i64) -> Result<StationId, RejectReason> {
         let Some(id) = self.ctx.station_id(&record.station) else {
             return Err(RejectReason::UnknownStation);
         };
@@ -280,19 +313,20 @@ impl StationFlow {
             }
             self.counters.late_records += 1;
         }
-        Ok(Admitted {
-            station: id,
-            now,
-            rec: Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors),
-        })
+        Ok(id)
     }
 
     /// The second half of `apply`: puts an admitted record into its station's history,
     /// or counts it as a duplicate.
-    pub fn insert(&mut self, admitted: Admitted) -> Outcome {
+    pub fn insert(&mut self, mut admitted: Admitted) -> Outcome {
+        self.insert_from(&mut admitted)
+    }
+
+    /// `insert`, taking the record out of `admitted`.
+    fn insert_from(&mut self, admitted: &mut Admitted) -> Outcome {
         let Admitted { station, now, rec } = admitted;
-        let ts = rec.ts;
-        let station = &mut self.stations[station as usize];
+        let (ts, now) = (rec.ts, *now);
+        let station = &mut self.stations[*station as usize];
         debug_assert_eq!(Admission::of(station), self.admission[station.id as usize]);
         match station.insert(rec, &self.errors) {
             Insert::Duplicate => {
@@ -316,7 +350,7 @@ impl StationFlow {
     pub fn insert_grouped(&mut self, batch: &mut Vec<Admitted>) {
         let mut grouping = std::mem::take(&mut self.grouping);
         for &i in grouping.order(batch, self.stations.len()) {
-            self.insert(std::mem::take(&mut batch[i as usize]));
+            self.insert_from(&mut batch[i as usize]);
         }
         self.grouping = grouping;
         batch.clear();

@@ -76,12 +76,20 @@ impl Default for Rec {
 
 impl Rec {
     fn with_content(ts: i64, seq: Option<u64>, content: u64, obs: SmallVec<[Obs; 2]>) -> Rec {
-        Rec {
+        let mut rec = Rec {
             ts,
-            seq: seq.unwrap_or(u64::MAX),
-            content: (content & !HAS_SEQ) | if seq.is_some() { HAS_SEQ } else { 0 },
+            seq: 0,
+            content: 0,
             obs,
-        }
+        };
+        rec.set_key(ts, seq, content);
+        rec
+    }
+
+    fn set_key(&mut self, ts: i64, seq: Option<u64>, content: u64) {
+        self.ts = ts;
+        self.seq = seq.unwrap_or(u64::MAX);
+        self.content = (content & !HAS_SEQ) | if seq.is_some() { HAS_SEQ } else { 0 };
     }
 
     pub fn seq(&self) -> Option<u64> {
@@ -154,47 +162,66 @@ impl Rec {
         readings: &[Reading],
         errors: &mut ErrorCodes,
     ) -> Rec {
-        let mut obs_of = |r: &Reading| match r {
-            Reading::Productive(b) => Obs::Productive(*b),
-            Reading::ErrorCode(None) => Obs::Error(None),
-            Reading::ErrorCode(Some(code)) => Obs::Error(Some(errors.intern(code))),
-            Reading::GoodDelta(v) => Obs::GoodDelta(*v),
-            Reading::GoodTotal(v) => Obs::GoodTotal(*v),
-            Reading::BadDelta(v) => Obs::BadDelta(*v),
-            Reading::BadTotal(v) => Obs::BadTotal(*v),
-            Reading::LineSpeed(v) => Obs::LineSpeed(*v),
-            Reading::KwhTotal(v) => Obs::KwhTotal(*v),
-            Reading::KwhDelta(v) => Obs::KwhDelta(*v),
-            Reading::Rssi(v) => Obs::Rssi(*v),
-        };
-        // One or two readings fill the inline buffer directly (`collect` goes through
-        // the general `extend`, several times the work for a record this small).
-        let obs: SmallVec<[Obs; 2]> = match readings {
-            [one] => SmallVec::from_buf_and_len([obs_of(one), Obs::Productive(false)], 1),
-            [first, second] => SmallVec::from_buf([obs_of(first), obs_of(second)]),
-            _ => readings.iter().map(obs_of).collect(),
-        };
-        Rec::new(ts, seq, obs, errors)
+        let mut rec = Rec::default();
+        rec.set_readings(ts, seq, readings, errors);
+        rec
+    }
+
+    /// Makes this the record of decoded readings, where it lies. A record built apart
+    /// and then moved here went through the stack, written in parts and read back in
+    /// words, and such a read waits for every store before it.
+    pub fn set_readings(
+        &mut self,
+        ts: i64,
+        seq: Option<u64>,
+        readings: &[Reading],
+        errors: &mut ErrorCodes,
+    ) {
+        self.obs.clear();
+        for r in readings {
+            let o = match r {
+                Reading::Productive(b) => Obs::Productive(*b),
+                Reading::ErrorCode(None) => Obs::Error(None),
+                Reading::ErrorCode(Some(code)) => Obs::Error(Some(errors.intern(code))),
+                Reading::GoodDelta(v) => Obs::GoodDelta(*v),
+                Reading::GoodTotal(v) => Obs::GoodTotal(*v),
+                Reading::BadDelta(v) => Obs::BadDelta(*v),
+                Reading::BadTotal(v) => Obs::BadTotal(*v),
+                Reading::LineSpeed(v) => Obs::LineSpeed(*v),
+                Reading::KwhTotal(v) => Obs::KwhTotal(*v),
+                Reading::KwhDelta(v) => Obs::KwhDelta(*v),
+                Reading::Rssi(v) => Obs::Rssi(*v),
+            };
+            self.obs.push(o);
+        }
+        let content = content_hash(&self.obs, errors);
+        self.set_key(ts, seq, content);
     }
 
     /// A record from its observations; `content` hashes them with error codes by name, so
     /// it does not depend on the order codes were first seen in.
     pub fn new(ts: i64, seq: Option<u64>, obs: SmallVec<[Obs; 2]>, errors: &ErrorCodes) -> Rec {
-        let mut content = 0xcbf2_9ce4_8422_2325u64;
-        for o in &obs {
-            let (tag, value) = o.tag_and_bits();
-            if let Obs::Error(Some(id)) = o {
-                for chunk in errors.name(*id).as_bytes().chunks(8) {
-                    let mut word = [0u8; 8];
-                    word[..chunk.len()].copy_from_slice(chunk);
-                    mix(&mut content, u64::from_le_bytes(word));
-                }
-            }
-            mix(&mut content, tag as u64);
-            mix(&mut content, value);
-        }
+        let content = content_hash(&obs, errors);
         Rec::with_content(ts, seq, content, obs)
     }
+}
+
+/// The hash of a record's observations, error codes by name.
+fn content_hash(obs: &[Obs], errors: &ErrorCodes) -> u64 {
+    let mut content = 0xcbf2_9ce4_8422_2325u64;
+    for o in obs {
+        let (tag, value) = o.tag_and_bits();
+        if let Obs::Error(Some(id)) = o {
+            for chunk in errors.name(*id).as_bytes().chunks(8) {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                mix(&mut content, u64::from_le_bytes(word));
+            }
+        }
+        mix(&mut content, tag as u64);
+        mix(&mut content, value);
+    }
+    content
 }
 
 impl Obs {
@@ -242,6 +269,29 @@ mod tests {
         assert!(rec(Some(u64::MAX - 1)).order_key() < rec(None).order_key());
         assert_eq!(rec(None).order_key().1, rec(Some(u64::MAX)).order_key().1);
         assert_ne!(rec(None), rec(Some(u64::MAX)));
+    }
+
+    #[test]
+    fn a_record_set_in_place_equals_one_built_fresh() {
+        let mut errors = ErrorCodes::default();
+        let readings = [
+            vec![
+                Reading::ErrorCode(Some("E-7".into())),
+                Reading::Productive(false),
+                Reading::KwhTotal(3.5),
+            ],
+            vec![Reading::GoodDelta(2.0)],
+            vec![Reading::BadDelta(1.0), Reading::ErrorCode(None)],
+            vec![],
+        ];
+        let mut reused = Rec::default();
+        for (k, r) in readings.iter().enumerate() {
+            let (ts, seq) = (1_000 * k as i64, (k % 2 == 0).then_some(k as u64));
+            reused.set_readings(ts, seq, r, &mut errors);
+            assert_eq!(reused, Rec::from_readings(ts, seq, r, &mut errors));
+            assert_eq!(reused.obs.len(), r.len());
+            assert_eq!(reused.seq(), seq);
+        }
     }
 
     #[test]

@@ -222,12 +222,13 @@ impl StationOp {
 
     /// Inserts a record in event-time order, or recognises it as a duplicate: the same
     /// `seq`, or without `seq` the same `ts` and observations.
-    pub fn insert(&mut self, rec: Rec, errors: &ErrorCodes) -> Insert {
+    /// `rec` is taken when applied and left as it was when a duplicate.
+    pub fn insert(&mut self, rec: &mut Rec, errors: &ErrorCodes) -> Insert {
         if let Some(seq) = rec.seq() {
             if !self.seqs.insert(seq) {
                 return Insert::Duplicate;
             }
-        } else if self.records.contains_same(&rec, errors) {
+        } else if self.records.contains_same(rec, errors) {
             return Insert::Duplicate;
         }
         self.max_ts = Some(self.max_ts.map_or(rec.ts, |m| m.max(rec.ts)));

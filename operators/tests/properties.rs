@@ -228,9 +228,8 @@ fn emitted(records: &[SignalRecord], every: usize, grouped: bool) -> (Vec<Vec<St
     for (i, r) in records.iter().enumerate() {
         now = now.max(r.ts);
         if grouped {
-            match flow.admit(r, now) {
-                Ok(admitted) => batch.push(admitted),
-                Err(reason) => outcomes.push((i, reason)),
+            if let Err(reason) = flow.admit_into(r, now, &mut batch) {
+                outcomes.push((i, reason));
             }
         } else if let Outcome::Rejected(reason) = flow.apply(r, now) {
             outcomes.push((i, reason));

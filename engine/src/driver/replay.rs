@@ -93,11 +93,8 @@ pub fn run(
         let rejected = match item.decoded() {
             Ok(record) => {
                 now = now.max(record.ts);
-                match flow.admit(record, now) {
-                    Ok(record) => {
-                        admitted.push(record);
-                        None
-                    }
+                match flow.admit_into(record, now, &mut admitted) {
+                    Ok(()) => None,
                     Err(reason) => Some((reason, reason_detail(reason))),
                 }
             }
