@@ -124,6 +124,16 @@ impl EventLog {
         *block = encode(start, &records);
     }
 
+    /// Asks the processor for the lines the next `count` appended records go to (as far
+    /// as the hot log's capacity: beyond it, an append moves the log anyway).
+    pub fn prefetch_appends(&self, count: usize) {
+        let (len, capacity) = (self.hot.len(), self.hot.capacity());
+        let next = self.hot.as_ptr().wrapping_add(len);
+        for k in 0..count.min(capacity - len) {
+            crate::prefetch::for_writing(next.wrapping_add(k));
+        }
+    }
+
     /// Whether a record without `seq` with the same `ts` and observations is here.
     pub fn contains_same(&self, rec: &Rec, errors: &ErrorCodes) -> bool {
         let same = |r: &Rec| r.ts == rec.ts && r.seq().is_none() && r.obs == rec.obs;

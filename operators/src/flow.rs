@@ -146,29 +146,36 @@ impl Admission {
 /// Scratch space for ordering a batch by station (a counting sort of indices).
 #[derive(Debug, Default)]
 struct Grouping {
-    next: Vec<u32>,
+    /// After `group`: where each station's indices end in `order`.
+    ends: Vec<u32>,
     order: Vec<u32>,
 }
 
 impl Grouping {
-    /// The batch's indices, station by station, each station's in batch order.
-    fn order(&mut self, batch: &[Admitted], stations: usize) -> &[u32] {
-        self.next.clear();
-        self.next.resize(stations + 1, 0);
+    /// Orders the batch's indices station by station, each station's in batch order.
+    fn group(&mut self, batch: &[Admitted], stations: usize) {
+        let next = &mut self.ends;
+        next.clear();
+        next.resize(stations + 1, 0);
         for a in batch {
-            self.next[a.station as usize + 1] += 1;
+            next[a.station as usize + 1] += 1;
         }
-        for s in 1..self.next.len() {
-            self.next[s] += self.next[s - 1];
+        for s in 1..next.len() {
+            next[s] += next[s - 1];
         }
         self.order.clear();
         self.order.resize(batch.len(), 0);
         for (i, a) in batch.iter().enumerate() {
-            let at = &mut self.next[a.station as usize];
+            let at = &mut next[a.station as usize];
             self.order[*at as usize] = i as u32;
             *at += 1;
         }
-        &self.order
+    }
+
+    /// The indices of `station`'s records.
+    fn of(&self, station: usize) -> &[u32] {
+        let start = station.checked_sub(1).map_or(0, |s| self.ends[s]);
+        &self.order[start as usize..self.ends[station] as usize]
     }
 }
 
@@ -347,10 +354,21 @@ impl StationFlow {
     /// in order: stations are independent, and what admission read changes only in
     /// `advance`. Each station's state is fetched once per batch instead of once per
     /// record (with a thousand stations interleaved, every record missed the cache).
+    ///
+    /// The lines a station's records are appended to were last touched minutes ago:
+    /// they are asked for while the station `APPEND_AHEAD` before it takes its records,
+    /// so that fetching them overlaps that work instead of stalling the appends.
     pub fn insert_grouped(&mut self, batch: &mut Vec<Admitted>) {
+        const APPEND_AHEAD: usize = 2;
         let mut grouping = std::mem::take(&mut self.grouping);
-        for &i in grouping.order(batch, self.stations.len()) {
-            self.insert_from(&mut batch[i as usize]);
+        grouping.group(batch, self.stations.len());
+        for s in 0..self.stations.len() {
+            if let Some(ahead) = self.stations.get(s + APPEND_AHEAD) {
+                ahead.prefetch_appends(grouping.of(s + APPEND_AHEAD).len());
+            }
+            for &i in grouping.of(s) {
+                self.insert_from(&mut batch[i as usize]);
+            }
         }
         self.grouping = grouping;
         batch.clear();

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod intervals;
 pub mod metrics;
 pub mod plan;
+mod prefetch;
 pub mod record;
 pub mod seq_set;
 pub mod shift_calendar;

@@ -237,6 +237,11 @@ impl StationOp {
         Insert::Applied
     }
 
+    /// Asks the processor for the place of this station's next `count` records.
+    pub fn prefetch_appends(&self, count: usize) {
+        self.records.prefetch_appends(count);
+    }
+
     /// Whether a refresh to `horizon` would do anything.
     pub fn needs_refresh(&self, horizon: i64) -> bool {
         self.dirty_from.is_some() || horizon > self.horizon
