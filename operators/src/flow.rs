@@ -258,7 +258,8 @@ impl StationFlow {
     /// records go in with `insert` or `insert_grouped` before the next `advance`.
     pub fn admit(&mut self, record: &SignalRecord, now: i64) -> Result<Admitted, RejectReason> {
         let station = self.admission_of(record, now)?;
-        Ok(self.admitted(station, record, now))
+        let rec = Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors);
+        Ok(Admitted { station, now, rec })
     }
 
     /// `admit`, appending the admitted record to `batch`, where it is built (see
@@ -289,14 +290,6 @@ impl StationFlow {
             *self.counters.rejected.entry(reason).or_default() += 1;
         }
         station
-    }
-
-    fn admitted(&mut self, station: StationId, record: &SignalRecord, now: i64) -> Admitted {
-        Admitted {
-            station,
-            now,
-            rec: Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors),
-        }
     }
 
     fn try_admit(&mut self, record: &SignalRecord, now: i64) -> Result<StationId, RejectReason> {
