@@ -15,7 +15,7 @@ use stationflow_schemas::RejectReason;
 
 use crate::plan::{ContextIndex, StationId};
 use crate::record::{ErrorCodes, Rec};
-use crate::station::{Insert, StationOp};
+use crate::station::{Emitted, Insert, StationOp};
 
 /// Event-time settings (SPEC §4). All durations in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,8 +105,8 @@ pub struct StationFlow {
     origin: Option<i64>,
     max_ts: Option<i64>,
     counters: Counters,
-    windows: Vec<StationWindow>,
-    events: Vec<DowntimeEvent>,
+    /// Windows and events emitted since they were last drained.
+    out: Emitted,
     /// Per station (by index) refreshed since the last drain: the downtime open at its
     /// horizon. Keyed by code only when drained: a replay never drains, and a code
     /// cloned per refresh was 1.5 % of its time.
@@ -192,8 +192,7 @@ impl StationFlow {
             origin: None,
             max_ts: None,
             counters: Counters::default(),
-            windows: Vec::new(),
-            events: Vec::new(),
+            out: Emitted::default(),
             underway: Vec::new(),
             admission: Vec::new(),
             grouping: Grouping::default(),
@@ -428,18 +427,18 @@ impl StationFlow {
             return;
         }
         let floor = horizon.max(station.horizon) - self.config.allowed_lateness_ms;
-        let out = station.refresh(&self.ctx, &self.errors, horizon, floor, now);
+        let (windows, events) = (self.out.windows.len(), self.out.events.len());
+        let underway = station.refresh(&self.ctx, &self.errors, horizon, floor, now, &mut self.out);
         self.admission[i] = Admission::of(station);
-        self.counters.windows_emitted += out.windows.len() as u64;
+        let new_windows = &self.out.windows[windows..];
+        self.counters.windows_emitted += new_windows.len() as u64;
         self.counters.revisions_emitted +=
-            out.windows.iter().filter(|w| w.revision > 0).count() as u64;
-        self.counters.events_emitted += out.events.len() as u64;
-        self.windows.extend(out.windows);
-        self.events.extend(out.events);
+            new_windows.iter().filter(|w| w.revision > 0).count() as u64;
+        self.counters.events_emitted += (self.out.events.len() - events) as u64;
         if self.underway.len() <= i {
             self.underway.resize(self.stations.len(), None);
         }
-        self.underway[i] = Some(out.underway);
+        self.underway[i] = Some(underway);
     }
 
     /// Replaces the context. Windows from `changed_from` on (inside the allowed
@@ -477,11 +476,11 @@ impl StationFlow {
     }
 
     pub fn drain_windows(&mut self) -> Vec<StationWindow> {
-        std::mem::take(&mut self.windows)
+        std::mem::take(&mut self.out.windows)
     }
 
     pub fn drain_events(&mut self) -> Vec<DowntimeEvent> {
-        std::mem::take(&mut self.events)
+        std::mem::take(&mut self.out.events)
     }
 
     /// For each station whose windows moved since the last call: the downtime span

@@ -59,13 +59,11 @@ pub enum Insert {
     Duplicate,
 }
 
-/// Rows produced by a refresh.
+/// Rows refreshes emit, gathered until drained.
 #[derive(Debug, Default)]
 pub struct Emitted {
     pub windows: Vec<StationWindow>,
     pub events: Vec<DowntimeEvent>,
-    /// The downtime span still open at the horizon, if any (`end` = the horizon).
-    pub underway: Option<DowntimeEvent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,7 +257,10 @@ impl StationOp {
     }
 
     /// Recomputes what changed and moves the horizon to `horizon` (minute aligned, never
-    /// backwards). `retention_floor`: windows before it are no longer revised.
+    /// backwards). `retention_floor`: windows before it are no longer revised. The rows
+    /// it emits are appended to `out` (straight where the caller collects them: rows
+    /// are large, and moving them over cost a copy and an allocation per refresh); it
+    /// returns the downtime span still open at the horizon, if any (`end` = the horizon).
     pub fn refresh(
         &mut self,
         ctx: &ContextIndex,
@@ -267,10 +268,11 @@ impl StationOp {
         horizon: i64,
         retention_floor: i64,
         now: i64,
-    ) -> Emitted {
+        out: &mut Emitted,
+    ) -> Option<DowntimeEvent> {
         let horizon = horizon.max(self.horizon);
         if !self.needs_refresh(horizon) {
-            return Emitted::default();
+            return None;
         }
         let changed_from = minute_floor(self.dirty_from.unwrap_or(self.horizon).min(self.horizon));
         let mut from = self.snapshot_at_or_before(changed_from);
@@ -287,13 +289,13 @@ impl StationOp {
             horizon,
             now,
         };
-        let out = self.emit(&env, &walk);
+        let underway = self.emit(&env, &walk, out);
         self.keep_snapshots(&walk, horizon);
         self.horizon = horizon;
         self.dirty_from = None;
         self.prune(retention_floor, errors);
         self.records.cool(horizon);
-        out
+        underway
     }
 
     fn snapshot_at_or_before(&self, t: i64) -> i64 {
@@ -375,10 +377,10 @@ impl StationOp {
         }
     }
 
-    fn emit(&mut self, env: &Env, walk: &Walk) -> Emitted {
+    fn emit(&mut self, env: &Env, walk: &Walk, out: &mut Emitted) -> Option<DowntimeEvent> {
         let (errors, horizon, now) = (env.errors, env.horizon, env.now);
         let spans = walk.downtime_spans(horizon);
-        let mut out = Emitted::default();
+        let mut underway = None;
         let mut open: Option<OpenEvent> = None;
         let mut closed_events: Vec<OpenEvent> = Vec::new();
         let mut first_span = 0usize;
@@ -394,17 +396,17 @@ impl StationOp {
                 .collect();
             let (window, pieces) = metrics::window(facts, &overlapping, errors);
             accumulate_events(&mut open, &mut closed_events, &pieces);
-            self.offer_window(window, facts.debounced, now, &mut out);
+            self.offer_window(window, facts.debounced, now, out);
         }
         if let Some(e) = open.take() {
             if e.end < horizon {
                 closed_events.push(e);
             } else if e.downtime_ms > 0 {
-                out.underway = Some(self.underway(env, walk, e));
+                underway = Some(self.underway(env, walk, e));
             }
         }
-        self.offer_events(env, walk, closed_events, &mut out);
-        out
+        self.offer_events(env, walk, closed_events, out);
+        underway
     }
 
     /// The open span as an event row, from its true start.
