@@ -110,8 +110,9 @@ pub fn run(
         if n.is_multiple_of(config.batch_records) {
             flow.insert_grouped(&mut admitted);
             flow.advance(now);
-            windows.write(flow.drain_windows())?;
-            events.write(flow.drain_events())?;
+            let (new_windows, new_events) = flow.drain_rows();
+            windows.write(new_windows)?;
+            events.write(new_events)?;
             progress.inc(config.batch_records as u64);
         }
     }
@@ -120,8 +121,9 @@ pub fn run(
         flow.advance(now);
         flow.finish(now);
     }
-    windows.write(flow.drain_windows())?;
-    events.write(flow.drain_events())?;
+    let (new_windows, new_events) = flow.drain_rows();
+    windows.write(new_windows)?;
+    events.write(new_events)?;
     progress.set_position(n as u64);
     let windows = windows.close()?;
     let events = events.close()?;
