@@ -5,6 +5,7 @@
 //! instead of 64), so the allowed lateness costs little memory. A walk that reaches back
 //! decodes the blocks it needs; a late record re-encodes only its block.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -244,12 +245,32 @@ fn first_at_or_after(records: &[Rec], ts: i64) -> usize {
     0
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+/// Writes into room made beforehand for the worst case: a byte is a store and a check
+/// against the room's end, where `Vec::push` also checks the capacity and keeps the
+/// length in memory.
+struct Writer<'a> {
+    room: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn byte(&mut self, b: u8) {
+        self.room[self.at] = b;
+        self.at += 1;
     }
-    out.push(v as u8);
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    fn word(&mut self, word: [u8; 8]) {
+        self.room[self.at..self.at + 8].copy_from_slice(&word);
+        self.at += 8;
+    }
 }
 
 fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
@@ -275,7 +296,7 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
-fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
+fn put_value(out: &mut Writer, kind: u8, v: f64) {
     // Below 2^53 the cast back is exact just when `v` is integral (`fract` is a libm call).
     // The cast to i64 is one instruction where u64's takes a dozen; NaN and values out of
     // range come out as 0 or saturated and fail the comparison or the range.
@@ -284,11 +305,11 @@ fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
         && integral as f64 == v
         && v.to_bits() != (-0.0f64).to_bits()
     {
-        out.push(kind << 1);
-        put_varint(out, integral as u64);
+        out.byte(kind << 1);
+        out.varint(integral as u64);
     } else {
-        out.push((kind << 1) | 1);
-        out.extend_from_slice(&v.to_bits().to_le_bytes());
+        out.byte((kind << 1) | 1);
+        out.word(v.to_bits().to_le_bytes());
     }
 }
 
@@ -299,49 +320,60 @@ fn max_encoded_len(record: &Rec) -> usize {
 }
 
 fn encode(start: i64, records: &[Rec]) -> Block {
-    // Room for the worst case, given back after: growing would copy the bytes, while
-    // shrinking splits the allocation in place.
-    let mut bytes = Vec::with_capacity(records.iter().map(max_encoded_len).sum());
+    thread_local! {
+        /// Room for the worst case, kept from block to block (and in cache); the block
+        /// gets a copy of just its bytes.
+        static ROOM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    ROOM.with_borrow_mut(|room| {
+        let worst = records.iter().map(max_encoded_len).sum();
+        if room.len() < worst {
+            room.resize(worst, 0);
+        }
+        let len = encode_into(room, start, records);
+        Block {
+            start,
+            count: records.len() as u32,
+            bytes: room[..len].to_vec(),
+        }
+    })
+}
+
+/// Writes the block's bytes to `room` (which has room for the worst case): how many.
+fn encode_into(room: &mut [u8], start: i64, records: &[Rec]) -> usize {
+    let mut out = Writer { room, at: 0 };
     let (mut prev_ts, mut prev_seq) = (start, 0u64);
     for r in records {
-        put_varint(&mut bytes, (r.ts - prev_ts) as u64);
+        out.varint((r.ts - prev_ts) as u64);
         prev_ts = r.ts;
         match r.seq() {
-            None => put_varint(&mut bytes, 0),
+            None => out.varint(0),
             Some(s) => {
-                put_varint(
-                    &mut bytes,
-                    zigzag(s.wrapping_sub(prev_seq) as i64).wrapping_add(1),
-                );
+                out.varint(zigzag(s.wrapping_sub(prev_seq) as i64).wrapping_add(1));
                 prev_seq = s;
             }
         }
-        bytes.push(r.obs.len() as u8);
+        out.byte(r.obs.len() as u8);
         for o in &r.obs {
             match o {
-                Obs::Productive(b) => bytes.push((1 << 1) | *b as u8),
-                Obs::Error(None) => bytes.push(2 << 1),
+                Obs::Productive(b) => out.byte((1 << 1) | *b as u8),
+                Obs::Error(None) => out.byte(2 << 1),
                 Obs::Error(Some(id)) => {
-                    bytes.push((2 << 1) | 1);
-                    put_varint(&mut bytes, *id as u64);
+                    out.byte((2 << 1) | 1);
+                    out.varint(*id as u64);
                 }
-                Obs::GoodDelta(v) => put_value(&mut bytes, 3, *v),
-                Obs::GoodTotal(v) => put_value(&mut bytes, 4, *v),
-                Obs::BadDelta(v) => put_value(&mut bytes, 5, *v),
-                Obs::BadTotal(v) => put_value(&mut bytes, 6, *v),
-                Obs::LineSpeed(v) => put_value(&mut bytes, 7, *v),
-                Obs::KwhTotal(v) => put_value(&mut bytes, 8, *v),
-                Obs::KwhDelta(v) => put_value(&mut bytes, 9, *v),
-                Obs::Rssi(v) => put_value(&mut bytes, 10, *v),
+                Obs::GoodDelta(v) => put_value(&mut out, 3, *v),
+                Obs::GoodTotal(v) => put_value(&mut out, 4, *v),
+                Obs::BadDelta(v) => put_value(&mut out, 5, *v),
+                Obs::BadTotal(v) => put_value(&mut out, 6, *v),
+                Obs::LineSpeed(v) => put_value(&mut out, 7, *v),
+                Obs::KwhTotal(v) => put_value(&mut out, 8, *v),
+                Obs::KwhDelta(v) => put_value(&mut out, 9, *v),
+                Obs::Rssi(v) => put_value(&mut out, 10, *v),
             }
         }
     }
-    bytes.shrink_to_fit();
-    Block {
-        start,
-        count: records.len() as u32,
-        bytes,
-    }
+    out.at
 }
 
 fn decode(block: &Block, errors: &ErrorCodes) -> Vec<Rec> {
