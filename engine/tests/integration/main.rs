@@ -9,5 +9,6 @@ mod live_engine;
 mod object_storage;
 mod object_store_server;
 mod order_independence;
+mod other_engines;
 mod publish_to_kafka;
 mod sample_data;
