@@ -31,7 +31,10 @@ struct Block {
     bytes: Vec<u8>,
 }
 
+/// `repr(C)`, its hot part last: inserting reads and writes only that part, in the
+/// cache line that `StationOp`'s layout gives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[repr(C)]
 pub struct EventLog {
     cold: VecDeque<Block>,
     hot: Vec<Rec>,
@@ -87,6 +90,10 @@ fn insert_sorted(records: &mut Vec<Rec>, rec: Rec) {
 }
 
 impl EventLog {
+    /// Where the part an insert touches begins (`StationOp`'s layout test).
+    #[cfg(test)]
+    pub(crate) const HOT_PART_OFFSET: usize = std::mem::offset_of!(EventLog, hot);
+
     /// Inserts a record in order, taking it out of `rec` (left empty). Taken only where
     /// it is stored, the record goes from the caller's slot straight into the log: moved
     /// in by value, it was copied to the stack and read back in other widths than it was

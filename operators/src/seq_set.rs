@@ -14,15 +14,16 @@ const MAX_WORDS: usize = 1 << 16;
 /// fetching it was a cache miss for every station a batch of records reached.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "SeqSetFields")]
+#[repr(C)]
 pub struct SeqSet {
     /// Seq of bit 0 of the first word; a multiple of 64.
     base: u64,
-    /// The bitmap's words but the last.
-    words: VecDeque<u64>,
     /// The bitmap's last word (index `words.len()`), when `has_last`.
     last: u64,
     /// Whether the bitmap has any word; `words` is empty when not.
     has_last: bool,
+    /// The bitmap's words but the last.
+    words: VecDeque<u64>,
     sparse: FxHashSet<u64>,
 }
 
@@ -74,6 +75,11 @@ impl From<SeqSetFields> for SeqSet {
 }
 
 impl SeqSet {
+    /// Where the part an insert touches ends, `sparse` aside (`StationOp`'s layout test).
+    #[cfg(test)]
+    pub(crate) const INSERT_PART_END: usize =
+        std::mem::offset_of!(SeqSet, words) + std::mem::size_of::<VecDeque<u64>>();
+
     /// Words in the bitmap.
     fn len(&self) -> usize {
         self.words.len() + usize::from(self.has_last)
