@@ -68,9 +68,9 @@ pub struct Emitted {
 
 /// Laid out by hand (`repr(C)`, on cache lines of its own): what inserting a record
 /// reads and writes lies in lines 1 to 3, from the event log's hot part through the
-/// fields after it to the seq set's bitmap (the first two fields fill line 0 before
-/// the event log's cold blocks). With a thousand stations a batch reaches each
-/// station's state out of cache, a miss for every line it touches.
+/// fields after it to the seq set's bitmap; the first two fields and the event log's
+/// cold blocks fill line 0. With a thousand stations a batch reaches each station's
+/// state out of cache, a miss for every line it touches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[repr(C, align(64))]
 pub struct StationOp {
