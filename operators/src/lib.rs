@@ -17,6 +17,7 @@ mod prefetch;
 pub mod record;
 pub mod seq_set;
 pub mod shift_calendar;
+mod snapshots;
 pub mod station;
 mod station_codes;
 pub mod timeline;

@@ -20,6 +20,7 @@ use crate::metrics::{self, DowntimePiece};
 use crate::plan::{ContextIndex, ShiftCache, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::seq_set::SeqSet;
+use crate::snapshots::Snapshots;
 use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 
 /// Snapshots are kept at every minute this close to the horizon, and every
@@ -74,8 +75,8 @@ pub struct Emitted {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[repr(C, align(64))]
 pub struct StationOp {
-    snapshots: BTreeMap<i64, Snapshot>,
     emitted_from: i64,
+    pub code: String,
     records: EventLog,
     pub max_ts: Option<i64>,
     dirty_from: Option<i64>,
@@ -85,7 +86,7 @@ pub struct StationOp {
     pub horizon: i64,
     pub id: StationId,
     seqs: SeqSet,
-    pub code: String,
+    snapshots: Snapshots<Snapshot>,
     emitted: VecDeque<Option<EmittedWindow>>,
     events: BTreeMap<i64, EmittedEvent>,
     /// Debounced completions in windows already dropped from `emitted`.
@@ -158,7 +159,7 @@ struct OpenEvent {
 
 impl StationOp {
     pub fn new(id: StationId, code: &str, origin: i64) -> Self {
-        let mut snapshots = BTreeMap::new();
+        let mut snapshots = Snapshots::default();
         snapshots.insert(
             origin,
             Snapshot {
@@ -186,11 +187,7 @@ impl StationOp {
 
     /// The first minute this station still holds; older records are too late.
     pub fn earliest(&self) -> i64 {
-        self.snapshots
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.horizon)
+        self.snapshots.first().unwrap_or(self.horizon)
     }
 
     /// Extends the station's history back to an earlier origin (a late record from
@@ -306,9 +303,7 @@ impl StationOp {
 
     fn snapshot_at_or_before(&self, t: i64) -> i64 {
         self.snapshots
-            .range(..=t)
-            .next_back()
-            .map(|(k, _)| *k)
+            .at_or_before(t)
             .unwrap_or_else(|| self.earliest())
     }
 
@@ -320,7 +315,7 @@ impl StationOp {
         horizon: i64,
         errors: &ErrorCodes,
     ) -> Option<i64> {
-        let snap = &self.snapshots[&walk.from];
+        let snap = &self.snapshots[walk.from];
         let mut target: Option<i64> = None;
         let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
         if let Some(p) = snap.state.pending.filter(|p| p.anchor < walk.from) {
@@ -349,7 +344,7 @@ impl StationOp {
     }
 
     fn walk(&mut self, ctx: &ContextIndex, errors: &ErrorCodes, from: i64, horizon: i64) -> Walk {
-        let mut walker = Walker::new(self.snapshots[&from].state.clone());
+        let mut walker = Walker::new(self.snapshots[from].state.clone());
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
         let mut states = Vec::with_capacity(minutes);
@@ -506,7 +501,7 @@ impl StationOp {
     /// Where the downtime under way at the walk's first instant began, if it began
     /// before the walk.
     fn carried_downtime(&self, walk: &Walk, horizon: i64) -> Option<i64> {
-        let state = &self.snapshots[&walk.from].state;
+        let state = &self.snapshots[walk.from].state;
         let no_data = state.no_data_since(walk.from).filter(|s| *s < walk.from);
         let stop = state
             .pending
@@ -547,7 +542,7 @@ impl StationOp {
             let at = walk.from + (m as i64 + 1) * MINUTE_MS;
             let dense = horizon - at <= DENSE_SNAPSHOT_MS;
             if !dense && at.rem_euclid(SPARSE_SNAPSHOT_MS) != 0 {
-                self.snapshots.remove(&at);
+                self.snapshots.remove(at);
                 continue;
             }
             let pending_qualified = state
@@ -567,27 +562,16 @@ impl StationOp {
         let earliest = self.earliest();
         let left_dense =
             (self.horizon - DENSE_SNAPSHOT_MS).max(earliest + 1)..(horizon - DENSE_SNAPSHOT_MS);
-        let thin: Vec<i64> = if left_dense.is_empty() {
-            Vec::new()
-        } else {
+        if !left_dense.is_empty() {
             self.snapshots
-                .range(left_dense)
-                .map(|(k, _)| *k)
-                .filter(|k| k.rem_euclid(SPARSE_SNAPSHOT_MS) != 0)
-                .collect()
-        };
-        for k in thin {
-            self.snapshots.remove(&k);
+                .thin(left_dense, |k| k.rem_euclid(SPARSE_SNAPSHOT_MS) == 0);
         }
     }
 
     /// Forgets what lies before the allowed lateness (plus a margin for open stops).
     fn prune(&mut self, retention_floor: i64, errors: &ErrorCodes) {
         let keep_from = self.snapshot_at_or_before(retention_floor - RETENTION_MARGIN_MS);
-        let old: Vec<i64> = self.snapshots.range(..keep_from).map(|(k, _)| *k).collect();
-        for k in old {
-            self.snapshots.remove(&k);
-        }
+        self.snapshots.remove_before(keep_from);
         let seqs = &mut self.seqs;
         self.records.prune_before(keep_from, errors, |r| {
             if let Some(seq) = r.seq() {
