@@ -43,6 +43,21 @@ struct EmittedWindow {
     fingerprint: u64,
     revision: i32,
     debounced: u64,
+    /// A SipHash fingerprint; an FxHash one from a checkpoint made before when absent
+    /// (see `fingerprint`).
+    #[serde(default)]
+    strong: bool,
+}
+
+impl EmittedWindow {
+    /// Whether `window`, whose fingerprint is `fp`, is what was emitted. An FxHash
+    /// fingerprint that matches is replaced by `fp`.
+    fn matches(&mut self, fp: u64, window: &StationWindow) -> bool {
+        if !self.strong && self.fingerprint == fingerprint::legacy_window(window) {
+            (self.fingerprint, self.strong) = (fp, true);
+        }
+        self.strong && self.fingerprint == fp
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +66,19 @@ struct EmittedEvent {
     fingerprint: u64,
     revision: i32,
     retracted: bool,
+    /// As `EmittedWindow::strong`.
+    #[serde(default)]
+    strong: bool,
+}
+
+impl EmittedEvent {
+    /// As `EmittedWindow::matches`.
+    fn matches(&mut self, fp: u64, event: &DowntimeEvent) -> bool {
+        if !self.strong && self.fingerprint == fingerprint::legacy_event(event) {
+            (self.fingerprint, self.strong) = (fp, true);
+        }
+        self.strong && self.fingerprint == fp
+    }
 }
 
 /// What applying a record did.
@@ -436,17 +464,20 @@ impl StationOp {
         let fp = fingerprint::window(&window);
         let slot = &mut self.emitted[idx];
         let revision = match slot {
-            Some(prev) if prev.fingerprint == fp => {
-                prev.debounced = debounced;
-                return;
+            Some(prev) => {
+                if prev.matches(fp, &window) {
+                    prev.debounced = debounced;
+                    return;
+                }
+                prev.revision + 1
             }
-            Some(prev) => prev.revision + 1,
             None => 0,
         };
         *slot = Some(EmittedWindow {
             fingerprint: fp,
             revision,
             debounced,
+            strong: true,
         });
         window.revision = revision;
         window.emitted_at = now;
@@ -517,9 +548,13 @@ impl StationOp {
 
     fn offer_event(&mut self, event: &mut DowntimeEvent, retracted: bool, out: &mut Emitted) {
         let fp = fingerprint::event(event);
-        let revision = match self.events.get(&event.start) {
-            Some(prev) if prev.fingerprint == fp => return,
-            Some(prev) => prev.revision + 1,
+        let revision = match self.events.get_mut(&event.start) {
+            Some(prev) => {
+                if prev.matches(fp, event) {
+                    return;
+                }
+                prev.revision + 1
+            }
             None if retracted => return,
             None => 0,
         };
@@ -531,6 +566,7 @@ impl StationOp {
                 fingerprint: fp,
                 revision,
                 retracted,
+                strong: true,
             },
         );
         out.events.push(event.clone());
@@ -670,5 +706,50 @@ mod tests {
         ] {
             assert!((first..last).contains(&field), "{field}");
         }
+    }
+
+    /// Checkpoints made before SipHash hold FxHash fingerprints: a window or event that
+    /// has not changed is not emitted again, and its fingerprint becomes a SipHash one.
+    #[test]
+    fn fingerprints_from_an_older_checkpoint_are_compared_as_they_were_made() {
+        let window = StationWindow {
+            energy_kwh: Some(64.0),
+            ..StationWindow::default()
+        };
+        let other = StationWindow {
+            energy_kwh: Some(0.0),
+            ..window.clone()
+        };
+        let legacy = fingerprint::legacy_window(&window);
+        let json = format!(r#"{{"fingerprint":{legacy},"revision":3,"debounced":0}}"#);
+        let mut emitted: EmittedWindow = serde_json::from_str(&json).unwrap();
+        assert!(!emitted.matches(fingerprint::window(&other), &other));
+        assert!(emitted.matches(fingerprint::window(&window), &window));
+        assert!(emitted.strong && emitted.fingerprint == fingerprint::window(&window));
+
+        let event = DowntimeEvent {
+            plant: "P".into(),
+            line: None,
+            station: "S".into(),
+            start: 0,
+            end: 60_000,
+            duration_s: 60.0,
+            downtime_s: 60.0,
+            reason: "unplanned".into(),
+            error_code: None,
+            revision: 0,
+            emitted_at: 0,
+        };
+        let legacy = fingerprint::legacy_event(&event);
+        let json = format!(r#"{{"end":0,"fingerprint":{legacy},"revision":0,"retracted":false}}"#);
+        let mut emitted: EmittedEvent = serde_json::from_str(&json).unwrap();
+        let longer = DowntimeEvent {
+            end: 120_000,
+            downtime_s: 120.0,
+            ..event.clone()
+        };
+        assert!(!emitted.matches(fingerprint::event(&longer), &longer));
+        assert!(emitted.matches(fingerprint::event(&event), &event));
+        assert!(emitted.strong);
     }
 }
