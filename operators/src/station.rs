@@ -726,6 +726,8 @@ mod tests {
         assert!(!emitted.matches(fingerprint::window(&other), &other));
         assert!(emitted.matches(fingerprint::window(&window), &window));
         assert!(emitted.strong && emitted.fingerprint == fingerprint::window(&window));
+        // The flag lies in the padding, and `Option` uses its spare values.
+        assert_eq!(std::mem::size_of::<Option<EmittedWindow>>(), 24);
 
         let event = DowntimeEvent {
             plant: "P".into(),
