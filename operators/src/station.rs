@@ -50,14 +50,25 @@ struct EmittedWindow {
 }
 
 impl EmittedWindow {
-    /// Whether `window`, whose fingerprint is `fp`, is what was emitted. An FxHash
-    /// fingerprint that matches is replaced by `fp`.
+    /// Whether `window`, whose fingerprint is `fp`, is what was emitted.
     fn matches(&mut self, fp: u64, window: &StationWindow) -> bool {
-        if !self.strong && self.fingerprint == fingerprint::legacy_window(window) {
-            (self.fingerprint, self.strong) = (fp, true);
-        }
-        self.strong && self.fingerprint == fp
+        let legacy = || fingerprint::legacy_window(window);
+        same_fingerprint(&mut self.fingerprint, &mut self.strong, fp, legacy)
     }
+}
+
+/// Whether the `stored` fingerprint is `fp`. An FxHash one (not `strong`) is compared
+/// with the row's `legacy` fingerprint and, when that matches, replaced by `fp`.
+fn same_fingerprint(
+    stored: &mut u64,
+    strong: &mut bool,
+    fp: u64,
+    legacy: impl FnOnce() -> u64,
+) -> bool {
+    if !*strong && *stored == legacy() {
+        (*stored, *strong) = (fp, true);
+    }
+    *strong && *stored == fp
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,10 +85,8 @@ struct EmittedEvent {
 impl EmittedEvent {
     /// As `EmittedWindow::matches`.
     fn matches(&mut self, fp: u64, event: &DowntimeEvent) -> bool {
-        if !self.strong && self.fingerprint == fingerprint::legacy_event(event) {
-            (self.fingerprint, self.strong) = (fp, true);
-        }
-        self.strong && self.fingerprint == fp
+        let legacy = || fingerprint::legacy_event(event);
+        same_fingerprint(&mut self.fingerprint, &mut self.strong, fp, legacy)
     }
 }
 
