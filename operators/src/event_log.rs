@@ -149,7 +149,7 @@ impl EventLog {
             if rec.ts > self.hot_ts_bound {
                 return false;
             }
-            let lo = self.hot.partition_point(|r| r.ts < rec.ts);
+            let lo = first_at_or_after(&self.hot, rec.ts);
             return self.hot[lo..]
                 .iter()
                 .take_while(|r| r.ts == rec.ts)
@@ -173,7 +173,7 @@ impl EventLog {
                 }
             }
         }
-        let lo = self.hot.partition_point(|r| r.ts < ts);
+        let lo = first_at_or_after(&self.hot, ts);
         self.hot.get(lo).map(|r| r.ts)
     }
 
