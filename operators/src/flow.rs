@@ -4,6 +4,7 @@
 //! rejects records beyond the allowed lateness, and snapshots and restores all state.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::vec::Drain;
 
@@ -30,6 +31,11 @@ pub struct FlowConfig {
     pub idle_timeout_ms: i64,
     /// Live only: records further than this ahead of `now` are `future_ts`.
     pub max_clock_skew_ms: Option<i64>,
+    /// The furthest one refresh moves a station's horizon: a longer jump (a shutdown in
+    /// the history, a device clock that was wrong) is walked in steps of this, as if the
+    /// watermarks had advanced that often. A refresh holds every minute it walks, about
+    /// 1 KB each, so this bounds its memory; the latest windows are the same.
+    pub max_refresh_ms: i64,
 }
 
 impl Default for FlowConfig {
@@ -39,6 +45,7 @@ impl Default for FlowConfig {
             allowed_lateness_ms: 24 * 3_600_000,
             idle_timeout_ms: 120_000,
             max_clock_skew_ms: None,
+            max_refresh_ms: 24 * 60 * MINUTE_MS,
         }
     }
 }
@@ -399,7 +406,23 @@ impl StationFlow {
     /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
     /// changed by late records.
     pub fn advance(&mut self, now: i64) {
-        let Some(origin) = self.origin else { return };
+        let Ok(()) = self.advance_draining(now, usize::MAX, |_| Ok::<(), Infallible>(()));
+    }
+
+    /// `advance`, calling `drain` after a station's refresh whenever `rows` or more
+    /// windows wait to be drained. When the watermarks jump over days (a replay across a
+    /// plant's shutdown, every station quiet), each station emits days of windows: held
+    /// until the end of the advance, a thousand stations' rows took gigabytes. The rows
+    /// reach `drain` in the order `advance` emits them.
+    pub fn advance_draining<E>(
+        &mut self,
+        now: i64,
+        rows: usize,
+        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(origin) = self.origin else {
+            return Ok(());
+        };
         for i in 0..self.stations.len() {
             let s = &self.stations[i];
             let watermark = s.max_ts.map(|t| t - self.config.out_of_orderness_ms);
@@ -408,18 +431,61 @@ impl StationFlow {
             if now - quiet_since >= self.config.idle_timeout_ms {
                 horizon = horizon.max(minute_floor(now));
             }
-            self.refresh(i, horizon, now);
+            self.refresh_draining(i, horizon, now, rows, &mut drain)?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes station `i` to `horizon` in steps of `max_refresh_ms` at most, handing
+    /// the rows over between steps as `advance_draining` does. In one step, a replay
+    /// whose first record a device dated decades early (a clock reset to 1970) asked for
+    /// tens of gigabytes.
+    fn refresh_draining<E>(
+        &mut self,
+        i: usize,
+        horizon: i64,
+        now: i64,
+        rows: usize,
+        drain: &mut impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.owned[i] {
+            return Ok(());
+        }
+        let mut at = self.stations[i].horizon;
+        loop {
+            let step = horizon.min(at.saturating_add(self.config.max_refresh_ms.max(MINUTE_MS)));
+            self.refresh(i, step, now);
+            if self.out.windows.len() >= rows {
+                drain(self)?;
+            }
+            if step >= horizon {
+                return Ok(());
+            }
+            at = step;
         }
     }
 
     /// End of a replay: every station's windows up to and including the minute of the
     /// last record.
     pub fn finish(&mut self, now: i64) {
-        let Some(max_ts) = self.max_ts else { return };
+        let Ok(()) = self.finish_draining(now, usize::MAX, |_| Ok::<(), Infallible>(()));
+    }
+
+    /// `finish`, draining as `advance_draining` does.
+    pub fn finish_draining<E>(
+        &mut self,
+        now: i64,
+        rows: usize,
+        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(max_ts) = self.max_ts else {
+            return Ok(());
+        };
         let end = minute_floor(max_ts) + MINUTE_MS;
         for i in 0..self.stations.len() {
-            self.refresh(i, end, now);
+            self.refresh_draining(i, end, now, rows, &mut drain)?;
         }
+        Ok(())
     }
 
     fn refresh(&mut self, i: usize, horizon: i64, now: i64) {

@@ -158,7 +158,16 @@ struct Run {
 /// The replay driver's loop: `now` is the largest ts seen, watermarks advance every
 /// `every` records, optional snapshot/restore before record `restart_at`.
 fn run(records: &[SignalRecord], every: usize, restart_at: Option<usize>) -> (Run, StationFlow) {
-    let mut flow = StationFlow::new(context(), FlowConfig::default());
+    run_with(FlowConfig::default(), records, every, restart_at)
+}
+
+fn run_with(
+    config: FlowConfig,
+    records: &[SignalRecord],
+    every: usize,
+    restart_at: Option<usize>,
+) -> (Run, StationFlow) {
+    let mut flow = StationFlow::new(context(), config);
     let mut windows: BTreeMap<(String, i64), StationWindow> = BTreeMap::new();
     let mut events = BTreeMap::new();
     let mut now = i64::MIN;
@@ -211,19 +220,26 @@ fn run(records: &[SignalRecord], every: usize, restart_at: Option<usize>) -> (Ru
     )
 }
 
-/// Everything a flow emits, in the order it emits it (revisions included), and its
-/// counters, with watermarks advancing every `every` records. `grouped`: records are
-/// admitted in order and inserted station by station before each advance, as the
-/// replay driver does; else each is applied as it comes.
-fn emitted(records: &[SignalRecord], every: usize, grouped: bool) -> (Vec<Vec<String>>, String) {
+/// Everything a flow emits, in the order it emits it (revisions included): its windows,
+/// then its events, and its counters, with watermarks advancing every `every` records.
+/// `grouped`: records are admitted in order and inserted station by station before each
+/// advance, as the replay driver does; else each is applied as it comes. `rows`: an
+/// advance hands its rows over whenever that many windows wait (`advance_draining`).
+fn emitted(
+    records: &[SignalRecord],
+    every: usize,
+    grouped: bool,
+    rows: usize,
+) -> (Vec<Vec<String>>, String) {
     let mut flow = StationFlow::new(context(), FlowConfig::default());
-    let mut out = Vec::new();
+    let (mut windows, mut events) = (Vec::new(), Vec::new());
     let mut batch = Vec::new();
     let mut now = i64::MIN;
     let mut outcomes = Vec::new();
-    let drain = |flow: &mut StationFlow, out: &mut Vec<Vec<String>>| {
-        out.extend(flow.drain_windows().iter().map(StationWindow::cells));
-        out.extend(flow.drain_events().iter().map(|e| e.cells()));
+    let mut drain = |flow: &mut StationFlow| {
+        windows.extend(flow.drain_windows().iter().map(StationWindow::cells));
+        events.extend(flow.drain_events().iter().map(|e| e.cells()));
+        Ok::<(), ()>(())
     };
     for (i, r) in records.iter().enumerate() {
         now = now.max(r.ts);
@@ -236,15 +252,16 @@ fn emitted(records: &[SignalRecord], every: usize, grouped: bool) -> (Vec<Vec<St
         }
         if i % every == every - 1 {
             flow.insert_grouped(&mut batch);
-            flow.advance(now);
-            drain(&mut flow, &mut out);
+            flow.advance_draining(now, rows, &mut drain).unwrap();
+            drain(&mut flow).unwrap();
         }
     }
     flow.insert_grouped(&mut batch);
-    flow.advance(now);
-    flow.finish(now);
-    drain(&mut flow, &mut out);
-    (out, format!("{:?} {outcomes:?}", flow.counters()))
+    flow.advance_draining(now, rows, &mut drain).unwrap();
+    flow.finish_draining(now, rows, &mut drain).unwrap();
+    drain(&mut flow).unwrap();
+    windows.extend(events);
+    (windows, format!("{:?} {outcomes:?}", flow.counters()))
 }
 
 /// The cells that differ, named, for a readable failure.
@@ -322,10 +339,54 @@ proptest! {
             all.push(records[r.index(records.len())].clone());
         }
         let shuffled = shuffle(all, order);
-        let (in_order, counted) = emitted(&shuffled, every, false);
-        let (grouped, counted_grouped) = emitted(&shuffled, every, true);
+        let (in_order, counted) = emitted(&shuffled, every, false, usize::MAX);
+        let (grouped, counted_grouped) = emitted(&shuffled, every, true, usize::MAX);
         prop_assert_eq!(counted, counted_grouped);
         prop_assert_eq!(in_order, grouped);
+    }
+
+    #[test]
+    fn handing_rows_over_during_an_advance_changes_nothing(
+        records in records(120),
+        gap_at in any::<proptest::sample::Index>(),
+        gap_minutes in 0i64..600,
+        every in 1usize..40,
+        rows in 1usize..4,
+    ) {
+        // Records after `gap_at` come hours later: every station's watermark jumps.
+        let mut records = records;
+        let at = gap_at.index(records.len());
+        for r in &mut records[at..] {
+            r.ts += gap_minutes * 60_000;
+        }
+        let (whole, counted) = emitted(&records, every, true, usize::MAX);
+        let (handed_over, counted_handed_over) = emitted(&records, every, true, rows);
+        prop_assert_eq!(counted, counted_handed_over);
+        prop_assert_eq!(whole, handed_over);
+    }
+
+    #[test]
+    fn refreshing_a_long_jump_in_steps_keeps_the_latest_windows(
+        records in records(120),
+        gap_at in any::<proptest::sample::Index>(),
+        gap_minutes in 0i64..1_400,
+        every in 1usize..40,
+        step_minutes in 1i64..90,
+    ) {
+        // Records after `gap_at` come up to three days later: quiet stations and then
+        // every station's watermark jump far past the step.
+        let mut records = sorted(&records);
+        let at = gap_at.index(records.len());
+        for r in &mut records[at..] {
+            r.ts += gap_minutes * 60_000;
+        }
+        let whole = FlowConfig { max_refresh_ms: i64::MAX, ..FlowConfig::default() };
+        let steps = FlowConfig { max_refresh_ms: step_minutes * 60_000, ..FlowConfig::default() };
+        let (expected, _) = run_with(whole, &records, every, None);
+        let (actual, _) = run_with(steps, &records, every, None);
+        let diff = differences(&expected.windows, &actual.windows);
+        prop_assert!(diff.is_empty(), "whole vs in steps:\n{}", diff.join("\n"));
+        prop_assert_eq!(expected.events, actual.events);
     }
 
     #[test]

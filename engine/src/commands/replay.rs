@@ -59,6 +59,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             allowed_lateness_ms: args.allowed_lateness_s * 1000,
             idle_timeout_ms: args.idle_timeout_s * 1000,
             max_clock_skew_ms: None,
+            ..FlowConfig::default()
         },
         sink: ParquetSinkConfig::default(),
         batch_records: 8192,

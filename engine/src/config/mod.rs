@@ -131,6 +131,7 @@ impl LiveConfig {
             allowed_lateness_ms: ms(self.windows.allowed_lateness_s),
             idle_timeout_ms: ms(self.windows.idle_timeout_s),
             max_clock_skew_ms: Some(ms(self.windows.max_clock_skew_s)),
+            ..FlowConfig::default()
         }
     }
 

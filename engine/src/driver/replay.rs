@@ -13,6 +13,7 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use object_store::{ObjectStore, ObjectStoreExt};
 use stationflow_operators::{Counters, FlowConfig, StationFlow};
+use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
 use crate::sinks::dead_letter::DeadLetterSink;
@@ -62,6 +63,22 @@ pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::R
     Ok(())
 }
 
+/// Windows an advance may hold before they go to the sinks (about 30 MB of rows). An
+/// advance emits about one window a station, so only a jump of the watermarks over
+/// hours or days (a shutdown in the history) reaches it.
+const DRAIN_ROWS: usize = 65_536;
+
+/// Hands what the flow emitted to the datasets' writers, in order.
+fn write_rows(
+    flow: &mut StationFlow,
+    windows: &mut DatasetWriter<StationWindow>,
+    events: &mut DatasetWriter<DowntimeEvent>,
+) -> anyhow::Result<()> {
+    let (new_windows, new_events) = flow.drain_rows();
+    windows.write(new_windows)?;
+    events.write(new_events)
+}
+
 pub fn run(
     config: ReplayConfig,
     root: &Root,
@@ -109,21 +126,19 @@ pub fn run(
         n += 1;
         if n.is_multiple_of(config.batch_records) {
             flow.insert_grouped(&mut admitted);
-            flow.advance(now);
-            let (new_windows, new_events) = flow.drain_rows();
-            windows.write(new_windows)?;
-            events.write(new_events)?;
+            let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events);
+            flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
+            write(&mut flow)?;
             progress.inc(config.batch_records as u64);
         }
     }
     flow.insert_grouped(&mut admitted);
+    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events);
     if now > i64::MIN {
-        flow.advance(now);
-        flow.finish(now);
+        flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
+        flow.finish_draining(now, DRAIN_ROWS, &mut write)?;
     }
-    let (new_windows, new_events) = flow.drain_rows();
-    windows.write(new_windows)?;
-    events.write(new_events)?;
+    write(&mut flow)?;
     progress.set_position(n as u64);
     let windows = windows.close()?;
     let events = events.close()?;
