@@ -34,7 +34,9 @@ pub struct FlowConfig {
     /// The furthest one refresh moves a station's horizon: a longer jump (a shutdown in
     /// the history, a device clock that was wrong) is walked in steps of this, as if the
     /// watermarks had advanced that often. A refresh holds every minute it walks, about
-    /// 1 KB each, so this bounds its memory; the latest windows are the same.
+    /// 1 KB each, so this bounds its memory. The latest windows and events are those of
+    /// one long walk, but for an event longer than the allowed lateness, which counts
+    /// only its retained part (docs/semantics.md, "Long jumps of the watermarks").
     pub max_refresh_ms: i64,
 }
 

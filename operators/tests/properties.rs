@@ -373,8 +373,9 @@ proptest! {
         every in 1usize..40,
         step_minutes in 1i64..90,
     ) {
-        // Records after `gap_at` come up to three days later: quiet stations and then
-        // every station's watermark jump far past the step.
+        // Records after `gap_at` come up to 23 hours later (inside the allowed lateness:
+        // docs/semantics.md, "Long jumps of the watermarks", says what differs beyond
+        // it): quiet stations and then every station's watermark jump past the step.
         let mut records = sorted(&records);
         let at = gap_at.index(records.len());
         for r in &mut records[at..] {
