@@ -31,10 +31,12 @@ pub enum SourceError {
     Missing(PathBuf),
     #[error("no input files (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet) under {0}")]
     Empty(String),
-    #[error("reading {path}: {source}")]
+    /// `error` is not marked as the source: an I/O error that wraps another (a gzip
+    /// stream's) shows that one's text already, and the chain printed it twice.
+    #[error("reading {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("reading {path}: {message}")]
     Format { path: PathBuf, message: String },
@@ -74,9 +76,9 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
         if !path.exists() {
             return Err(SourceError::Missing(path.clone()));
         }
-        collect(path, &mut files).map_err(|source| SourceError::Io {
+        collect(path, &mut files).map_err(|error| SourceError::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
     }
     if files.is_empty() {
@@ -173,9 +175,9 @@ pub trait RecordReader {
 
 /// Opens one input file as a reader of records.
 pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
-    let io = |source| SourceError::Io {
+    let io = |error| SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let name: Arc<str> = path.display().to_string().into();
     Ok(match Format::of(path) {
@@ -256,10 +258,10 @@ impl JsonLines {
             let line = match self.lines.next_line_range() {
                 Ok(Some(line)) => line,
                 Ok(None) => return Ok(None),
-                Err(source) => {
+                Err(error) => {
                     return Err(SourceError::Io {
                         path: self.path.clone(),
-                        source,
+                        error,
                     })
                 }
             };
@@ -603,9 +605,9 @@ struct ParquetRows {
 
 impl ParquetRows {
     fn new(path: &Path) -> Result<Self, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io {
+        let file = File::open(path).map_err(|error| SourceError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let batches = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(8192).build())

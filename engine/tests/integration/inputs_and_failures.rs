@@ -197,6 +197,23 @@ fn failures_say_what_and_where() {
         &o,
     ]);
     assert!(msg.contains("/no/such/context.toml"), "{msg}");
+    // A gzip file cut short: its name, and the reason once (the I/O error wraps the
+    // gzip decoder's, whose text it shows already).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &fs::read(&input).expect("input")).expect("gzip");
+    let whole = gz.finish().expect("gzip");
+    let cut = dir.path().join("cut.jsonl.gz");
+    fs::write(&cut, &whole[..whole.len() / 2]).expect("cut");
+    let msg = run(&[
+        "replay",
+        &cut.display().to_string(),
+        "--context",
+        &g,
+        "--out",
+        &o,
+    ]);
+    assert!(msg.contains("cut.jsonl.gz"), "{msg}");
+    assert_eq!(msg.matches("deflate").count(), 1, "{msg}");
     let msg = run(&["query", "SELECT 1", "--data", "/no/such/data"]);
     assert!(msg.contains("/no/such/data"), "{msg}");
     let ok_out = dir.path().join("ok");
