@@ -420,20 +420,35 @@ impl StationFlow {
         &mut self,
         now: i64,
         rows: usize,
-        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
+        drain: impl FnMut(&mut Self) -> Result<(), E>,
     ) -> Result<(), E> {
         let Some(origin) = self.origin else {
             return Ok(());
         };
-        for i in 0..self.stations.len() {
-            let s = &self.stations[i];
-            let watermark = s.max_ts.map(|t| t - self.config.out_of_orderness_ms);
+        let horizon = |flow: &Self, i: usize| {
+            let s = &flow.stations[i];
+            let watermark = s.max_ts.map(|t| t - flow.config.out_of_orderness_ms);
             let quiet_since = s.last_seen.unwrap_or(origin);
-            let mut horizon = watermark.map_or(origin, minute_floor);
-            if now - quiet_since >= self.config.idle_timeout_ms {
-                horizon = horizon.max(minute_floor(now));
+            let horizon = watermark.map_or(origin, minute_floor);
+            if now - quiet_since >= flow.config.idle_timeout_ms {
+                return horizon.max(minute_floor(now));
             }
-            self.refresh_draining(i, horizon, now, rows, &mut drain)?;
+            horizon
+        };
+        self.refresh_each(horizon, now, rows, drain)
+    }
+
+    /// Refreshes every station to its `horizon`, in order, handing rows over on the way.
+    fn refresh_each<E>(
+        &mut self,
+        horizon: impl Fn(&Self, usize) -> i64,
+        now: i64,
+        rows: usize,
+        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for i in 0..self.stations.len() {
+            let h = horizon(self, i);
+            self.refresh_draining(i, h, now, rows, &mut drain)?;
         }
         Ok(())
     }
@@ -478,16 +493,13 @@ impl StationFlow {
         &mut self,
         now: i64,
         rows: usize,
-        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
+        drain: impl FnMut(&mut Self) -> Result<(), E>,
     ) -> Result<(), E> {
         let Some(max_ts) = self.max_ts else {
             return Ok(());
         };
         let end = minute_floor(max_ts) + MINUTE_MS;
-        for i in 0..self.stations.len() {
-            self.refresh_draining(i, end, now, rows, &mut drain)?;
-        }
-        Ok(())
+        self.refresh_each(|_, _| end, now, rows, drain)
     }
 
     fn refresh(&mut self, i: usize, horizon: i64, now: i64) {

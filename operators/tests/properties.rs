@@ -301,6 +301,19 @@ fn shuffle(mut records: Vec<SignalRecord>, seed: proptest::sample::Index) -> Vec
     records
 }
 
+/// The records from the one `at` picks on moved `minutes` later.
+fn with_gap(
+    mut records: Vec<SignalRecord>,
+    at: proptest::sample::Index,
+    minutes: i64,
+) -> Vec<SignalRecord> {
+    let at = at.index(records.len());
+    for r in &mut records[at..] {
+        r.ts += minutes * 60_000;
+    }
+    records
+}
+
 fn sorted(records: &[SignalRecord]) -> Vec<SignalRecord> {
     let mut v = records.to_vec();
     v.sort_by_key(|r| r.ts);
@@ -354,11 +367,7 @@ proptest! {
         rows in 1usize..4,
     ) {
         // Records after `gap_at` come hours later: every station's watermark jumps.
-        let mut records = records;
-        let at = gap_at.index(records.len());
-        for r in &mut records[at..] {
-            r.ts += gap_minutes * 60_000;
-        }
+        let records = with_gap(records, gap_at, gap_minutes);
         let (whole, counted) = emitted(&records, every, true, usize::MAX);
         let (handed_over, counted_handed_over) = emitted(&records, every, true, rows);
         prop_assert_eq!(counted, counted_handed_over);
@@ -376,11 +385,7 @@ proptest! {
         // Records after `gap_at` come up to 23 hours later (inside the allowed lateness:
         // docs/semantics.md, "Long jumps of the watermarks", says what differs beyond
         // it): quiet stations and then every station's watermark jump past the step.
-        let mut records = sorted(&records);
-        let at = gap_at.index(records.len());
-        for r in &mut records[at..] {
-            r.ts += gap_minutes * 60_000;
-        }
+        let records = with_gap(sorted(&records), gap_at, gap_minutes);
         let whole = FlowConfig { max_refresh_ms: i64::MAX, ..FlowConfig::default() };
         let steps = FlowConfig { max_refresh_ms: step_minutes * 60_000, ..FlowConfig::default() };
         let (expected, _) = run_with(whole, &records, every, None);
