@@ -47,7 +47,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     } else {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(ProgressStyle::with_template(
-            "{spinner} {human_pos} records  {per_sec}  {elapsed}",
+            "{spinner} {human_pos} records  {per_sec}  {elapsed}  {msg}",
         )?);
         bar
     };

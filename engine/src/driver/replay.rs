@@ -13,6 +13,7 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use object_store::{ObjectStore, ObjectStoreExt};
 use stationflow_operators::{Counters, FlowConfig, StationFlow};
+use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
@@ -68,13 +69,21 @@ pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::R
 /// hours or days (a shutdown in the history) reaches it.
 const DRAIN_ROWS: usize = 65_536;
 
-/// Hands what the flow emitted to the datasets' writers, in order.
+/// Hands what the flow emitted to the datasets' writers, in order, and shows on the
+/// progress bar how far in event time the windows have come (records stand still while
+/// an advance walks a long jump, a day of windows at a time).
 fn write_rows(
     flow: &mut StationFlow,
     windows: &mut DatasetWriter<StationWindow>,
     events: &mut DatasetWriter<DowntimeEvent>,
+    progress: &ProgressBar,
 ) -> anyhow::Result<()> {
     let (new_windows, new_events) = flow.drain_rows();
+    if !progress.is_hidden() {
+        if let Some(end) = new_windows.as_slice().iter().map(|w| w.window_end).max() {
+            progress.set_message(format!("windows to {}", format_ms(end)));
+        }
+    }
     windows.write(new_windows)?;
     events.write(new_events)
 }
@@ -126,14 +135,15 @@ pub fn run(
         n += 1;
         if n.is_multiple_of(config.batch_records) {
             flow.insert_grouped(&mut admitted);
-            let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events);
+            let mut write =
+                |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
             flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
             write(&mut flow)?;
             progress.inc(config.batch_records as u64);
         }
     }
     flow.insert_grouped(&mut admitted);
-    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events);
+    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
     if now > i64::MIN {
         flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
         flow.finish_draining(now, DRAIN_ROWS, &mut write)?;
