@@ -115,6 +115,7 @@ pub fn run(
     let mut n = 0usize;
     // Records admitted since the last advance, inserted station by station before it.
     let mut admitted = Vec::with_capacity(config.batch_records);
+    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
     while let Some((item, original)) = inputs.next_item()? {
         let rejected = match item.decoded() {
             Ok(record) => {
@@ -135,15 +136,12 @@ pub fn run(
         n += 1;
         if n.is_multiple_of(config.batch_records) {
             flow.insert_grouped(&mut admitted);
-            let mut write =
-                |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
             flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
             write(&mut flow)?;
             progress.inc(config.batch_records as u64);
         }
     }
     flow.insert_grouped(&mut admitted);
-    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
     if now > i64::MIN {
         flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
         flow.finish_draining(now, DRAIN_ROWS, &mut write)?;
