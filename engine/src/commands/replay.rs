@@ -130,12 +130,12 @@ fn report_text(r: &ReplayReport, out: &str) -> String {
         r.windows.rows, c.revisions_emitted, r.windows.files, r.events.rows, r.events.files
     );
     if let Some(kb) = peak_rss_kb() {
-        let _ = writeln!(text, "peak memory (RSS) {:.1} MB", kb as f64 / 1024.0);
+        let _ = writeln!(text, "peak memory (RSS) {:.1} MiB", kb as f64 / 1024.0);
     }
     text
 }
 
-/// The process's peak resident set (Linux `VmHWM`), in kB.
+/// The process's peak resident set (Linux `VmHWM`), in KiB (`/proc` says "kB").
 fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
