@@ -2,7 +2,7 @@
 # End-to-end replay bench: a synthetic plant of 1,000 stations and 10 M records (one per
 # station per second, ~918 MB of JSON Lines), replayed by the profile-guided release
 # binary (scripts/build-pgo) and by the plain release binary; each prints records/s and
-# its peak RSS. Reuses the generated file between runs.
+# its peak RSS, pinned to one CPU. Reuses the generated file between runs.
 #   benches/e2e-replay.sh            (BENCH_DIR=... to put the data elsewhere;
 #                                     BUILDS="pgo" or "release" for one of the two)
 set -euo pipefail
@@ -28,8 +28,11 @@ if [ ! -f "$dir/gen/signals.jsonl" ]; then
     read -r first _ <<<"$builds"
     "$(binary "$first")" generate --stations 1000 --records 10000000 --seed 1 --out "$dir/gen"
 fi
+# The target is for one core: each replay, threads and all, is pinned to the first CPU.
+pin=()
+if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
 for build in $builds; do
     bin=$(binary "$build")
     echo "== $build build ($bin)"
-    "$bin" replay "$dir/gen/signals.jsonl" --context "$dir/gen/context.toml" --out "$dir/out" --quiet
+    "${pin[@]}" "$bin" replay "$dir/gen/signals.jsonl" --context "$dir/gen/context.toml" --out "$dir/out" --quiet
 done
