@@ -392,7 +392,8 @@ impl Context {
     }
 
     /// Checks every rule that serde cannot: references, time zones, clock times,
-    /// exactly one ideal per SKU, positive numbers, spans that end after they start.
+    /// exactly one ideal per SKU, positive numbers, spans that end after they start, codes
+    /// that `check_code` allows.
     /// Returns the entity label and the message.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let plants: BTreeSet<&str> = self.plants.iter().map(|p| p.code.as_str()).collect();
@@ -414,6 +415,13 @@ impl Context {
                 Some(()) => Err((entity, "defined twice with the same valid_from".to_string())),
             };
 
+        let codes = (self.plants.iter().map(|p| ("plants", &p.code)))
+            .chain(self.lines.iter().map(|l| ("lines", &l.code)))
+            .chain(self.stations.iter().map(|s| ("stations", &s.code)))
+            .chain(self.skus.iter().map(|k| ("skus", &k.code)));
+        for (kind, code) in codes {
+            check_code(code).map_err(|why| (format!("{kind} `{}`", code.escape_debug()), why))?;
+        }
         for p in &self.plants {
             let e = format!("plants `{}`", p.code);
             unique(e.clone(), format!("plant/{}", p.code), p.valid_from)?;
@@ -650,6 +658,33 @@ impl fmt::Display for Ts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_ms(self.0))
     }
+}
+
+/// The longest code (plant, line, station, SKU) the context may define, in bytes.
+pub const MAX_CODE_LEN: usize = 128;
+
+/// Whether `code` may name a plant, line, station or SKU: 1 to `MAX_CODE_LEN` bytes, no
+/// control characters, no white space at either end (records' codes are trimmed, so such
+/// a station could never be matched). Anything else is allowed — spaces, `#`, `%`, `/`,
+/// letters of any script: partition folders percent-encode what a path cannot hold, and
+/// every command decodes it again.
+pub fn check_code(code: &str) -> Result<(), String> {
+    if code.is_empty() {
+        return Err("the code is empty".into());
+    }
+    if code.len() > MAX_CODE_LEN {
+        return Err(format!(
+            "the code is {} bytes, more than {MAX_CODE_LEN}",
+            code.len()
+        ));
+    }
+    if code.chars().any(char::is_control) {
+        return Err("the code holds a control character".into());
+    }
+    if code.trim() != code {
+        return Err("the code starts or ends with white space".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

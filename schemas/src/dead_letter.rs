@@ -17,10 +17,13 @@ pub enum RejectReason {
     /// Live only: the record's station belongs to another partition of the signals topic
     /// (its producer does not hash keys as Kafka's default partitioner does).
     WrongPartition,
+    /// A record (a line of a file, a Kafka message) larger than the limit; the dead
+    /// letter keeps its start.
+    TooLarge,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::MalformedJson,
         RejectReason::MissingTs,
         RejectReason::BadTs,
@@ -29,6 +32,7 @@ impl RejectReason {
         RejectReason::FutureTs,
         RejectReason::TooLate,
         RejectReason::WrongPartition,
+        RejectReason::TooLarge,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -42,6 +46,7 @@ impl RejectReason {
             RejectReason::FutureTs => "future_ts",
             RejectReason::TooLate => "too_late",
             RejectReason::WrongPartition => "wrong_partition",
+            RejectReason::TooLarge => "too_large",
         }
     }
 

@@ -54,7 +54,46 @@ pub struct SignalRecord {
     pub unknown_keys: u32,
 }
 
+/// The largest record (a line of a file, a Kafka message) read, in bytes: Kafka's default
+/// for a whole message. A larger one is `too_large`, and its dead letter keeps its start.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The longest station code a record may name, in bytes (the context's codes are held to
+/// the same limit).
+pub const MAX_STATION_LEN: usize = 128;
+
+/// The longest error code a record may carry, in bytes: codes are kept for the allowed
+/// lateness and written into checkpoints.
+pub const MAX_ERROR_CODE_LEN: usize = 256;
+
 impl SignalRecord {
+    /// Checks the lengths every input format shares: the station code and error codes.
+    pub fn check_limits(&self) -> Result<(), Rejection> {
+        if self.station.len() > MAX_STATION_LEN {
+            return Err(Rejection::new(
+                RejectReason::BadValue,
+                format!(
+                    "station code of {} bytes is longer than {MAX_STATION_LEN}",
+                    self.station.len()
+                ),
+            ));
+        }
+        for reading in &self.readings {
+            if let Reading::ErrorCode(Some(code)) = reading {
+                if code.len() > MAX_ERROR_CODE_LEN {
+                    return Err(Rejection::new(
+                        RejectReason::BadValue,
+                        format!(
+                            "error_code of {} bytes is longer than {MAX_ERROR_CODE_LEN}",
+                            code.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The record as a §2 JSON payload (canonical key names, `ts` in RFC 3339 UTC with
     /// milliseconds): what `publish` sends for records read from long CSV or Parquet.
     pub fn to_payload_json(&self) -> String {
@@ -168,12 +207,27 @@ pub fn decode_json_into(
     fallback_ts_ms: Option<i64>,
     out: &mut SignalRecord,
 ) -> Result<(), Rejection> {
-    if flat::decode(bytes, station, fallback_ts_ms, out).is_some() {
-        return Ok(());
+    // Windows tools start UTF-8 text with a byte-order mark.
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    if flat::decode(bytes, station, fallback_ts_ms, out).is_none() {
+        let raw: RawRecord = serde_json::from_slice(bytes).map_err(json_rejection)?;
+        raw.fill(station, fallback_ts_ms, out)?;
     }
-    let raw: RawRecord = serde_json::from_slice(bytes)
-        .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))?;
-    raw.fill(station, fallback_ts_ms, out)
+    out.check_limits()
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why serde_json refused a payload. A number beyond `f64` (`1e400`) is a bad value, not
+/// bad JSON; serde_json gives no error kind for it, only its message.
+fn json_rejection(e: serde_json::Error) -> Rejection {
+    let message = e.to_string();
+    let reason = if message.starts_with("number out of range") {
+        RejectReason::BadValue
+    } else {
+        RejectReason::MalformedJson
+    };
+    Rejection::new(reason, message)
 }
 
 /// The record at the start of `bytes` when it is one line in the layout devices usually
@@ -182,6 +236,7 @@ pub fn decode_json_into(
 /// else (or not whole in `bytes`); find the line and use `decode_json_into` then.
 pub fn decode_usual_json_line(bytes: &[u8], out: &mut SignalRecord) -> Option<usize> {
     let len = flat::usual_prefix(bytes, out)?;
+    out.check_limits().ok()?;
     (bytes.get(len) == Some(&b'\n')).then_some(len)
 }
 
@@ -215,6 +270,12 @@ pub fn ts_from_text(text: &str) -> Result<i64, Rejection> {
         return Err(Rejection::new(RejectReason::MissingTs, "the row has no ts"));
     }
     if let Ok(ms) = text.parse::<i64>() {
+        if ms.unsigned_abs() >= TS_LIMIT_MS {
+            return Err(Rejection::new(
+                RejectReason::BadTs,
+                format!("ts {ms} is out of range"),
+            ));
+        }
         return Ok(ms);
     }
     parse_rfc3339_ms(text).ok_or_else(|| {
@@ -224,6 +285,11 @@ pub fn ts_from_text(text: &str) -> Result<i64, Rejection> {
         )
     })
 }
+
+/// The largest magnitude a reading may have. A counter that glitches to 1e308 would make
+/// every sum over it infinite and every ratio NaN; 1e15 units (or kWh) is beyond any
+/// real station and still exact in `f64`, and sums of such values stay finite.
+pub const MAX_QUANTITY: f64 = 1e15;
 
 /// Integer `ts` values must lie closer to the epoch than this (year 10000).
 const TS_LIMIT_MS: u64 = 253_402_300_800_000;
@@ -341,9 +407,19 @@ impl SignalKey {
     /// `error_code` is a string, an integer code, or null.
     fn reading(self, value: &RawValue<'_>) -> Result<Reading, Rejection> {
         let bad = || {
+            let rule = match self {
+                SignalKey::Productive => "0, 1, true or false",
+                SignalKey::ErrorCode => "a string, an integer or null",
+                SignalKey::Rssi => "a number of magnitude at most 1e15",
+                _ => "a number from 0 to 1e15",
+            };
             Rejection::new(
                 RejectReason::BadValue,
-                format!("{} = {} is not valid", self.name(), value.describe()),
+                format!(
+                    "{} = {} is not valid: {rule}",
+                    self.name(),
+                    value.describe()
+                ),
             )
         };
         match (self, value) {
@@ -362,8 +438,8 @@ impl SignalKey {
     /// number must be an integer (the caller handles those).
     #[inline(always)] // built in place: returned through memory it stalls the loads after
     fn number(self, v: f64) -> Option<Reading> {
-        if !v.is_finite() {
-            return None;
+        if !v.is_finite() || v.abs() > MAX_QUANTITY {
+            return None; // NaN, infinite, or a glitch whose sums would not stay finite
         }
         let count = (v >= 0.0).then_some(v);
         Some(match self {
