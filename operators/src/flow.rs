@@ -29,8 +29,13 @@ pub struct FlowConfig {
     pub allowed_lateness_ms: i64,
     /// A station without records for this long has its windows emitted up to now.
     pub idle_timeout_ms: i64,
-    /// Live only: records further than this ahead of `now` are `future_ts`.
+    /// Records further than this ahead of the wall clock (`StationFlow::set_wall_clock`)
+    /// are `future_ts`, live and in replay: history cannot come from the future.
     pub max_clock_skew_ms: Option<i64>,
+    /// Records before this instant cannot be true (a device whose clock battery died
+    /// reports 1970 or 2000) and are `bad_ts`; a station whose first version in the
+    /// context has a later `valid_from` is bounded by that instead.
+    pub earliest_ts_ms: i64,
     /// The furthest one refresh moves a station's horizon: a longer jump (a shutdown in
     /// the history, a device clock that was wrong) is walked in steps of this, as if the
     /// watermarks had advanced that often. A refresh holds every minute it walks, about
@@ -46,11 +51,20 @@ impl Default for FlowConfig {
             out_of_orderness_ms: 5_000,
             allowed_lateness_ms: 24 * 3_600_000,
             idle_timeout_ms: 120_000,
-            max_clock_skew_ms: None,
+            max_clock_skew_ms: Some(5 * MINUTE_MS),
+            earliest_ts_ms: DEFAULT_EARLIEST_TS_MS,
             max_refresh_ms: 24 * 60 * MINUTE_MS,
         }
     }
 }
+
+/// 2010-01-01T00:00:00Z: no data-acquisition history this engine reads is older, and the
+/// instants devices fall back to when their clock is lost (1970, 2000) are before it.
+pub const DEFAULT_EARLIEST_TS_MS: i64 = 1_262_304_000_000;
+
+/// No record is later than this (year 10000), whatever the wall clock: beyond it minute
+/// arithmetic and formatting stop being exact.
+pub const LATEST_TS_MS: i64 = 253_402_300_800_000 - 1;
 
 /// Where a record ended: exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +128,8 @@ pub struct StationFlow {
     /// Minute of the earliest record seen: every station has windows from here on.
     origin: Option<i64>,
     max_ts: Option<i64>,
+    /// The wall clock as the driver last set it (`set_wall_clock`), for `future_ts`.
+    wall_clock: Option<i64>,
     counters: Counters,
     /// Windows and events emitted since they were last drained.
     out: Emitted,
@@ -201,6 +217,7 @@ impl StationFlow {
             errors: ErrorCodes::default(),
             origin: None,
             max_ts: None,
+            wall_clock: None,
             counters: Counters::default(),
             out: Emitted::default(),
             underway: Vec::new(),
@@ -243,6 +260,30 @@ impl StationFlow {
         &mut self.counters
     }
 
+    /// Tells the flow the wall clock, against which `max_clock_skew_ms` is judged. The
+    /// core never reads the clock: the drivers set it, live before each record, in replay
+    /// before each batch. Until it is set no record is `future_ts`.
+    pub fn set_wall_clock(&mut self, wall_ms: i64) {
+        self.wall_clock = Some(wall_ms);
+    }
+
+    /// Why the flow rejected a record, in words for the dead letter's detail.
+    pub fn rejection_detail(reason: RejectReason) -> &'static str {
+        match reason {
+            RejectReason::UnknownStation => "the station is not in the context",
+            RejectReason::TooLate => {
+                "older than the station's watermark minus the allowed lateness"
+            }
+            RejectReason::FutureTs => "further ahead of the wall clock than max_clock_skew",
+            RejectReason::BadTs => {
+                "before the earliest plausible time (earliest_ts, or the station's first \
+                 valid_from in the context)"
+            }
+            RejectReason::WrongPartition => "the station belongs to another partition",
+            other => other.as_str(),
+        }
+    }
+
     /// Debounced completions in the latest windows of every station.
     pub fn debounced(&self) -> u64 {
         self.stations.iter().map(StationOp::debounced).sum()
@@ -254,7 +295,8 @@ impl StationFlow {
     }
 
     /// Applies one decoded record. `now`: the wall clock (live) or the largest event time
-    /// seen so far (replay); it only drives the idle rule and `max_clock_skew_ms`.
+    /// seen so far (replay); it only drives the idle rule (`future_ts` is judged against
+    /// the wall clock given to `set_wall_clock`).
     pub fn apply(&mut self, record: &SignalRecord, now: i64) -> Outcome {
         match self.admit(record, now) {
             Ok(admitted) => self.insert(admitted),
@@ -266,7 +308,7 @@ impl StationFlow {
     /// go in (or why not, counted), without touching the station's state. Admitted
     /// records go in with `insert` or `insert_grouped` before the next `advance`.
     pub fn admit(&mut self, record: &SignalRecord, now: i64) -> Result<Admitted, RejectReason> {
-        let station = self.admission_of(record, now)?;
+        let station = self.admission_of(record)?;
         let rec = Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors);
         Ok(Admitted { station, now, rec })
     }
@@ -279,7 +321,7 @@ impl StationFlow {
         now: i64,
         batch: &mut Vec<Admitted>,
     ) -> Result<(), RejectReason> {
-        let station = self.admission_of(record, now)?;
+        let station = self.admission_of(record)?;
         let rec = Rec::default();
         batch.push(Admitted { station, now, rec });
         if let Some(last) = batch.last_mut() {
@@ -291,38 +333,60 @@ impl StationFlow {
     }
 
     /// The record's station if it may go in; the reason counted if not.
-    fn admission_of(&mut self, record: &SignalRecord, now: i64) -> Result<StationId, RejectReason> {
+    fn admission_of(&mut self, record: &SignalRecord) -> Result<StationId, RejectReason> {
         self.counters.records_in += 1;
         self.counters.unknown_keys += record.unknown_keys as u64;
-        let station = self.try_admit(record, now);
+        let station = self.try_admit(record);
         if let Err(reason) = station {
             *self.counters.rejected.entry(reason).or_default() += 1;
         }
         station
     }
 
-    fn try_admit(&mut self, record: &SignalRecord, now: i64) -> Result<StationId, RejectReason> {
+    fn try_admit(&mut self, record: &SignalRecord) -> Result<StationId, RejectReason> {
         let Some(id) = self.ctx.station_id(&record.station) else {
             return Err(RejectReason::UnknownStation);
         };
         if !self.owned[id as usize] {
             return Err(RejectReason::WrongPartition);
         }
-        if let Some(skew) = self.config.max_clock_skew_ms {
-            if record.ts > now + skew {
-                return Err(RejectReason::FutureTs);
+        let ts = record.ts;
+        self.plausible(id, ts)?;
+        // Judged against the history as it is: a rejected record must not move any
+        // station's origin (a record of 1970 would give every station decades of windows).
+        if let Some(origin) = self.origin {
+            let bounds = self.admission[id as usize];
+            if ts < bounds.horizon {
+                let lateness = self.config.allowed_lateness_ms;
+                let before_retained = minute_floor(ts) >= origin && ts < bounds.earliest;
+                if ts < bounds.horizon.saturating_sub(lateness) || before_retained {
+                    return Err(RejectReason::TooLate);
+                }
+                self.counters.late_records += 1;
             }
         }
-        self.ensure_stations(record.ts);
-        let bounds = self.admission[id as usize];
-        if record.ts < bounds.horizon {
-            let lateness = self.config.allowed_lateness_ms;
-            if record.ts < bounds.horizon.saturating_sub(lateness) || record.ts < bounds.earliest {
-                return Err(RejectReason::TooLate);
-            }
-            self.counters.late_records += 1;
-        }
+        self.ensure_stations(ts);
         Ok(id)
+    }
+
+    /// Whether `ts` can be true for station `id`: not before the floor, not further ahead
+    /// of the wall clock than the allowed skew.
+    fn plausible(&self, id: StationId, ts: i64) -> Result<(), RejectReason> {
+        let floor = self
+            .config
+            .earliest_ts_ms
+            .max(self.ctx.station_valid_from(id));
+        if ts < floor {
+            return Err(RejectReason::BadTs);
+        }
+        let latest = match (self.config.max_clock_skew_ms, self.wall_clock) {
+            (Some(skew), Some(wall)) => wall.saturating_add(skew).min(LATEST_TS_MS),
+            _ => LATEST_TS_MS,
+        };
+        if ts > latest {
+            return Err(RejectReason::FutureTs);
+        }
+        Ok(())
     }
 
     /// The second half of `apply`: puts an admitted record into its station's history,

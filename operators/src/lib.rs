@@ -22,5 +22,8 @@ pub mod station;
 mod station_codes;
 pub mod timeline;
 
-pub use flow::{Admitted, Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow};
+pub use flow::{
+    Admitted, Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow,
+    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS,
+};
 pub mod synthetic;

@@ -177,6 +177,8 @@ impl SharedCalendar {
 pub struct ContextIndex {
     context: Context,
     stations: Vec<StationEntry>,
+    /// Per station: the `valid_from` of its first version (`i64::MIN` when unset).
+    first_valid_from: Vec<i64>,
     by_code: StationCodes,
     plants: HashMap<String, Versions<Arc<PlantSettings>>>,
     skus: HashMap<String, Versions<Arc<SkuSettings>>>,
@@ -376,9 +378,17 @@ impl ContextIndex {
                 calendar,
             });
         }
+        let mut first_valid_from = vec![i64::MAX; stations.len()];
+        for s in &context.stations {
+            if let Some(id) = by_code.get(&s.code) {
+                let from = &mut first_valid_from[id as usize];
+                *from = (*from).min(valid_from(s.valid_from));
+            }
+        }
         ContextIndex {
             context,
             stations,
+            first_valid_from,
             by_code,
             plants,
             skus,
@@ -395,6 +405,12 @@ impl ContextIndex {
 
     pub fn station_id(&self, code: &str) -> Option<StationId> {
         self.by_code.get(code)
+    }
+
+    /// When the station's first version in the context begins (`valid_from`), or
+    /// `i64::MIN` when it has none: records before it are not of this station.
+    pub fn station_valid_from(&self, id: StationId) -> i64 {
+        self.first_valid_from[id as usize]
     }
 
     /// The station's latest settings (for labels that do not vary with time).

@@ -135,7 +135,8 @@ impl SeqSet {
         }
         if self.has_last && self.words.is_empty() && self.last == 0 {
             self.has_last = false;
-            self.base += 64;
+            // The last word of the seq range ends at u64::MAX: its end is not a seq.
+            self.base = self.base.saturating_add(64);
         }
     }
 }
@@ -182,11 +183,25 @@ mod tests {
         assert!(restored.insert(201));
     }
 
+    #[test]
+    fn seqs_at_the_end_of_the_range() {
+        let mut s = SeqSet::default();
+        for q in [u64::MAX - 1, u64::MAX, u64::MAX - 64, 7] {
+            assert!(s.insert(q), "{q}");
+        }
+        for q in [u64::MAX - 64, u64::MAX - 1, u64::MAX] {
+            s.remove(q);
+        }
+        assert!(s.insert(u64::MAX));
+        assert!(!s.insert(7));
+        assert!(s.insert(u64::MAX - 1));
+    }
+
     proptest! {
         /// Against a plain set: inserts answer whether the seq was new, removals forget.
         #[test]
         fn answers_as_a_set_does(ops in prop::collection::vec(
-            (any::<bool>(), prop_oneof![0u64..400, 10_000_000u64..10_000_100]), 1..300)
+            (any::<bool>(), prop_oneof![0u64..400, 10_000_000u64..10_000_100, u64::MAX - 200..=u64::MAX]), 1..300)
         ) {
             let mut s = SeqSet::default();
             let mut model = std::collections::BTreeSet::new();

@@ -1,0 +1,173 @@
+//! Time that cannot be true is rejected, and a rejected record changes nothing: no
+//! window, no watermark, no station's extent (docs/semantics.md, "Plausible time").
+
+use proptest::prelude::*;
+use stationflow_operators::{synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS};
+use stationflow_schemas::signal::{Reading, SignalRecord};
+use stationflow_schemas::time::parse_rfc3339_ms;
+use stationflow_schemas::window::StationWindow;
+use stationflow_schemas::RejectReason;
+
+const HOUR: i64 = 3_600_000;
+
+fn record(station: &str, ts: i64, reading: Reading) -> SignalRecord {
+    SignalRecord {
+        station: station.into(),
+        ts,
+        seq: None,
+        readings: [reading].into_iter().collect(),
+        unknown_keys: 0,
+    }
+}
+
+/// Two hours of four stations, a record a station-minute.
+fn clean() -> Vec<SignalRecord> {
+    let mut out = Vec::new();
+    for minute in 0..120 {
+        for s in 0..4 {
+            let ts = synthetic::START_MS + minute * 60_000 + s * 7_000;
+            let station = format!("ST-{s:05}");
+            let reading = if minute % 9 == 0 {
+                Reading::Productive(minute % 18 == 0)
+            } else {
+                Reading::GoodDelta(1.0)
+            };
+            out.push(record(&station, ts, reading));
+        }
+    }
+    out
+}
+
+/// The latest revision of every window, `emitted_at` aside, after a replay-like run
+/// (advances every 64 records, "now" the largest ts) with the wall clock at `wall`.
+fn run(records: &[SignalRecord], wall: i64) -> (Vec<StationWindow>, Vec<Outcome>) {
+    let mut flow = StationFlow::new(synthetic::plant(4), FlowConfig::default());
+    flow.set_wall_clock(wall);
+    let mut latest = std::collections::BTreeMap::new();
+    let mut outcomes = Vec::new();
+    let mut now = i64::MIN;
+    let mut keep = |flow: &mut StationFlow| {
+        for mut w in flow.drain_windows() {
+            w.emitted_at = 0;
+            w.revision = 0;
+            latest.insert((w.station.to_string(), w.window_start), w);
+        }
+    };
+    for (i, r) in records.iter().enumerate() {
+        // As the replay driver does: "now" moves only with a record that went in.
+        let outcome = flow.apply(r, now.max(r.ts));
+        if !matches!(outcome, Outcome::Rejected(_)) {
+            now = now.max(r.ts);
+        }
+        outcomes.push(outcome);
+        if i % 64 == 63 {
+            flow.advance(now);
+            keep(&mut flow);
+        }
+    }
+    flow.advance(now);
+    flow.finish(now);
+    keep(&mut flow);
+    let c = flow.counters();
+    assert_eq!(c.records_in, c.applied + c.duplicates + c.rejected_total());
+    (latest.into_values().collect(), outcomes)
+}
+
+fn wall() -> i64 {
+    parse_rfc3339_ms("2026-12-06T12:00:00Z").unwrap()
+}
+
+fn strays() -> Vec<(i64, RejectReason)> {
+    let wall = wall();
+    vec![
+        (0, RejectReason::BadTs),
+        (1_777_870_800, RejectReason::BadTs), // epoch seconds sent as milliseconds
+        (-253_402_300_799_999, RejectReason::BadTs),
+        (i64::MIN, RejectReason::BadTs),
+        (
+            parse_rfc3339_ms("2000-01-01T00:00:00Z").unwrap(),
+            RejectReason::BadTs,
+        ),
+        (wall + 5 * 60_000 + 1, RejectReason::FutureTs),
+        (LATEST_TS_MS, RejectReason::FutureTs),
+        (i64::MAX, RejectReason::FutureTs),
+        (synthetic::START_MS - 30 * HOUR, RejectReason::TooLate),
+    ]
+}
+
+#[test]
+fn a_stray_record_anywhere_changes_no_window() {
+    let clean_records = clean();
+    let (expected, _) = run(&clean_records, wall());
+    assert_eq!(expected.len(), 4 * 120);
+    for (ts, reason) in strays() {
+        for at in [0, 1, 200, clean_records.len()] {
+            if reason == RejectReason::TooLate && at < 200 {
+                continue; // before any advance, 30 h early is not yet too late
+            }
+            let mut records = clean_records.clone();
+            records.insert(at, record("ST-00001", ts, Reading::Productive(true)));
+            let (windows, outcomes) = run(&records, wall());
+            assert_eq!(outcomes[at], Outcome::Rejected(reason), "ts {ts} at {at}");
+            assert!(windows == expected, "ts {ts} at {at} changed the windows");
+        }
+    }
+}
+
+#[test]
+fn a_station_is_bounded_by_its_first_valid_from() {
+    let mut context = synthetic::plant(2);
+    let from = synthetic::START_MS + HOUR;
+    for s in &mut context.stations {
+        if s.code == "ST-00001" {
+            s.valid_from = Some(stationflow_schemas::context::Ts(from));
+        }
+    }
+    let mut flow = StationFlow::new(context, FlowConfig::default());
+    let before = record("ST-00001", from - 1, Reading::Productive(true));
+    assert_eq!(
+        flow.apply(&before, from),
+        Outcome::Rejected(RejectReason::BadTs)
+    );
+    let other = record("ST-00000", from - 1, Reading::Productive(true));
+    assert_eq!(flow.apply(&other, from), Outcome::Applied);
+    let at = record("ST-00001", from, Reading::Productive(true));
+    assert_eq!(flow.apply(&at, from), Outcome::Applied);
+}
+
+#[test]
+fn the_floor_is_configurable() {
+    let config = FlowConfig {
+        earliest_ts_ms: 0,
+        ..FlowConfig::default()
+    };
+    let mut flow = StationFlow::new(synthetic::plant(1), config);
+    let old = record("ST-00000", 86_400_000, Reading::Productive(true));
+    assert_eq!(flow.apply(&old, 86_400_000), Outcome::Applied);
+    let older = record("ST-00000", -1, Reading::Productive(true));
+    assert_eq!(
+        flow.apply(&older, 86_400_000),
+        Outcome::Rejected(RejectReason::BadTs)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever its time, a stray record is applied or rejected, and when rejected the
+    /// windows are the clean run's.
+    #[test]
+    fn any_rejected_record_leaves_the_windows_alone(
+        ts in prop_oneof![any::<i64>(), -10_000_000_000_000i64..10_000_000_000_000i64],
+        at in 0usize..480,
+    ) {
+        let clean_records = clean();
+        let (expected, _) = run(&clean_records, wall());
+        let mut records = clean_records;
+        records.insert(at, record("ST-00002", ts, Reading::Productive(false)));
+        let (windows, outcomes) = run(&records, wall());
+        if let Outcome::Rejected(_) = outcomes[at] {
+            prop_assert!(windows == expected);
+        }
+    }
+}
