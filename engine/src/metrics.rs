@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use stationflow_schemas::RejectReason;
 
+use crate::kafka::publisher::Delivery;
+
 /// Bucket bounds of the latency histograms, milliseconds.
 const BUCKETS_MS: [u64; 13] = [
     1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000,
@@ -73,6 +75,11 @@ pub struct LiveMetrics {
     /// Microseconds the main loop waited on the consumer for a record.
     pub poll_wait_us: Counter,
     pub context_refused: Counter,
+    /// Output records and dead letters the producer refused whole (too large): their
+    /// start went to the dead-letter topic.
+    pub outputs_truncated: Counter,
+    /// Refused even cut short: logged and skipped.
+    pub outputs_skipped: Counter,
     dead_letters: Mutex<BTreeMap<RejectReason, u64>>,
     /// Per partition: wall clock minus the partition's largest event time, ms.
     watermark_lag_ms: Mutex<BTreeMap<i32, i64>>,
@@ -97,6 +104,15 @@ impl LiveMetrics {
 
     pub fn dead_letter(&self, reason: RejectReason) {
         *locked(&self.dead_letters).entry(reason).or_default() += 1;
+    }
+
+    /// Counts what became of an output record or dead letter.
+    pub fn delivered(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Sent => {}
+            Delivery::Truncated => self.outputs_truncated.add(1),
+            Delivery::Skipped => self.outputs_skipped.add(1),
+        }
     }
 
     pub fn dead_letters(&self) -> BTreeMap<RejectReason, u64> {
@@ -180,6 +196,16 @@ impl LiveMetrics {
                 "context_refused",
                 "Context topic records refused (sent to the dead-letter topic)",
                 &self.context_refused,
+            ),
+            (
+                "outputs_truncated",
+                "Records the producer refused whole (too large): their start went to the dead-letter topic",
+                &self.outputs_truncated,
+            ),
+            (
+                "outputs_skipped",
+                "Records the producer refused even cut short: logged and skipped",
+                &self.outputs_skipped,
             ),
         ];
         for (name, help, counter) in counters {

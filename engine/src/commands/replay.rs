@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stationflow_operators::FlowConfig;
+use stationflow_schemas::time::parse_rfc3339_ms;
 
 use crate::driver::replay::{self, ReplayConfig, ReplayReport};
 use crate::query;
@@ -33,6 +34,15 @@ pub struct ReplayArgs {
     /// A station quiet for this long (in event time) has its windows emitted.
     #[arg(long, default_value_t = 120)]
     pub idle_timeout_s: i64,
+    /// Records further than this ahead of the wall clock are dead-lettered as future_ts:
+    /// history cannot come from the future.
+    #[arg(long, default_value_t = 300)]
+    pub max_clock_skew_s: i64,
+    /// Records before this instant (RFC 3339) are dead-lettered as bad_ts (a device whose
+    /// clock was lost reports 1970 or 2000). A station whose first version in the context
+    /// has a later valid_from is bounded by that instead.
+    #[arg(long, default_value = "2010-01-01T00:00:00Z", value_parser = rfc3339_ms)]
+    pub earliest_ts: i64,
     /// No progress bar and no summary table (the summary line still prints).
     #[arg(long)]
     pub quiet: bool,
@@ -58,7 +68,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             out_of_orderness_ms: args.out_of_orderness_s * 1000,
             allowed_lateness_ms: args.allowed_lateness_s * 1000,
             idle_timeout_ms: args.idle_timeout_s * 1000,
-            max_clock_skew_ms: None,
+            max_clock_skew_ms: Some(args.max_clock_skew_s * 1000),
+            earliest_ts_ms: args.earliest_ts,
             ..FlowConfig::default()
         },
         sink: ParquetSinkConfig::default(),
@@ -75,6 +86,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+fn rfc3339_ms(text: &str) -> Result<i64, String> {
+    parse_rfc3339_ms(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time with an offset"))
 }
 
 /// The per-station summary, from the same sums and ratios as the roll-up views.

@@ -95,11 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         context_fingerprint: context.fingerprint(),
         context,
         alert_rules,
-        max_clock_skew_ms: flow.max_clock_skew_ms.unwrap_or(i64::MAX / 2),
-        flow: stationflow_operators::FlowConfig {
-            max_clock_skew_ms: None,
-            ..flow
-        },
+        flow,
         checkpoint_interval_ms: i64::from(settings.checkpoint.interval_s) * 1000,
         flush_timeout: Duration::from_secs(60),
         partitions,

@@ -3,3 +3,11 @@
 
 pub mod live;
 pub mod replay;
+
+/// The wall clock in epoch milliseconds: the idle rule's "now" live, and what `future_ts`
+/// is judged against in both drivers.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -17,6 +17,7 @@ use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
+use super::wall_ms;
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
@@ -98,6 +99,7 @@ pub fn run(
     let mut inputs = MergedFiles::new(files::discover(&config.inputs)?)?;
     clear_outputs(root, runtime)?;
     let mut flow = StationFlow::new(config.context, config.flow);
+    flow.set_wall_clock(wall_ms());
     let mut windows = DatasetWriter::new(
         root.store.clone(),
         root.prefix.clone(),
@@ -119,10 +121,14 @@ pub fn run(
     while let Some((item, original)) = inputs.next_item()? {
         let rejected = match item.decoded() {
             Ok(record) => {
-                now = now.max(record.ts);
-                match flow.admit_into(record, now, &mut admitted) {
-                    Ok(()) => None,
-                    Err(reason) => Some((reason, reason_detail(reason))),
+                // A rejected record (from the future, say) must not become "now".
+                let at = now.max(record.ts);
+                match flow.admit_into(record, at, &mut admitted) {
+                    Ok(()) => {
+                        now = at;
+                        None
+                    }
+                    Err(reason) => Some((reason, StationFlow::rejection_detail(reason).into())),
                 }
             }
             Err(rejection) => {
@@ -135,6 +141,7 @@ pub fn run(
         }
         n += 1;
         if n.is_multiple_of(config.batch_records) {
+            flow.set_wall_clock(wall_ms());
             flow.insert_grouped(&mut admitted);
             flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
             write(&mut flow)?;
@@ -162,15 +169,4 @@ pub fn run(
         events,
         elapsed: started.elapsed(),
     })
-}
-
-pub fn reason_detail(reason: RejectReason) -> String {
-    match reason {
-        RejectReason::UnknownStation => "the station is not in the context".into(),
-        RejectReason::TooLate => {
-            "older than the station's watermark minus the allowed lateness".into()
-        }
-        RejectReason::FutureTs => "further ahead of the clock than max_clock_skew".into(),
-        other => other.as_str().into(),
-    }
 }

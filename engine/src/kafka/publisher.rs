@@ -37,6 +37,45 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// What became of an output record or a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued as it was.
+    Sent,
+    /// Refused as it was; its start went to the dead-letter topic.
+    Truncated,
+    /// Refused even cut short: logged and counted, not sent.
+    Skipped,
+}
+
+/// What a dead letter keeps of a record the producer refused whole.
+pub const KEPT_BYTES: usize = 64 << 10;
+
+/// Whether the producer refused a record for what it is, not for the state of the
+/// broker: sending it again would fail again.
+fn refused_for_itself(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
+fn owned_headers(headers: &[(&str, &str)]) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new();
+    for (key, value) in headers {
+        owned = owned.insert(Header {
+            key,
+            value: Some(*value),
+        });
+    }
+    owned
+}
+
 pub struct Publisher {
     producer: BaseProducer<DeliveryContext>,
     context: DeliveryContext,
@@ -98,8 +137,22 @@ impl Publisher {
     /// Queues a record built by the caller (headers, raw keys), waiting for room.
     pub fn send_record<K: ToBytes + ?Sized>(
         &mut self,
-        mut record: BaseRecord<'_, K, [u8]>,
+        record: BaseRecord<'_, K, [u8]>,
     ) -> anyhow::Result<()> {
+        let topic = record.topic.to_string();
+        match self.try_send(record)? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!("producing to {topic}: {e}"),
+        }
+    }
+
+    /// Queues a record, waiting for room. A record the producer refuses for what it is
+    /// (larger than `message.max.bytes`, invalid) comes back as `Ok(Err(why))`: the
+    /// caller decides what becomes of it; any other failure is an error.
+    fn try_send<K: ToBytes + ?Sized>(
+        &mut self,
+        mut record: BaseRecord<'_, K, [u8]>,
+    ) -> anyhow::Result<Result<(), KafkaError>> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -107,6 +160,7 @@ impl Publisher {
                     self.producer.poll(Duration::from_millis(50));
                     record = back;
                 }
+                Err((e, _)) if refused_for_itself(&e) => return Ok(Err(e)),
                 Err((e, back)) => bail!("producing to {}: {e}", back.topic),
             }
         }
@@ -114,41 +168,95 @@ impl Publisher {
         if self.sent.is_multiple_of(1024) {
             self.producer.poll(Duration::ZERO);
         }
-        Ok(())
+        Ok(Ok(()))
+    }
+
+    /// An output record (a window, an alert) to `topic`. If the producer refuses it for
+    /// what it is, its start goes to the dead-letter topic `dlq` instead (reason
+    /// `too_large`), so that one record can never stop the engine: Parquet holds it whole.
+    pub fn send_output(
+        &mut self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        dlq: &str,
+    ) -> anyhow::Result<Delivery> {
+        let record = BaseRecord::<str, [u8]>::to(topic).key(key).payload(payload);
+        let Err(refused) = self.try_send(record)? else {
+            return Ok(Delivery::Sent);
+        };
+        tracing::warn!(topic, key, bytes = payload.len(), %refused, "output record refused");
+        let detail = format!("{topic} refused the record: {refused}");
+        let headers = [
+            ("reason", "too_large"),
+            ("detail", detail.as_str()),
+            ("source_topic", topic),
+        ];
+        self.send_truncated(dlq, Some(key.as_bytes()), payload, &headers)
     }
 
     /// The original key and bytes of `message` to the dead-letter topic `dlq`; why and
     /// where from in headers (`reason`, `detail`, `source_topic`, `source_partition`,
-    /// `source_offset`).
+    /// `source_offset`). A dead letter the producer refuses (the original was close to the
+    /// size limit, and the headers took it over) goes again with its bytes cut to
+    /// `KEPT_BYTES` and the header `truncated_from`; if even that is refused it is logged,
+    /// counted and skipped.
     pub fn dead_letter<M: Message>(
         &mut self,
         dlq: &str,
         message: &M,
         reason: &str,
         detail: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Delivery> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in [
+        let headers = [
             ("reason", reason),
             ("detail", detail),
             ("source_topic", message.topic()),
             ("source_partition", &partition),
             ("source_offset", &offset),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
+        ];
+        let payload = message.payload().unwrap_or_default();
+        let record = BaseRecord::<[u8], [u8]>::to(dlq)
+            .payload(payload)
+            .headers(owned_headers(&headers));
+        let record = match message.key() {
+            Some(key) => record.key(key),
+            None => record,
+        };
+        match self.try_send(record)? {
+            Ok(()) => Ok(Delivery::Sent),
+            Err(_) => self.send_truncated(dlq, message.key(), payload, &headers),
         }
+    }
+
+    /// The start of `payload` to `dlq` with `headers` and `truncated_from`; skipped (and
+    /// logged) if refused even so.
+    fn send_truncated(
+        &mut self,
+        dlq: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Delivery> {
+        let length = payload.len().to_string();
+        let mut all = headers.to_vec();
+        all.push(("truncated_from", &length));
+        let key = key.map(|k| &k[..k.len().min(KEPT_BYTES)]);
         let mut record = BaseRecord::<[u8], [u8]>::to(dlq)
-            .payload(message.payload().unwrap_or_default())
-            .headers(headers);
-        if let Some(key) = message.key() {
+            .payload(&payload[..payload.len().min(KEPT_BYTES)])
+            .headers(owned_headers(&all));
+        if let Some(key) = key {
             record = record.key(key);
         }
-        self.send_record(record)
+        match self.try_send(record)? {
+            Ok(()) => Ok(Delivery::Truncated),
+            Err(e) => {
+                tracing::error!(dlq, bytes = payload.len(), %e, "dead letter refused; skipped");
+                Ok(Delivery::Skipped)
+            }
+        }
     }
 
     /// Waits until every record queued so far is acknowledged; fails if any was not

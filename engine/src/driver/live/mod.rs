@@ -39,9 +39,8 @@ pub struct LiveEnv {
     /// `context.fingerprint()`, kept in checkpoints.
     pub context_fingerprint: u64,
     pub alert_rules: AlertRules,
-    /// Event-time settings; the clock-skew check is the driver's (against the wall clock).
+    /// Event-time settings.
     pub flow: FlowConfig,
-    pub max_clock_skew_ms: i64,
     pub checkpoint_interval_ms: i64,
     pub flush_timeout: Duration,
     /// Partitions of the signals topic (which stations a partition answers for).
@@ -66,8 +65,11 @@ impl LiveEnv {
         tracing::warn!(%refused, "context record refused");
         self.metrics.context_refused.add(1);
         let dlq = &self.settings.kafka.dlq_topic;
-        self.producer
-            .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())
+        let delivery =
+            self.producer
+                .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())?;
+        self.metrics.delivered(delivery);
+        Ok(())
     }
 }
 
@@ -191,11 +193,7 @@ fn lock(m: &Mutex<Assigned>) -> MutexGuard<'_, Assigned> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use super::wall_ms;
 
 /// Wall-clock milliseconds between two looks at the context topic.
 const CONTEXT_POLL_MS: i64 = 100;

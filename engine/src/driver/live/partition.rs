@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Headers;
-use rdkafka::producer::BaseRecord;
 use rdkafka::Message;
 use stationflow_operators::alerts::AlertState;
 use stationflow_operators::{Outcome, StationFlow};
-use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord};
+use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord, MAX_RECORD_BYTES};
 use stationflow_schemas::time::minute_floor;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
@@ -192,6 +191,13 @@ impl PartitionTask {
         let late_before = self.flow.counters().late_records;
         let decoded = match rejected_at_source(message) {
             Some(reason) => Err(Rejection::new(reason, "rejected when read from its file")),
+            None if payload.len() > MAX_RECORD_BYTES => Err(Rejection::new(
+                RejectReason::TooLarge,
+                format!(
+                    "the record is {} bytes, more than {MAX_RECORD_BYTES}",
+                    payload.len()
+                ),
+            )),
             None => decode_json_into(payload, key, fallback_ts, &mut self.record),
         };
         let rejection = match decoded {
@@ -199,16 +205,13 @@ impl PartitionTask {
                 self.flow.counters_mut().count_rejected(rejection.reason);
                 Some((rejection.reason, rejection.detail))
             }
-            Ok(()) if self.record.ts > wall + env.max_clock_skew_ms => {
-                self.flow
-                    .counters_mut()
-                    .count_rejected(RejectReason::FutureTs);
-                let detail = "further ahead of the wall clock than windows.max_clock_skew_s";
-                Some((RejectReason::FutureTs, detail.to_string()))
-            }
             Ok(()) => {
+                // A rejected record (from the future, implausibly old) must not move the
+                // partition's clock either.
+                let clock_before = self.clock;
                 self.clock.saw(self.record.ts, wall);
                 let now = self.clock.now(wall).unwrap_or(self.record.ts);
+                self.flow.set_wall_clock(wall);
                 match self.flow.apply(&self.record, now) {
                     Outcome::Applied => {
                         metrics.applied.add(1);
@@ -220,7 +223,8 @@ impl PartitionTask {
                         None
                     }
                     Outcome::Rejected(reason) => {
-                        Some((reason, crate::driver::replay::reason_detail(reason)))
+                        self.clock = clock_before;
+                        Some((reason, StationFlow::rejection_detail(reason).to_string()))
                     }
                 }
             }
@@ -231,8 +235,10 @@ impl PartitionTask {
         if let Some((reason, detail)) = rejection {
             metrics.dead_letter(reason);
             let dlq = &env.settings.kafka.dlq_topic;
-            env.producer
+            let delivery = env
+                .producer
                 .dead_letter(dlq, message, reason.as_str(), &detail)?;
+            env.metrics.delivered(delivery);
         }
         self.next_offset = message.offset() + 1;
         self.since_advance += 1;
@@ -292,10 +298,14 @@ impl PartitionTask {
             }
             w.revision += base;
             let json = serde_json::to_vec(&*w)?;
-            let record = BaseRecord::<str, [u8]>::to(&env.settings.kafka.windows_topic)
-                .key(&*w.station)
-                .payload(&json);
-            env.producer.send_record(record)?;
+            let kafka = &env.settings.kafka;
+            let delivery = (env.producer).send_output(
+                &kafka.windows_topic,
+                &w.station,
+                &json,
+                &kafka.dlq_topic,
+            )?;
+            env.metrics.delivered(delivery);
         }
         env.metrics.windows_emitted.add(windows.len() as u64);
         for e in &mut events {
@@ -325,10 +335,14 @@ impl PartitionTask {
             .observe(&env.alert_rules, windows, events, &underway, wall);
         for alert in &alerts {
             let json = serde_json::to_vec(alert)?;
-            let record = BaseRecord::<str, [u8]>::to(&env.settings.kafka.alerts_topic)
-                .key(alert.station.as_str())
-                .payload(&json);
-            env.producer.send_record(record)?;
+            let kafka = &env.settings.kafka;
+            let delivery = (env.producer).send_output(
+                &kafka.alerts_topic,
+                &alert.station,
+                &json,
+                &kafka.dlq_topic,
+            )?;
+            env.metrics.delivered(delivery);
         }
         env.metrics.alerts_emitted.add(alerts.len() as u64);
         Ok(())
