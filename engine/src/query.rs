@@ -11,6 +11,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
 
@@ -154,10 +156,27 @@ pub fn sql_text(text: &str) -> String {
 }
 
 /// Runs one SQL statement and collects its result.
+/// Read-only: DDL (`CREATE EXTERNAL TABLE … LOCATION '/etc/…'`), DML (`INSERT`, `COPY …
+/// TO`) and statements (`SET`) are refused, and no table reads a file or URL by name.
 pub async fn run(root: &Root, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let ctx = session(root).await?;
-    let df = ctx.sql(sql).await?;
+    let df = ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
+        let refused = matches!(&e, DataFusionError::Plan(m) if m.contains("not supported"));
+        if refused {
+            anyhow::anyhow!("queries are read-only: {e}")
+        } else {
+            e.into()
+        }
+    })?;
     Ok(df.collect().await?)
+}
+
+/// What a user's SQL may do: read.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// How `stationflow query` prints results.

@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use stationflow_operators::FlowConfig;
+use stationflow_schemas::time::parse_rfc3339_ms;
 
 use crate::store::StoreSettings;
 
@@ -55,6 +56,7 @@ pub struct WindowSettings {
     pub allowed_lateness_s: u32,
     pub idle_timeout_s: u32,
     pub max_clock_skew_s: u32,
+    pub earliest_ts: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +122,9 @@ impl LiveConfig {
         if self.checkpoint.interval_s == 0 {
             return invalid("checkpoint.interval_s must be at least 1");
         }
+        if parse_rfc3339_ms(&self.windows.earliest_ts).is_none() {
+            return invalid("windows.earliest_ts is not an RFC 3339 time with an offset");
+        }
         Ok(())
     }
 
@@ -131,6 +136,8 @@ impl LiveConfig {
             allowed_lateness_ms: ms(self.windows.allowed_lateness_s),
             idle_timeout_ms: ms(self.windows.idle_timeout_s),
             max_clock_skew_ms: Some(ms(self.windows.max_clock_skew_s)),
+            earliest_ts_ms: parse_rfc3339_ms(&self.windows.earliest_ts)
+                .expect("validated when the config was loaded"),
             ..FlowConfig::default()
         }
     }
@@ -144,10 +151,37 @@ impl LiveConfig {
         }
     }
 
-    /// The effective settings as TOML.
+    /// The effective settings as TOML, with secrets masked (`kafka.options` whose key
+    /// names a password, secret, token, credential or private key).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut shown = self.clone();
+        for (key, value) in &mut shown.kafka.options {
+            if is_secret_option(key) {
+                *value = MASK.into();
+            }
+        }
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// What a masked secret shows.
+pub const MASK: &str = "********";
+
+/// Whether a librdkafka setting holds a secret: `sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `sasl.jaas.config`, …
+pub fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "jaas",
+        "key.pem",
+        "private",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 /// Every error figment found, each with its key and source.
@@ -213,6 +247,26 @@ mod tests {
             assert_eq!(config.checkpoint_root(), "./stationflow-out/_checkpoints");
             let again: LiveConfig = toml::from_str(&config.to_toml()).unwrap();
             assert_eq!(again, config);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_masked_when_shown() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                "[kafka.options]\n\"sasl.password\" = \"hunter2\"\n\"ssl.key.pem\" = \"PEM\"\n\
+                 \"acks\" = \"all\"\n[context]\nfile = \"plant.toml\"\n",
+            )?;
+            let shown = LiveConfig::load(Some(Path::new("s.toml")))
+                .unwrap()
+                .to_toml();
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("PEM"),
+                "{shown}"
+            );
+            assert!(shown.contains(MASK) && shown.contains("\"all\""), "{shown}");
             Ok(())
         });
     }

@@ -15,6 +15,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
 use crate::sinks::parquet::writer_properties;
@@ -79,8 +80,12 @@ pub async fn partitions(root: &Root, dataset: Dataset) -> anyhow::Result<Vec<Par
             continue;
         };
         if file.ends_with(".parquet") {
+            // Folder names are percent-encoded (`Leeds Site #2` is `Leeds Site %232`):
+            // decoded here, so that the partition is the plant's, and is encoded once again
+            // when a path is made from it.
+            let plant = percent_decode_str(plant).decode_utf8_lossy();
             by_folder
-                .entry((plant.to_string(), date.to_string()))
+                .entry((plant.into_owned(), date.to_string()))
                 .or_default()
                 .push(meta);
         }

@@ -7,15 +7,29 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
+use object_store::buffered::BufWriter as StoreWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use stationflow_schemas::RejectReason;
+use tokio::io::AsyncWriteExt;
 
 use crate::sources::Position;
 
 pub struct DeadLetterSink {
     spool: BufWriter<std::fs::File>,
     pub by_reason: BTreeMap<RejectReason, u64>,
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 impl DeadLetterSink {
@@ -57,12 +71,27 @@ impl DeadLetterSink {
     ) -> anyhow::Result<()> {
         let mut file = self.spool.into_inner().map_err(|e| e.into_error())?;
         file.rewind()?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
         let path = root.clone().join("dead_letter.jsonl");
-        runtime
-            .block_on(store.put(&path, PutPayload::from(bytes)))
-            .map_err(|e| anyhow::anyhow!("writing dead letters: {e}"))?;
+        // In parts, never whole in memory: a run over a damaged archive may dead-letter
+        // gigabytes.
+        let mut upload = StoreWriter::new(store.clone(), path);
+        let written = runtime.block_on(async {
+            loop {
+                let mut chunk = vec![0; 8 << 20];
+                let n = read_full(&mut file, &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                chunk.truncate(n);
+                upload.put(chunk.into()).await?;
+            }
+            upload.shutdown().await?;
+            Ok::<_, anyhow::Error>(())
+        });
+        if let Err(e) = written {
+            let _ = runtime.block_on(upload.abort());
+            anyhow::bail!("writing dead letters: {e}");
+        }
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use stationflow_schemas::signal::{
     decode_json_into, decode_usual_json_line, reading_from_text, ts_from_text, Reading, Rejection,
-    SignalRecord,
+    SignalRecord, MAX_RECORD_BYTES,
 };
 use stationflow_schemas::RejectReason;
 
@@ -187,6 +187,7 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
             file: name,
             line: 0,
             path: path.to_path_buf(),
+            overlong: None,
         }),
         Some(Format::Csv { gzip }) => Box::new(LongReader::new(
             CsvRows::new(open(path, gzip).map_err(io)?, path)?,
@@ -220,10 +221,13 @@ struct JsonLines {
     file: Arc<str>,
     line: u64,
     path: PathBuf,
+    /// The kept start of the last record when its line was too long to read whole.
+    overlong: Option<Vec<u8>>,
 }
 
 impl RecordReader for JsonLines {
     fn read_into(&mut self, item: &mut Item) -> Result<bool, SourceError> {
+        self.overlong = None;
         self.text = match self.lines.usual_line(&mut item.record) {
             Some(text) => {
                 self.line += 1;
@@ -231,14 +235,20 @@ impl RecordReader for JsonLines {
                 text
             }
             None => match self.next_text()? {
-                Some(text) => {
+                Some(Line::Whole(text)) => {
                     let bytes = &self.lines.buf[text.clone()];
                     item.rejection = decode_json_into(bytes, None, None, &mut item.record).err();
                     text
                 }
+                Some(Line::TooLong { prefix, len }) => {
+                    item.rejection = Some(too_long(len));
+                    self.overlong = Some(prefix);
+                    0..0
+                }
                 None => return Ok(false),
             },
         };
+
         if !Arc::ptr_eq(&item.position.file, &self.file) {
             item.position.file = self.file.clone();
         }
@@ -247,13 +257,27 @@ impl RecordReader for JsonLines {
     }
 
     fn original<'a>(&'a self, _item: &'a Item) -> &'a [u8] {
-        &self.lines.buf[self.text.clone()]
+        match &self.overlong {
+            Some(prefix) => prefix,
+            None => &self.lines.buf[self.text.clone()],
+        }
     }
+}
+
+/// The rejection of a line of `len` bytes, longer than `MAX_LINE_BYTES`.
+fn too_long(len: u64) -> Rejection {
+    Rejection::new(
+        RejectReason::TooLarge,
+        format!(
+            "the line is {len} bytes, more than the limit of {MAX_LINE_BYTES}; \
+             the dead letter keeps its first {KEPT_PREFIX_BYTES}"
+        ),
+    )
 }
 
 impl JsonLines {
     /// The next line that is not blank, trimmed; `None` at the end.
-    fn next_text(&mut self) -> Result<Option<Range<usize>>, SourceError> {
+    fn next_text(&mut self) -> Result<Option<Line>, SourceError> {
         loop {
             let line = match self.lines.next_line_range() {
                 Ok(Some(line)) => line,
@@ -266,9 +290,12 @@ impl JsonLines {
                 }
             };
             self.line += 1;
-            let text = trimmed(&self.lines.buf, line);
+            let text = match line {
+                Line::Whole(range) => trimmed(&self.lines.buf, range),
+                too_long => return Ok(Some(too_long)),
+            };
             if !text.is_empty() {
-                return Ok(Some(text));
+                return Ok(Some(Line::Whole(text)));
             }
         }
     }
@@ -282,8 +309,23 @@ fn trimmed(buf: &[u8], range: Range<usize>) -> Range<usize> {
     start..end.max(start)
 }
 
+/// No line longer than this is held in memory (a gzip file can expand to gigabytes
+/// without a newline).
+pub const MAX_LINE_BYTES: usize = MAX_RECORD_BYTES;
+
+/// What the dead letter keeps of a line longer than `MAX_LINE_BYTES`.
+pub const KEPT_PREFIX_BYTES: usize = 4096;
+
+/// A line as `Lines` hands it out.
+enum Line {
+    /// Where it lies in the buffer, without its `\n`.
+    Whole(Range<usize>),
+    /// Longer than `MAX_LINE_BYTES`: its first bytes and its length; the rest was skipped.
+    TooLong { prefix: Vec<u8>, len: u64 },
+}
+
 /// Lines of a byte stream, found with `memchr` in a buffer of its own (a line longer than
-/// the buffer grows it). The last line needs no newline.
+/// the buffer grows it, up to `MAX_LINE_BYTES`). The last line needs no newline.
 struct Lines {
     input: Box<dyn Read>,
     buf: Vec<u8>,
@@ -307,7 +349,11 @@ impl Lines {
     /// The next line without its `\n`, or `None` at the end.
     #[cfg(test)]
     fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
-        Ok(self.next_line_range()?.map(|line| &self.buf[line]))
+        Ok(match self.next_line_range()? {
+            Some(Line::Whole(line)) => Some(&self.buf[line]),
+            Some(Line::TooLong { .. }) => Some(b"(too long)"),
+            None => None,
+        })
     }
 
     /// The next line when it is whole in the buffer and in the usual layout, decoded into
@@ -321,13 +367,13 @@ impl Lines {
 
     /// Where the next line (without its `\n`) lies in `buf`, valid until the next call;
     /// `None` at the end.
-    fn next_line_range(&mut self) -> std::io::Result<Option<Range<usize>>> {
+    fn next_line_range(&mut self) -> std::io::Result<Option<Line>> {
         let mut searched = self.start;
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
                 let line = self.start..searched + i;
                 self.start = searched + i + 1;
-                return Ok(Some(line));
+                return Ok(Some(Line::Whole(line)));
             }
             searched = self.end;
             if self.eof {
@@ -336,10 +382,34 @@ impl Lines {
                 }
                 let line = self.start..self.end;
                 self.start = self.end;
-                return Ok(Some(line));
+                return Ok(Some(Line::Whole(line)));
+            }
+            if self.end - self.start > MAX_LINE_BYTES {
+                return self.skip_long_line().map(Some);
             }
             searched -= self.start;
             self.refill()?;
+        }
+    }
+
+    /// Keeps the start of a line too long to hold and reads past its end.
+    fn skip_long_line(&mut self) -> std::io::Result<Line> {
+        let prefix = self.buf[self.start..self.start + KEPT_PREFIX_BYTES].to_vec();
+        let mut len = (self.end - self.start) as u64;
+        loop {
+            self.start = self.end;
+            if self.eof {
+                return Ok(Line::TooLong { prefix, len });
+            }
+            self.refill()?;
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                self.start += i + 1;
+                return Ok(Line::TooLong {
+                    prefix,
+                    len: len + i as u64,
+                });
+            }
+            len += (self.end - self.start) as u64;
         }
     }
 
@@ -377,11 +447,12 @@ pub enum Row {
         signal: String,
         value: String,
     },
-    /// A row that could not be read, with its text and what was wrong.
+    /// A row that could not be read, with its text, what was wrong and its reason.
     Malformed {
         line: u64,
         text: String,
         message: String,
+        reason: RejectReason,
     },
 }
 
@@ -396,7 +467,14 @@ struct LongReader<S: RowSource> {
     file: Arc<str>,
     pending: Option<Row>,
     group: Vec<(u64, String, String, String, String)>,
+    /// Rows of the gathered station and `ts` beyond `MAX_ROWS_PER_RECORD`, not kept.
+    dropped: u64,
 }
+
+/// The most rows one long-format record (a station and `ts`) may have: there are ten
+/// signal keys, so more is a broken export, and keeping them all would let one record
+/// fill memory.
+const MAX_ROWS_PER_RECORD: usize = 1024;
 
 impl<S: RowSource> LongReader<S> {
     fn new(rows: S, file: Arc<str>) -> Self {
@@ -405,6 +483,7 @@ impl<S: RowSource> LongReader<S> {
             file,
             pending: None,
             group: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -437,7 +516,16 @@ impl<S: RowSource> LongReader<S> {
             }
         }
         let (station, ts) = (rows[0].1.trim(), rows[0].2.as_str());
+        let dropped = std::mem::take(&mut self.dropped);
         let decoded = match error {
+            _ if dropped > 0 => Err(Rejection::new(
+                RejectReason::TooLarge,
+                format!(
+                    "{} rows for one station and ts, more than {MAX_ROWS_PER_RECORD}; \
+                     the dead letter keeps the first {MAX_ROWS_PER_RECORD}",
+                    rows.len() as u64 + dropped
+                ),
+            )),
             Some(e) => Err(e),
             None if station.is_empty() => Err(Rejection::new(
                 RejectReason::UnknownStation,
@@ -467,19 +555,21 @@ impl<S: RowSource> LongReader<S> {
                     line,
                     text,
                     message,
+                    reason,
                 }) => {
                     if !self.group.is_empty() {
                         self.pending = Some(Row::Malformed {
                             line,
                             text,
                             message,
+                            reason,
                         });
                         return Ok(Some(self.record()));
                     }
                     return Ok(Some(Item::new(
                         self.position(line),
                         text.into_bytes(),
-                        Err(Rejection::new(RejectReason::MalformedJson, message)),
+                        Err(Rejection::new(reason, message)),
                     )));
                 }
                 Some(Row::Values {
@@ -503,7 +593,11 @@ impl<S: RowSource> LongReader<S> {
                         });
                         return Ok(Some(self.record()));
                     }
-                    self.group.push((line, station, ts, signal, value));
+                    if self.group.len() < MAX_ROWS_PER_RECORD {
+                        self.group.push((line, station, ts, signal, value));
+                    } else {
+                        self.dropped += 1;
+                    }
                 }
             }
         }
@@ -522,10 +616,78 @@ impl<S: RowSource> RecordReader for LongReader<S> {
     }
 }
 
+/// Long CSV, a record a line: read through `Lines` (so no field can swallow the rest of
+/// the file) and split by `csv_core`. A row whose quotes do not close on its own line, or
+/// that is not UTF-8, is malformed and dead-lettered with its text; fields spanning lines,
+/// which RFC 4180 allows, are not read (no long-format value holds a newline).
 struct CsvRows {
-    reader: csv::Reader<BufReader<Box<dyn Read>>>,
+    lines: Lines,
+    /// The last line read, 1-based.
+    line: u64,
     columns: [usize; 4],
-    row: csv::StringRecord,
+    splitter: CsvSplitter,
+    path: PathBuf,
+}
+
+/// A line that is not a record: its text, why, and the reason for its dead letter.
+type Unreadable = (String, String, RejectReason);
+
+/// Splits one CSV line into its fields, reusing its buffers.
+struct CsvSplitter {
+    parser: csv_core::Reader,
+    input: Vec<u8>,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    /// How many fields the last line had.
+    count: usize,
+}
+
+impl Default for CsvSplitter {
+    fn default() -> Self {
+        CsvSplitter {
+            // Built, not `Default`: csv_core's derived default has no parsing table.
+            parser: csv_core::Reader::new(),
+            input: Vec::new(),
+            fields: Vec::new(),
+            ends: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+impl CsvSplitter {
+    /// Splits `line` (without its newline); why not, when it is not one whole record.
+    fn split(&mut self, line: &[u8]) -> Result<(), String> {
+        if line.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+            return Err("unterminated quote: a quoted field does not end on its line".into());
+        }
+        std::str::from_utf8(line).map_err(|_| "the row is not UTF-8".to_string())?;
+        self.input.clear();
+        self.input.extend_from_slice(line);
+        self.input.push(b'\n');
+        self.fields.resize(self.input.len(), 0);
+        self.ends.resize(self.input.len() + 1, 0);
+        self.parser.reset();
+        let (result, _, _, count) =
+            (self.parser).read_record(&self.input, &mut self.fields, &mut self.ends);
+        match result {
+            csv_core::ReadRecordResult::Record => {
+                self.count = count;
+                Ok(())
+            }
+            other => Err(format!("the row is not one CSV record ({other:?})")),
+        }
+    }
+
+    /// Field `i` of the last line split, trimmed of nothing.
+    fn field(&self, i: usize) -> Option<&str> {
+        if i >= self.count {
+            return None;
+        }
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        // Checked as UTF-8 whole; a field of it is too, csv_core cuts at ASCII bytes.
+        std::str::from_utf8(&self.fields[start..self.ends[i]]).ok()
+    }
 }
 
 impl CsvRows {
@@ -534,41 +696,101 @@ impl CsvRows {
             path: path.to_path_buf(),
             message,
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(BufReader::with_capacity(1 << 20, input));
-        let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
+        let mut rows = CsvRows {
+            lines: Lines::new(input, 1 << 16),
+            line: 0,
+            columns: [0; 4],
+            splitter: CsvSplitter::default(),
+            path: path.to_path_buf(),
+        };
+        let header = match rows.next_line().map_err(|error| SourceError::Io {
+            path: path.to_path_buf(),
+            error,
+        })? {
+            Some(Ok(())) => rows.splitter.count,
+            Some(Err((_, message, _))) => return Err(format(format!("the header: {message}"))),
+            None => return Err(format("the file is empty: no header".into())),
+        };
+        let names: Vec<String> = (0..header)
+            .map(|i| {
+                rows.splitter
+                    .field(i)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
         let column = |name: &str| {
-            headers
+            let name = name.to_string();
+            names
                 .iter()
-                .position(|h| h.trim().eq_ignore_ascii_case(name))
+                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(&name))
                 .ok_or_else(|| {
                     format(format!(
                         "the CSV header needs columns station,ts,signal,value; `{name}` is missing"
                     ))
                 })
         };
-        Ok(CsvRows {
-            columns: [
-                column("station")?,
-                column("ts")?,
-                column("signal")?,
-                column("value")?,
-            ],
-            reader,
-            row: csv::StringRecord::new(),
-        })
+        rows.columns = [
+            column("station")?,
+            column("ts")?,
+            column("signal")?,
+            column("value")?,
+        ];
+        Ok(rows)
+    }
+
+    /// Splits the next line that is not blank: `Err` with its text and why when it is
+    /// not a record; `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<Result<(), Unreadable>>> {
+        loop {
+            let Some(line) = self.lines.next_line_range()? else {
+                return Ok(None);
+            };
+            self.line += 1;
+            let range = match line {
+                Line::Whole(range) => range,
+                Line::TooLong { prefix, len } => {
+                    let text = String::from_utf8_lossy(&prefix).into_owned();
+                    let rejection = too_long(len);
+                    return Ok(Some(Err((text, rejection.detail, rejection.reason))));
+                }
+            };
+            let text = &self.lines.buf[range];
+            if text.trim_ascii().is_empty() {
+                continue;
+            }
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            return Ok(Some(self.splitter.split(text).map_err(|why| {
+                let text = String::from_utf8_lossy(text).into_owned();
+                (
+                    text,
+                    format!("malformed CSV row: {why}"),
+                    RejectReason::MalformedJson,
+                )
+            })));
+        }
     }
 }
 
 impl RowSource for CsvRows {
     fn next_row(&mut self) -> Result<Option<Row>, SourceError> {
-        let line = self.reader.position().line();
-        match self.reader.read_record(&mut self.row) {
-            Ok(false) => Ok(None),
-            Ok(true) => {
-                let field = |i: usize| self.row.get(self.columns[i]).map(str::to_string);
-                Ok(Some(match (field(0), field(1), field(2), field(3)) {
+        let split = self.next_line().map_err(|error| SourceError::Io {
+            path: self.path.clone(),
+            error,
+        })?;
+        let line = self.line;
+        Ok(match split {
+            None => None,
+            Some(Err((text, message, reason))) => Some(Row::Malformed {
+                line,
+                text,
+                message,
+                reason,
+            }),
+            Some(Ok(())) => {
+                let field = |i: usize| self.splitter.field(self.columns[i]).map(str::to_string);
+                Some(match (field(0), field(1), field(2), field(3)) {
                     (Some(station), Some(ts), Some(signal), Some(value)) => Row::Values {
                         line,
                         station,
@@ -578,20 +800,19 @@ impl RowSource for CsvRows {
                     },
                     _ => Row::Malformed {
                         line,
-                        text: self.row.iter().collect::<Vec<_>>().join(","),
+                        text: (0..self.splitter.count)
+                            .filter_map(|i| self.splitter.field(i))
+                            .collect::<Vec<_>>()
+                            .join(","),
                         message: format!(
                             "CSV row has {} fields where station,ts,signal,value are needed",
-                            self.row.len()
+                            self.splitter.count
                         ),
+                        reason: RejectReason::MalformedJson,
                     },
-                }))
+                })
             }
-            Err(e) => Ok(Some(Row::Malformed {
-                line,
-                text: String::new(),
-                message: format!("malformed CSV row: {e}"),
-            })),
-        }
+        })
     }
 }
 
@@ -739,6 +960,7 @@ mod tests {
                 file: "f.jsonl".into(),
                 line: 0,
                 path: "f.jsonl".into(),
+                overlong: None,
             };
             let mut item = Item::default();
             let mut got = Vec::new();
@@ -766,5 +988,77 @@ mod tests {
         assert_eq!(lines_of("", 4), Vec::<String>::new());
         assert_eq!(lines_of("\n", 4), vec![""]);
         assert_eq!(lines_of("x\n", 4), vec!["x"]);
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    /// (line, reason or "ok", station) of each record read from `text` as long CSV.
+    fn read(text: &str) -> Vec<(u64, String, String)> {
+        let input = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+        let rows = CsvRows::new(input, Path::new("t.csv")).expect("header");
+        let mut reader = LongReader::new(rows, Arc::from("t.csv"));
+        let mut item = Item::default();
+        let mut out = Vec::new();
+        while reader.read_into(&mut item).expect("read") {
+            let (reason, station) = match item.decoded() {
+                Ok(r) => ("ok".to_string(), r.station.clone()),
+                Err(e) => (e.reason.as_str().to_string(), String::new()),
+            };
+            out.push((item.position.line, reason, station));
+        }
+        out
+    }
+
+    #[test]
+    fn an_unterminated_quote_spoils_only_its_own_row() {
+        let text = "\u{feff}station,ts,signal,value\r\n\
+                    \"Press, #1\",2026-03-02T08:00:00Z,productive,1\r\n\
+                    \"Press #2,2026-03-02T08:00:01Z,productive,1\n\
+                    \n\
+                    Press #3,2026-03-02T08:00:02Z,error_code,\"E \"\"7\"\"\"\n\
+                    Press #4,2026-03-02T08:00:03Z,productive\n";
+        let got = read(text);
+        let expect = [
+            (2, "ok", "Press, #1"),
+            (3, "malformed_json", ""),
+            (5, "ok", "Press #3"),
+            (6, "malformed_json", ""),
+        ];
+        let got: Vec<(u64, &str, &str)> = got
+            .iter()
+            .map(|(l, r, s)| (*l, r.as_str(), s.as_str()))
+            .collect();
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn a_malformed_row_keeps_its_text() {
+        let text = "station,ts,signal,value\nS1,\"2026-03-02,productive,1\n";
+        let input = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+        let mut reader = LongReader::new(
+            CsvRows::new(input, Path::new("t.csv")).expect("header"),
+            Arc::from("t.csv"),
+        );
+        let mut item = Item::default();
+        assert!(reader.read_into(&mut item).expect("read"));
+        assert_eq!(reader.original(&item), b"S1,\"2026-03-02,productive,1");
+        let why = item.decoded().expect_err("malformed");
+        assert!(why.detail.contains("unterminated quote"), "{}", why.detail);
+    }
+
+    #[test]
+    fn thousands_of_rows_for_one_instant_are_one_dead_letter() {
+        let mut text = String::from("station,ts,signal,value\n");
+        for _ in 0..3000 {
+            text += "S1,2026-03-02T08:00:00Z,production_complete_good,1\n";
+        }
+        text += "S1,2026-03-02T08:00:01Z,productive,1\n";
+        let got = read(&text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].1, "too_large");
+        assert_eq!(got[1].1, "ok");
     }
 }
