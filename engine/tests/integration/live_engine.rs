@@ -975,3 +975,77 @@ fn an_object_store_outage_during_run_loses_and_duplicates_nothing() {
     wait_for_log(&engine, "the object store takes output again", 1);
     ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
 }
+
+/// A record whose dead letter is over the producer's size limit (the original was 1 MB
+/// and the headers took it over) does not stop the engine: it reaches `signals.dlq` cut
+/// short, and the records after it are processed.
+#[test]
+fn a_record_its_outputs_refuse_does_not_wedge_the_engine() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let pipeline = Pipeline::new();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &pipeline.broker.address)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+    let big = format!(
+        "{{\"station\":\"PRESS-01\",\"ts\":\"2026-03-09T07:00:00Z\",\"note\":\"{}",
+        "x".repeat(999_800)
+    );
+    producer
+        .send(
+            BaseRecord::<str, str>::to("signals")
+                .key("PRESS-01")
+                .payload(&big),
+        )
+        .expect("produce the big record");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    pipeline.publish(&pipeline.trailer());
+    let engine = pipeline.start("run", &[]);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let truncated = loop {
+        let found = consume(&pipeline.broker.address, "signals.dlq")
+            .into_iter()
+            .find(|m| header(m, "truncated_from").is_some());
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no truncated dead letter; engine log:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(
+        header(&truncated, "reason").as_deref(),
+        Some("malformed_json")
+    );
+    assert_eq!(
+        header(&truncated, "truncated_from").as_deref(),
+        Some(big.len().to_string().as_str())
+    );
+    assert_eq!(truncated.payload().map(<[u8]>::len), Some(64 << 10));
+    // The trailer after it is read: its windows reach the topic.
+    loop {
+        let windows = topic_latest(&pipeline.broker.address);
+        if windows
+            .keys()
+            .any(|(_, start)| *start >= SAMPLE_LAST_MINUTE_MS)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no window after the big record; engine log:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        !engine.log().contains("Error:"),
+        "the engine failed:\n{}",
+        engine.log_tail(40)
+    );
+    engine.stop();
+}

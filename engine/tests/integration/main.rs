@@ -4,6 +4,7 @@
 mod broker;
 mod common;
 mod golden_through_binary;
+mod hostile_input;
 mod inputs_and_failures;
 mod live_engine;
 mod object_storage;
