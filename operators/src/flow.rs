@@ -11,7 +11,7 @@ use std::vec::Drain;
 use serde::{Deserialize, Serialize};
 use stationflow_schemas::context::Context;
 use stationflow_schemas::signal::SignalRecord;
-use stationflow_schemas::time::{minute_floor, MINUTE_MS};
+use stationflow_schemas::time::{minute_floor, MINUTE_MS, TS_LIMIT_MS};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::RejectReason;
 
@@ -62,9 +62,8 @@ impl Default for FlowConfig {
 /// instants devices fall back to when their clock is lost (1970, 2000) are before it.
 pub const DEFAULT_EARLIEST_TS_MS: i64 = 1_262_304_000_000;
 
-/// No record is later than this (year 10000), whatever the wall clock: beyond it minute
-/// arithmetic and formatting stop being exact.
-pub const LATEST_TS_MS: i64 = 253_402_300_800_000 - 1;
+/// No record is later than this, whatever the wall clock: the decoders' limit.
+pub const LATEST_TS_MS: i64 = TS_LIMIT_MS as i64 - 1;
 
 /// Where a record ended: exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::context::MAX_CODE_LEN;
 use crate::dead_letter::RejectReason;
-use crate::time::parse_rfc3339_ms;
+use crate::time::{parse_rfc3339_ms, TS_LIMIT_MS};
 
 mod flat;
 
@@ -58,10 +59,6 @@ pub struct SignalRecord {
 /// for a whole message. A larger one is `too_large`, and its dead letter keeps its start.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
-/// The longest station code a record may name, in bytes (the context's codes are held to
-/// the same limit).
-pub const MAX_STATION_LEN: usize = 128;
-
 /// The longest error code a record may carry, in bytes: codes are kept for the allowed
 /// lateness and written into checkpoints.
 pub const MAX_ERROR_CODE_LEN: usize = 256;
@@ -69,11 +66,12 @@ pub const MAX_ERROR_CODE_LEN: usize = 256;
 impl SignalRecord {
     /// Checks the lengths every input format shares: the station code and error codes.
     pub fn check_limits(&self) -> Result<(), Rejection> {
-        if self.station.len() > MAX_STATION_LEN {
+        // No longer than any code the context may define.
+        if self.station.len() > MAX_CODE_LEN {
             return Err(Rejection::new(
                 RejectReason::BadValue,
                 format!(
-                    "station code of {} bytes is longer than {MAX_STATION_LEN}",
+                    "station code of {} bytes is longer than {MAX_CODE_LEN}",
                     self.station.len()
                 ),
             ));
@@ -290,9 +288,6 @@ pub fn ts_from_text(text: &str) -> Result<i64, Rejection> {
 /// every sum over it infinite and every ratio NaN; 1e15 units (or kWh) is beyond any
 /// real station and still exact in `f64`, and sums of such values stay finite.
 pub const MAX_QUANTITY: f64 = 1e15;
-
-/// Integer `ts` values must lie closer to the epoch than this (year 10000).
-const TS_LIMIT_MS: u64 = 253_402_300_800_000;
 
 /// A JSON value as the decoder needs to see it, borrowed where possible.
 enum RawValue<'a> {

@@ -6,6 +6,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// Milliseconds in one station window.
 pub const MINUTE_MS: i64 = 60_000;
 
+/// Event times lie closer to the epoch than this (year 10000 after it): beyond it,
+/// RFC 3339 cannot write them and minute arithmetic is not exact.
+pub const TS_LIMIT_MS: u64 = 253_402_300_800_000;
+
 /// Parses an RFC 3339 timestamp with an offset into epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     plain_rfc3339_ms(text.as_bytes()).or_else(|| {

@@ -248,7 +248,6 @@ impl RecordReader for JsonLines {
                 None => return Ok(false),
             },
         };
-
         if !Arc::ptr_eq(&item.position.file, &self.file) {
             item.position.file = self.file.clone();
         }
@@ -292,7 +291,7 @@ impl JsonLines {
             self.line += 1;
             let text = match line {
                 Line::Whole(range) => trimmed(&self.lines.buf, range),
-                too_long => return Ok(Some(too_long)),
+                long @ Line::TooLong { .. } => return Ok(Some(long)),
             };
             if !text.is_empty() {
                 return Ok(Some(Line::Whole(text)));

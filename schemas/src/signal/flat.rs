@@ -6,7 +6,8 @@
 //! (serde_json, then the same checks) decides it. For every payload the fast path
 //! accepts, both give the same record (property-tested in `tests::flat_agrees_with_serde`).
 
-use super::{outside_code, trim, Reading, SignalKey, SignalRecord, TS_LIMIT_MS};
+use super::{outside_code, trim, Reading, SignalKey, SignalRecord};
+use crate::time::TS_LIMIT_MS;
 use crate::time::{non_digit_bytes, parse_rfc3339_ms, utc_millis_stamp_ms};
 
 /// Decodes `bytes` into `out`; `None` when the general path must decide. `station` and

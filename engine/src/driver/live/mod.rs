@@ -64,13 +64,46 @@ impl LiveEnv {
     ) -> anyhow::Result<()> {
         tracing::warn!(%refused, "context record refused");
         self.metrics.context_refused.add(1);
+        self.dead_letter(message, BAD_CONTEXT, &refused.to_string())
+    }
+
+    /// `message` to the dead-letter topic with why, counting what became of it.
+    pub fn dead_letter<M: rdkafka::Message>(
+        &mut self,
+        message: &M,
+        reason: &str,
+        detail: &str,
+    ) -> anyhow::Result<()> {
         let dlq = &self.settings.kafka.dlq_topic;
-        let delivery =
-            self.producer
-                .dead_letter(dlq, message, BAD_CONTEXT, &refused.to_string())?;
+        let delivery = self.producer.dead_letter(dlq, message, reason, detail)?;
         self.metrics.delivered(delivery);
         Ok(())
     }
+
+    /// A window or alert (JSON, keyed by station) to its topic, counting what became of
+    /// it (a record the producer refuses goes to the dead-letter topic cut short).
+    pub fn send_output(
+        &mut self,
+        topic: OutputTopic,
+        key: &str,
+        json: &[u8],
+    ) -> anyhow::Result<()> {
+        let kafka = &self.settings.kafka;
+        let topic = match topic {
+            OutputTopic::Windows => &kafka.windows_topic,
+            OutputTopic::Alerts => &kafka.alerts_topic,
+        };
+        let delivery = (self.producer).send_output(topic, key, json, &kafka.dlq_topic)?;
+        self.metrics.delivered(delivery);
+        Ok(())
+    }
+}
+
+/// The output topics windows and alerts go to.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputTopic {
+    Windows,
+    Alerts,
 }
 
 /// The partitions this process owns, behind the lock the rebalance callback shares.

@@ -19,7 +19,7 @@ use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
 use super::clock::PartitionClock;
-use super::LiveEnv;
+use super::{LiveEnv, OutputTopic};
 use crate::checkpoint::{PartitionCheckpoint, FORMAT};
 use crate::failpoint;
 use crate::kafka::partitioner::stations_of;
@@ -234,11 +234,7 @@ impl PartitionTask {
             .add(self.flow.counters().late_records - late_before);
         if let Some((reason, detail)) = rejection {
             metrics.dead_letter(reason);
-            let dlq = &env.settings.kafka.dlq_topic;
-            let delivery = env
-                .producer
-                .dead_letter(dlq, message, reason.as_str(), &detail)?;
-            env.metrics.delivered(delivery);
+            env.dead_letter(message, reason.as_str(), &detail)?;
         }
         self.next_offset = message.offset() + 1;
         self.since_advance += 1;
@@ -298,14 +294,7 @@ impl PartitionTask {
             }
             w.revision += base;
             let json = serde_json::to_vec(&*w)?;
-            let kafka = &env.settings.kafka;
-            let delivery = (env.producer).send_output(
-                &kafka.windows_topic,
-                &w.station,
-                &json,
-                &kafka.dlq_topic,
-            )?;
-            env.metrics.delivered(delivery);
+            env.send_output(OutputTopic::Windows, &w.station, &json)?;
         }
         env.metrics.windows_emitted.add(windows.len() as u64);
         for e in &mut events {
@@ -335,14 +324,7 @@ impl PartitionTask {
             .observe(&env.alert_rules, windows, events, &underway, wall);
         for alert in &alerts {
             let json = serde_json::to_vec(alert)?;
-            let kafka = &env.settings.kafka;
-            let delivery = (env.producer).send_output(
-                &kafka.alerts_topic,
-                &alert.station,
-                &json,
-                &kafka.dlq_topic,
-            )?;
-            env.metrics.delivered(delivery);
+            env.send_output(OutputTopic::Alerts, &alert.station, &json)?;
         }
         env.metrics.alerts_emitted.add(alerts.len() as u64);
         Ok(())
