@@ -6,6 +6,7 @@ pub mod alert;
 pub mod context;
 pub mod context_topic;
 pub mod dead_letter;
+pub mod reader;
 pub mod signal;
 pub mod time;
 pub mod window;
