@@ -1,7 +1,8 @@
 //! Layer two of a window: intersects a minute's context parts, state segments and the
 //! detected downtime spans into time accounting, then computes quantities, OEE, losses
 //! and costs (SPEC §4). Each context part is computed with its own ideal and summed;
-//! a ratio whose denominator is zero or unknown is `None`, never NaN or infinity.
+//! a ratio whose denominator is zero or unknown, or whose quotient is beyond `f64`, is
+//! `None`, never NaN or infinity.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +34,10 @@ struct PartTotals {
     stop_ms: i64,
 }
 
+/// `num / den`, or `None` when that is not a finite number: a zero denominator, or a
+/// quotient beyond `f64` (1e15 kWh over 1e-300 units).
 fn ratio(num: f64, den: f64) -> Option<f64> {
-    (den != 0.0 && den.is_finite() && num.is_finite()).then(|| num / den)
+    Some(num / den).filter(|q| den != 0.0 && q.is_finite())
 }
 
 fn seconds(ms: i64) -> f64 {
