@@ -139,7 +139,23 @@ pub struct StationFlow {
     /// Per station (by index): what admitting a record reads, kept in step with
     /// `stations` by every change to a station's horizon or history.
     admission: Vec<Admission>,
+    /// Per context station: the instant of its last admitted record and how many in a
+    /// row were admitted at it (see `MAX_RECORDS_AT_ONE_INSTANT`). Not snapshotted.
+    bursts: Vec<Burst>,
     grouping: Grouping,
+}
+
+/// The most records of one station admitted in a row at one instant (the same `ts`).
+/// No device makes a thousand distinct readings in a millisecond: a longer run is a clock
+/// that stands still (a dead RTC sending its last time with every record). Each record of
+/// such a run is sorted among the others and checked against them for duplicates, so an
+/// unbounded run cost time quadratic in its length; past this one, they are `too_large`.
+pub const MAX_RECORDS_AT_ONE_INSTANT: u32 = 1024;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Burst {
+    ts: i64,
+    count: u32,
 }
 
 /// A record that `admit` let in, waiting for `insert` or `insert_grouped`.
@@ -221,6 +237,7 @@ impl StationFlow {
             out: Emitted::default(),
             underway: Vec::new(),
             admission: Vec::new(),
+            bursts: Vec::new(),
             grouping: Grouping::default(),
         }
     }
@@ -279,6 +296,10 @@ impl StationFlow {
                  valid_from in the context)"
             }
             RejectReason::WrongPartition => "the station belongs to another partition",
+            RejectReason::TooLarge => {
+                "more than 1024 records of the station in a row at one instant: a clock that \
+                 stands still"
+            }
             other => other.as_str(),
         }
     }
@@ -364,7 +385,20 @@ impl StationFlow {
                 self.counters.late_records += 1;
             }
         }
+        let burst = self.bursts.get(id as usize).copied().unwrap_or_default();
+        let in_a_row = if burst.ts == ts { burst.count } else { 0 };
+        if in_a_row >= MAX_RECORDS_AT_ONE_INSTANT {
+            return Err(RejectReason::TooLarge);
+        }
         self.ensure_stations(ts);
+        if self.bursts.len() <= id as usize {
+            self.bursts
+                .resize(self.ctx.station_count(), Burst::default());
+        }
+        self.bursts[id as usize] = Burst {
+            ts,
+            count: in_a_row + 1,
+        };
         Ok(id)
     }
 

@@ -24,6 +24,6 @@ pub mod timeline;
 
 pub use flow::{
     Admitted, Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow,
-    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS,
+    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_RECORDS_AT_ONE_INSTANT,
 };
 pub mod synthetic;

@@ -2,7 +2,9 @@
 //! window, no watermark, no station's extent (docs/semantics.md, "Plausible time").
 
 use proptest::prelude::*;
-use stationflow_operators::{synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS};
+use stationflow_operators::{
+    synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_RECORDS_AT_ONE_INSTANT,
+};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::time::parse_rfc3339_ms;
 use stationflow_schemas::window::StationWindow;
@@ -149,6 +151,59 @@ fn the_floor_is_configurable() {
         flow.apply(&older, 86_400_000),
         Outcome::Rejected(RejectReason::BadTs)
     );
+}
+
+/// A clock that stands still sends every record at its last time: past
+/// `MAX_RECORDS_AT_ONE_INSTANT` in a row, the station's records are `too_large`, so the
+/// run costs no more than that many (each is sorted among the others at its instant).
+/// A record at another instant ends the run.
+#[test]
+fn a_clock_that_stands_still_is_cut_off() {
+    let stuck = synthetic::START_MS + 30_000;
+    let cap = MAX_RECORDS_AT_ONE_INSTANT as usize;
+    let mut records = vec![record("ST-00000", stuck - 1_000, Reading::Productive(true))];
+    for i in 0..3 * cap {
+        records.push(record("ST-00000", stuck, Reading::GoodTotal(i as f64)));
+        // Another station's records do not end the run.
+        records.push(record("ST-00001", stuck, Reading::GoodTotal(i as f64)));
+    }
+    records.push(record("ST-00000", stuck, Reading::GoodTotal(0.0)));
+    records.push(record("ST-00000", stuck + 1, Reading::Productive(true)));
+    records.push(record("ST-00000", stuck, Reading::GoodTotal(1e6)));
+    let (windows, outcomes) = run(&records, wall());
+    let of = |station: &str| -> Vec<Outcome> {
+        records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(r, _)| r.station == station)
+            .map(|(_, o)| *o)
+            .collect()
+    };
+    let first = of("ST-00000");
+    let applied = first.iter().filter(|o| **o == Outcome::Applied).count();
+    let too_large = Outcome::Rejected(RejectReason::TooLarge);
+    assert_eq!(
+        applied,
+        1 + cap + 2,
+        "the run's first {cap}, and the records after it"
+    );
+    assert!(first[1 + cap..1 + 3 * cap + 1]
+        .iter()
+        .all(|o| *o == too_large));
+    assert_eq!(
+        of("ST-00001")
+            .iter()
+            .filter(|o| **o == Outcome::Applied)
+            .count(),
+        cap
+    );
+    let minute = windows
+        .iter()
+        .find(|w| &*w.station == "ST-00000" && w.window_start == synthetic::START_MS)
+        .expect("the stuck minute's window");
+    assert_eq!(minute.event_count, 1 + cap as i64 + 2);
+    let detail = StationFlow::rejection_detail(RejectReason::TooLarge);
+    assert!(detail.contains(&cap.to_string()), "{detail}");
 }
 
 proptest! {
