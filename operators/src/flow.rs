@@ -10,7 +10,7 @@ use std::vec::Drain;
 
 use serde::{Deserialize, Serialize};
 use stationflow_schemas::context::Context;
-use stationflow_schemas::signal::SignalRecord;
+use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::time::{minute_floor, MINUTE_MS, TS_LIMIT_MS};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::RejectReason;
@@ -142,8 +142,24 @@ pub struct StationFlow {
     /// Per context station: the instant of its last admitted record and how many in a
     /// row were admitted at it (see `MAX_RECORDS_AT_ONE_INSTANT`). Not snapshotted.
     bursts: Vec<Burst>,
+    /// Per context station: how many error codes its records brought in since this flow
+    /// began (see `MAX_NEW_ERROR_CODES_PER_STATION`). Not snapshotted.
+    codes_brought: Vec<u32>,
     grouping: Grouping,
 }
+
+/// Error codes are interned for good: kept for the allowed lateness in records and
+/// state, and written into every checkpoint. A real station's fault table has tens or
+/// hundreds of codes; a device that puts a counter or a time into its code would fill
+/// memory. Past this many new codes from one station, its records with yet another new
+/// code are `bad_value`; codes already known still go in, and other stations are not
+/// affected.
+pub const MAX_NEW_ERROR_CODES_PER_STATION: u32 = 1024;
+
+/// The bound on distinct error codes of a flow, whatever the number of stations: with
+/// codes of at most 256 bytes, about 25 MB. Past it, records with a new code are
+/// `bad_value`.
+pub const MAX_ERROR_CODES: usize = 100_000;
 
 /// The most records of one station admitted in a row at one instant (the same `ts`).
 /// No device makes a thousand distinct readings in a millisecond: a longer run is a clock
@@ -238,6 +254,7 @@ impl StationFlow {
             underway: Vec::new(),
             admission: Vec::new(),
             bursts: Vec::new(),
+            codes_brought: Vec::new(),
             grouping: Grouping::default(),
         }
     }
@@ -296,6 +313,10 @@ impl StationFlow {
                  valid_from in the context)"
             }
             RejectReason::WrongPartition => "the station belongs to another partition",
+            RejectReason::BadValue => {
+                "a new error code past the limit: the station brought in more than 1024 \
+                 codes, or the flow holds 100000"
+            }
             RejectReason::TooLarge => {
                 "more than 1024 records of the station in a row at one instant: a clock that \
                  stands still"
@@ -390,16 +411,43 @@ impl StationFlow {
         if in_a_row >= MAX_RECORDS_AT_ONE_INSTANT {
             return Err(RejectReason::TooLarge);
         }
+        let new_codes = self.new_error_codes(record);
+        if new_codes > 0 {
+            let brought = self.codes_brought.get(id as usize).copied().unwrap_or(0);
+            if brought + new_codes > MAX_NEW_ERROR_CODES_PER_STATION
+                || self.errors.len() + new_codes as usize > MAX_ERROR_CODES
+            {
+                return Err(RejectReason::BadValue);
+            }
+        }
         self.ensure_stations(ts);
         if self.bursts.len() <= id as usize {
             self.bursts
                 .resize(self.ctx.station_count(), Burst::default());
+            self.codes_brought.resize(self.ctx.station_count(), 0);
         }
+        self.codes_brought[id as usize] += new_codes;
         self.bursts[id as usize] = Burst {
             ts,
             count: in_a_row + 1,
         };
         Ok(id)
+    }
+
+    /// How many error codes of `record` are not interned yet (a record carries a few).
+    fn new_error_codes(&mut self, record: &SignalRecord) -> u32 {
+        let mut new = 0;
+        for (i, reading) in record.readings.iter().enumerate() {
+            if let Reading::ErrorCode(Some(code)) = reading {
+                let again = record.readings[..i]
+                    .iter()
+                    .any(|r| matches!(r, Reading::ErrorCode(Some(c)) if c == code));
+                if !again && !self.errors.contains(code) {
+                    new += 1;
+                }
+            }
+        }
+        new
     }
 
     /// Whether `ts` can be true for station `id`: not before the floor, not further ahead

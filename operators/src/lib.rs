@@ -24,6 +24,7 @@ pub mod timeline;
 
 pub use flow::{
     Admitted, Counters, FlowConfig, FlowSnapshot, Outcome, StationFilter, StationFlow,
-    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_RECORDS_AT_ONE_INSTANT,
+    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_ERROR_CODES, MAX_NEW_ERROR_CODES_PER_STATION,
+    MAX_RECORDS_AT_ONE_INSTANT,
 };
 pub mod synthetic;

@@ -135,6 +135,23 @@ impl ErrorCodes {
         id
     }
 
+    /// Whether `code` is interned already.
+    pub fn contains(&mut self, code: &str) -> bool {
+        if self.ids.len() != self.names.len() {
+            self.rebuild();
+        }
+        self.ids.contains_key(code)
+    }
+
+    /// How many codes are interned.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     fn rebuild(&mut self) {
         self.ids = self
             .names

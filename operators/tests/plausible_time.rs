@@ -1,9 +1,11 @@
 //! Time that cannot be true is rejected, and a rejected record changes nothing: no
 //! window, no watermark, no station's extent (docs/semantics.md, "Plausible time").
+//! So are records past the core's limits: a clock that stands still, invented codes.
 
 use proptest::prelude::*;
 use stationflow_operators::{
-    synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_RECORDS_AT_ONE_INSTANT,
+    synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_ERROR_CODES,
+    MAX_NEW_ERROR_CODES_PER_STATION, MAX_RECORDS_AT_ONE_INSTANT,
 };
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::time::parse_rfc3339_ms;
@@ -204,6 +206,43 @@ fn a_clock_that_stands_still_is_cut_off() {
     assert_eq!(minute.event_count, 1 + cap as i64 + 2);
     let detail = StationFlow::rejection_detail(RejectReason::TooLarge);
     assert!(detail.contains(&cap.to_string()), "{detail}");
+}
+
+/// A device that puts a counter into its error code would have every code interned for
+/// good: past 1,024 new codes a station's records with another new one are `bad_value`,
+/// codes already known still go in, and other stations are not affected; past 100,000
+/// codes in all, any new one is refused.
+#[test]
+fn error_codes_a_station_invents_are_bounded() {
+    let per_station = MAX_NEW_ERROR_CODES_PER_STATION as usize;
+    let stations = MAX_ERROR_CODES / per_station + 2;
+    let mut flow = StationFlow::new(synthetic::plant(stations), FlowConfig::default());
+    flow.set_wall_clock(wall());
+    let t0 = synthetic::START_MS;
+    let code = |s: usize, i: usize| Reading::ErrorCode(Some(format!("E-{s}-{i}").into()));
+    let mut apply = |s: usize, i: usize, reading: Reading| {
+        let r = record(&format!("ST-{s:05}"), t0 + i as i64 * 1_000, reading);
+        flow.apply(&r, r.ts)
+    };
+    let bad = Outcome::Rejected(RejectReason::BadValue);
+    for i in 0..per_station {
+        assert_eq!(apply(0, i, code(0, i)), Outcome::Applied, "code {i}");
+    }
+    assert_eq!(apply(0, per_station, code(0, per_station)), bad);
+    assert_eq!(apply(0, per_station + 1, code(0, 7)), Outcome::Applied);
+    assert_eq!(apply(1, 0, code(1, 0)), Outcome::Applied);
+    let mut outcomes = Vec::new();
+    for s in 1..stations {
+        for i in 1..per_station {
+            outcomes.push(apply(s, i, code(s, i)));
+        }
+    }
+    let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    assert_eq!(applied + per_station + 1, MAX_ERROR_CODES);
+    assert!(outcomes[applied..].iter().all(|o| *o == bad));
+    let detail = StationFlow::rejection_detail(RejectReason::BadValue);
+    assert!(detail.contains(&per_station.to_string()), "{detail}");
+    assert!(detail.contains(&MAX_ERROR_CODES.to_string()), "{detail}");
 }
 
 proptest! {
