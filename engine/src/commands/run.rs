@@ -14,7 +14,7 @@ use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
 use crate::driver::live::{self, LiveEnv};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::{partition_count, KafkaArgs};
+use crate::kafka::{partition_count, topic_message_limit, KafkaArgs};
 use crate::metrics::{self, LiveMetrics};
 use crate::sinks::parquet::ParquetSinkConfig;
 use crate::sinks::upload_queue::{QueueLimits, UploadQueue};
@@ -53,6 +53,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let producer = Publisher::new(&kafka)?;
     let partitions = check_topics(&producer, &settings)?;
+    let producer = limited_to_topics(producer, &kafka, &settings)?;
     let metrics = LiveMetrics::new();
     let (context, context_feed, refused) = if settings.kafka.context_topic.is_empty() {
         (file_context, None, Vec::new())
@@ -168,6 +169,33 @@ fn check_topics(producer: &Publisher, settings: &LiveConfig) -> anyhow::Result<i
         }
     }
     Ok(partitions as i32)
+}
+
+/// The producer again, limited to the output topics' `max.message.bytes` where the
+/// brokers report a smaller one than the producer's own.
+fn limited_to_topics(
+    producer: Publisher,
+    kafka: &KafkaArgs,
+    settings: &LiveConfig,
+) -> anyhow::Result<Publisher> {
+    let k = &settings.kafka;
+    let topics = [&*k.windows_topic, &*k.alerts_topic, &*k.dlq_topic];
+    match topic_message_limit(kafka, &topics) {
+        Ok(Some(limit)) if limit < producer.max_message_bytes() => {
+            let limited = Publisher::with_topic_limit(kafka, Some(limit))?;
+            tracing::info!(
+                topic_limit = limit,
+                message_max_bytes = limited.max_message_bytes(),
+                "output topics take smaller records than the producer's default"
+            );
+            Ok(limited)
+        }
+        Ok(_) => Ok(producer),
+        Err(e) => {
+            tracing::warn!(%e, "could not read the output topics' max.message.bytes");
+            Ok(producer)
+        }
+    }
 }
 
 fn init_logs() {

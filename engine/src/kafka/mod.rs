@@ -94,6 +94,35 @@ pub fn create_topic(
     Ok(())
 }
 
+/// The smallest `max.message.bytes` of `topics` as the brokers report it, or `None` when
+/// they do not say (a broker without DescribeConfigs, a topic without the setting). A
+/// record over it is refused by the broker after it left the producer, where the engine
+/// can no longer tell it from its batch; the producer's own limit set to it refuses such
+/// a record at `send`, where it becomes a truncated dead letter (`Publisher::send_output`).
+pub fn topic_message_limit(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Result<Option<usize>> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[])?.create()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let specifiers: Vec<ResourceSpecifier> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = runtime.block_on(admin.describe_configs(&specifiers, &options))?;
+    let mut limit: Option<usize> = None;
+    for result in results {
+        let Ok(resource) = result else { continue };
+        let value = resource
+            .get("max.message.bytes")
+            .and_then(|entry| entry.value.as_deref())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if let Some(v) = value {
+            limit = Some(limit.map_or(v, |l| l.min(v)));
+        }
+    }
+    Ok(limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,8 @@ pub enum Delivery {
     Skipped,
 }
 
-/// What a dead letter keeps of a record the producer refused whole.
+/// What a dead letter keeps of a record the producer refused whole, at most: less where
+/// the producer's `message.max.bytes` leaves less room.
 pub const KEPT_BYTES: usize = 64 << 10;
 
 /// Whether the producer refused a record for what it is, not for the state of the
@@ -80,7 +81,16 @@ pub struct Publisher {
     producer: BaseProducer<DeliveryContext>,
     context: DeliveryContext,
     sent: u64,
+    /// The producer's `message.max.bytes`: what a truncated dead letter must fit in.
+    max_message_bytes: usize,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// Room left for a record's framing (record batch header, lengths, timestamps) under a
+/// topic's `max.message.bytes`.
+const FRAMING_BYTES: usize = 512;
 
 /// Producer settings: idempotent (no duplicates on retry), Java-compatible key hashing (a
 /// station lands on the same partition whichever client wrote it), batched.
@@ -96,15 +106,40 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 
 impl Publisher {
     pub fn new(kafka: &KafkaArgs) -> anyhow::Result<Self> {
+        Self::with_topic_limit(kafka, None)
+    }
+
+    /// A producer that refuses, at `send`, any record over `topic_limit` (the output
+    /// topics' `max.message.bytes`, `kafka::topic_message_limit`) less its framing: the
+    /// broker would refuse it after it left, with its whole batch, where the engine can
+    /// no longer tell it apart. A `message.max.bytes` the user set (`-X`) wins.
+    pub fn with_topic_limit(kafka: &KafkaArgs, topic_limit: Option<usize>) -> anyhow::Result<Self> {
         let context = DeliveryContext::default();
-        let producer = kafka
-            .client_config(PRODUCER_DEFAULTS)?
-            .create_with_context(context.clone())?;
+        let limit = topic_limit
+            .map(|l| l.saturating_sub(FRAMING_BYTES).max(1000))
+            .filter(|l| *l < DEFAULT_MAX_MESSAGE_BYTES)
+            .map(|l| l.to_string());
+        let mut defaults = PRODUCER_DEFAULTS.to_vec();
+        if let Some(limit) = &limit {
+            defaults.push(("message.max.bytes", limit));
+        }
+        let config = kafka.client_config(&defaults)?;
+        let max_message_bytes = config
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let producer = config.create_with_context(context.clone())?;
         Ok(Publisher {
             producer,
             context,
             sent: 0,
+            max_message_bytes,
         })
+    }
+
+    /// The largest record the producer sends (`message.max.bytes`).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// Records queued so far.
@@ -243,9 +278,14 @@ impl Publisher {
         let length = payload.len().to_string();
         let mut all = headers.to_vec();
         all.push(("truncated_from", &length));
-        let key = key.map(|k| &k[..k.len().min(KEPT_BYTES)]);
+        let headers_len: usize = all.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let room = (self.max_message_bytes)
+            .saturating_sub(headers_len + FRAMING_BYTES)
+            .min(KEPT_BYTES);
+        let key = key.map(|k| &k[..k.len().min(room / 2)]);
+        let kept = room - key.map_or(0, <[u8]>::len);
         let mut record = BaseRecord::<[u8], [u8]>::to(dlq)
-            .payload(&payload[..payload.len().min(KEPT_BYTES)])
+            .payload(&payload[..payload.len().min(kept)])
             .headers(owned_headers(&all));
         if let Some(key) = key {
             record = record.key(key);

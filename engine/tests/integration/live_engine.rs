@@ -103,24 +103,41 @@ impl Pipeline {
         Pipeline::with_settings_in(dir, extra, output_settings, output)
     }
 
+    /// Output topics (windows, alerts, dead letters) that take records of at most
+    /// `max_message_bytes`.
+    fn with_small_output_topics(max_message_bytes: usize) -> Pipeline {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("out");
+        let output = format!("[output]\nroot = \"{}\"\n", out.display());
+        let limit = max_message_bytes.to_string();
+        let configs = [("max.message.bytes", limit.as_str())];
+        Pipeline::with_topics_in(dir, "", &output, Output::Folder(out), &configs)
+    }
+
     fn with_settings_in(
         dir: tempfile::TempDir,
         extra: &str,
         output_settings: &str,
         output: Output,
     ) -> Pipeline {
+        Pipeline::with_topics_in(dir, extra, output_settings, output, &[])
+    }
+
+    fn with_topics_in(
+        dir: tempfile::TempDir,
+        extra: &str,
+        output_settings: &str,
+        output: Output,
+        output_topic_configs: &[(&str, &str)],
+    ) -> Pipeline {
         let broker = Broker::start();
         let kafka = KafkaArgs {
             brokers: broker.address.clone(),
             options: Vec::new(),
         };
-        for topic in [
-            "signals",
-            "station.windows",
-            "station.alerts",
-            "signals.dlq",
-        ] {
-            create_topic(&kafka, topic, PARTITIONS, &[]).expect("topic created");
+        create_topic(&kafka, "signals", PARTITIONS, &[]).expect("topic created");
+        for topic in ["station.windows", "station.alerts", "signals.dlq"] {
+            create_topic(&kafka, topic, PARTITIONS, output_topic_configs).expect("topic created");
         }
         let settings = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"live-test\"\nsession_timeout_ms = 6000\n{extra}\
@@ -979,6 +996,99 @@ fn an_object_store_outage_during_run_loses_and_duplicates_nothing() {
 /// A record whose dead letter is over the producer's size limit (the original was 1 MB
 /// and the headers took it over) does not stop the engine: it reaches `signals.dlq` cut
 /// short, and the records after it are processed.
+/// Output topics that take at most 20,000 bytes a record (the broker's
+/// `max.message.bytes`, read at start): a dead letter and a window over it go to
+/// `signals.dlq` cut to fit, with `truncated_from`, and the engine goes on.
+#[test]
+fn records_over_the_output_topics_limit_are_cut_to_fit() {
+    const LIMIT: usize = 20_000;
+    let pipeline = Pipeline::with_small_output_topics(LIMIT);
+    let mut lines = String::new();
+    let big = format!(
+        "{{\"station\":\"PRESS-01\",\"ts\":\"2026-03-09T07:00:00Z\",\"note\":\"{}",
+        "x".repeat(30_000)
+    );
+    lines += &big;
+    lines += "\n";
+    // A minute with a hundred long error codes: its window is over the limit.
+    for i in 0..100 {
+        lines += &format!(
+            "{{\"station\":\"PRESS-02\",\"ts\":\"2026-03-09T07:01:{:02}.{:03}Z\",\"error_code\":\"E-{i}-{}\"}}\n",
+            i / 2,
+            (i % 2) * 500,
+            "y".repeat(240)
+        );
+    }
+    let strays = pipeline.dir.path().join("strays.jsonl");
+    std::fs::write(&strays, lines).expect("strays");
+    pipeline.publish(&strays);
+    pipeline.publish(&pipeline.trailer());
+    let engine = pipeline.start("run", &[]);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (dead_letter, window) = loop {
+        let dlq = consume(&pipeline.broker.address, "signals.dlq");
+        let cut = |reason: &str| {
+            dlq.iter()
+                .find(|m| {
+                    header(m, "truncated_from").is_some()
+                        && header(m, "reason").as_deref() == Some(reason)
+                })
+                .cloned()
+        };
+        if let (Some(d), Some(w)) = (cut("malformed_json"), cut("too_large")) {
+            break (d, w);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cut dead letters; engine log:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(
+        header(&dead_letter, "truncated_from"),
+        Some(big.len().to_string())
+    );
+    let kept = dead_letter.payload().map_or(0, <[u8]>::len);
+    assert!(kept > 10_000 && kept < LIMIT, "{kept} bytes kept");
+    assert_eq!(
+        header(&window, "source_topic").as_deref(),
+        Some("station.windows")
+    );
+    assert_eq!(window.key(), Some(&b"PRESS-02"[..]));
+    let whole: usize = header(&window, "truncated_from")
+        .and_then(|n| n.parse().ok())
+        .expect("length");
+    assert!(whole > LIMIT, "{whole}");
+    assert!(window.payload().map_or(0, <[u8]>::len) < LIMIT);
+    loop {
+        let windows = topic_latest(&pipeline.broker.address);
+        if windows
+            .keys()
+            .any(|(_, start)| *start >= SAMPLE_LAST_MINUTE_MS)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no window after the strays; engine log:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        engine.log().contains("output topics take smaller records"),
+        "{}",
+        engine.log_tail(40)
+    );
+    assert!(
+        !engine.log().contains("Error:"),
+        "the engine failed:\n{}",
+        engine.log_tail(40)
+    );
+    engine.stop();
+}
+
 #[test]
 fn a_record_its_outputs_refuse_does_not_wedge_the_engine() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -179,3 +179,20 @@ fn publish_to_a_missing_topic_says_how_to_create_it() {
         "{err}"
     );
 }
+
+/// The broker's `max.message.bytes` of a topic is read, so the producer can refuse a
+/// record the broker would (see `kafka::topic_message_limit`).
+#[test]
+fn the_topics_message_limit_is_read_from_the_broker() {
+    use stationflow_engine::kafka::{create_topic, topic_message_limit, KafkaArgs};
+    let broker = Broker::start();
+    let kafka = KafkaArgs {
+        brokers: broker.address.clone(),
+        options: Vec::new(),
+    };
+    create_topic(&kafka, "small", 1, &[("max.message.bytes", "20000")]).expect("create");
+    create_topic(&kafka, "plain", 1, &[]).expect("create");
+    let got = topic_message_limit(&kafka, &["small", "plain"]);
+    eprintln!("PROBE {got:?}");
+    assert_eq!(got.expect("described"), Some(20000));
+}
