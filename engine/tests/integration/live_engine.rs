@@ -570,17 +570,32 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
 
     // The sample's bad records, each once, for the reasons replay gives.
-    let replay_dead = std::fs::read_to_string(pipeline.dir.path().join("replay/dead_letter.jsonl"))
-        .expect("replay dead letters");
-    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    let want = replay_dead_letters_by_reason(pipeline.dir.path());
+    let got = dead_letters_by_reason(&pipeline.broker.address);
+    assert_eq!(got, want, "dead letters by reason");
+
+    assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
+}
+
+/// How many of replay's dead letters (in `dir/replay`) have each reason.
+fn replay_dead_letters_by_reason(dir: &Path) -> BTreeMap<String, usize> {
+    let replay_dead =
+        std::fs::read_to_string(dir.join("replay/dead_letter.jsonl")).expect("replay dead letters");
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
     for line in replay_dead.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
-        *want
+        *by_reason
             .entry(v["reason"].as_str().expect("reason").into())
             .or_default() += 1;
     }
-    let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    for m in consume(&pipeline.broker.address, "signals.dlq") {
+    by_reason
+}
+
+/// How many dead letters on `signals.dlq` have each reason; each names where it came
+/// from and keeps the original bytes.
+fn dead_letters_by_reason(broker: &str) -> BTreeMap<String, usize> {
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    for m in consume(broker, "signals.dlq") {
         let header = |name: &str| header(&m, name).unwrap_or_else(|| panic!("header {name}"));
         assert_eq!(header("source_topic"), "signals");
         header("source_partition")
@@ -588,11 +603,69 @@ fn live_run_gives_replays_windows_and_dead_letters() {
             .expect("partition");
         header("source_offset").parse::<i64>().expect("offset");
         assert!(m.payload().is_some_and(|p| !p.is_empty()), "original bytes");
-        *got.entry(header("reason")).or_default() += 1;
+        *by_reason.entry(header("reason")).or_default() += 1;
     }
-    assert_eq!(got, want, "dead letters by reason");
+    by_reason
+}
 
-    assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
+/// Stray records sent live between the sample and the trailer (SPEC §2, docs/semantics.md
+/// "Hostile input"): each is dead-lettered with its reason and no window changes — the
+/// engine ends with replay's windows of the clean sample.
+#[test]
+fn stray_records_live_change_no_window_and_are_dead_lettered() {
+    let strays = [
+        (r#"{"station":"PRESS-01","ts":0,"productive":1}"#.to_string(), "bad_ts"),
+        (
+            r#"{"station":"PRESS-02","ts":1777870800,"production_complete_good":1}"#.into(),
+            "bad_ts",
+        ),
+        (
+            r#"{"station":"CNC-01","ts":"2000-01-01T00:00:00Z","productive":0}"#.into(),
+            "bad_ts",
+        ),
+        (
+            r#"{"station":"CNC-02","ts":"9999-12-31T23:59:59.999Z","productive":1}"#.into(),
+            "future_ts",
+        ),
+        (
+            r#"{"station":"MOLD-01","ts":"2036-01-01T00:00:00Z","productive":1}"#.into(),
+            "future_ts",
+        ),
+        (
+            r#"{"station":"WELD-01","ts":"2026-03-05T09:00:00.500Z","production_count_good":1.7976931348623157e308}"#.into(),
+            "bad_value",
+        ),
+        (
+            r#"{"station":"WELD-02","ts":"2026-03-05T09:00:00.500Z","production_complete_good":1e400}"#.into(),
+            "bad_value",
+        ),
+        (
+            format!(
+                r#"{{"station":"OVEN-01","ts":"2026-03-05T09:00:00.500Z","error_code":"{}"}}"#,
+                "E".repeat(10_000)
+            ),
+            "bad_value",
+        ),
+    ];
+    let pipeline = Pipeline::new();
+    pipeline.publish(&sample());
+    let file = pipeline.dir.path().join("strays.jsonl");
+    let lines: Vec<&str> = strays.iter().map(|(line, _)| line.as_str()).collect();
+    std::fs::write(&file, lines.join("\n")).expect("strays");
+    pipeline.publish(&file);
+    pipeline.publish(&pipeline.trailer());
+    let engine = pipeline.start("run", &[]);
+    let replay = replay_latest(pipeline.dir.path());
+    ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
+    let mut want = replay_dead_letters_by_reason(pipeline.dir.path());
+    for (_, reason) in &strays {
+        *want.entry(reason.to_string()).or_default() += 1;
+    }
+    assert_eq!(
+        dead_letters_by_reason(&pipeline.broker.address),
+        want,
+        "dead letters by reason"
+    );
 }
 
 /// An engine with nothing to read does not rewrite its partitions' checkpoints every
