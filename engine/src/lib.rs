@@ -2,6 +2,7 @@
 //! path: `sources` → `driver` (feeding `stationflow_operators`) → `sinks`; `query` reads
 //! what the sinks wrote.
 
+pub mod access;
 pub mod checkpoint;
 pub mod commands;
 pub mod config;

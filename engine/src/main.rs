@@ -35,6 +35,8 @@ enum Command {
     ShowConfig(commands::show_config::ShowConfigArgs),
     /// Write a synthetic plant and its signals, for tests and benchmarks.
     Generate(commands::generate::GenerateArgs),
+    /// Create, list and revoke the API keys a server lets in.
+    Keys(commands::keys::KeysArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => commands::delete::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::ShowConfig(args) => commands::show_config::run(args),
+        Command::Keys(args) => commands::keys::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -11,11 +11,13 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
 
+use crate::access::scope::ScopedTable;
 use crate::sinks::arrow_rows::{event_schema, window_schema};
 use crate::store::commits::{self, CommittedView};
 use crate::store::Root;
@@ -85,6 +87,7 @@ async fn register_dataset(
     root: &Root,
     dataset: &str,
     schema: SchemaRef,
+    scope: Option<&Arc<[String]>>,
 ) -> anyhow::Result<()> {
     // `plant` comes from the partition path (so filters on it prune files); the copy
     // inside each file is left out of the table schema.
@@ -98,15 +101,26 @@ async fn register_dataset(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(without(&schema, "plant"));
-    ctx.register_table(
-        format!("{dataset}_files"),
-        Arc::new(ListingTable::try_new(config)?),
-    )?;
+    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    let table = match scope {
+        Some(plants) => Arc::new(ScopedTable::new(table, plants.clone())),
+        None => table,
+    };
+    ctx.register_table(format!("{dataset}_files"), table)?;
     Ok(())
 }
 
 /// A session with every table and view registered over the datasets at `root`.
 pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
+    scoped_session(root, None).await
+}
+
+/// `session`, its rows limited to the plants of `scope` where one is given (a member's:
+/// `access::scope`); every view reads the scoped tables.
+pub async fn scoped_session(
+    root: &Root,
+    scope: Option<Arc<[String]>>,
+) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new();
     let url = url::Url::parse(&root.url)?;
     // Live output shows once committed: never part of an epoch (store::commits).
@@ -120,8 +134,9 @@ pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
             std::fs::create_dir_all(dir.join(d))?;
         }
     }
-    register_dataset(&ctx, root, "station_windows", window_schema()).await?;
-    register_dataset(&ctx, root, "downtime_events", event_schema()).await?;
+    let scope = scope.as_ref();
+    register_dataset(&ctx, root, "station_windows", window_schema(), scope).await?;
+    register_dataset(&ctx, root, "downtime_events", event_schema(), scope).await?;
     let window_cols = WINDOW_COLUMNS.join(", ");
     let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
     let views = [

@@ -4,6 +4,7 @@ pub mod compact;
 pub mod delete;
 pub mod export;
 pub mod generate;
+pub mod keys;
 pub mod publish;
 pub mod query;
 pub mod replay;

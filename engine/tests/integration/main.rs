@@ -1,6 +1,7 @@
 //! Integration tests: the `stationflow` binary on real files, its output read back as
 //! Parquet and through `stationflow query`. One test binary, a module per area.
 
+mod api_keys;
 mod broker;
 mod common;
 mod golden_through_binary;
@@ -12,4 +13,5 @@ mod object_store_server;
 mod order_independence;
 mod other_engines;
 mod publish_to_kafka;
+mod row_scope;
 mod sample_data;
