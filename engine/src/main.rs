@@ -37,6 +37,8 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Create, list and revoke the API keys a server lets in.
     Keys(commands::keys::KeysArgs),
+    /// Check the audit log's hash chain and anchors.
+    Audit(commands::audit::AuditCmdArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => commands::export::run(args),
         Command::ShowConfig(args) => commands::show_config::run(args),
         Command::Keys(args) => commands::keys::run(args),
+        Command::Audit(args) => commands::audit::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

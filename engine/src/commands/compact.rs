@@ -1,6 +1,9 @@
 //! `stationflow compact [--data <root>] [--before <date>]`: merges each partition's small
 //! files into few large ones and drops superseded revisions (`datasets::compact`).
 
+use serde_json::json;
+
+use super::audit::{os_user, AuditArgs};
 use crate::datasets::compact::{compact, Compacted};
 use crate::store::{Root, StoreSettings};
 
@@ -17,6 +20,8 @@ pub struct CompactArgs {
     /// Rows per merged file.
     #[arg(long, default_value_t = 1_000_000)]
     pub rows_per_file: usize,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 pub fn run(args: CompactArgs) -> anyhow::Result<()> {
@@ -26,7 +31,20 @@ pub fn run(args: CompactArgs) -> anyhow::Result<()> {
     };
     let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
     let runtime = super::runtime()?;
+    let asked = json!({"os_user": os_user(), "data": args.data, "before": before});
+    args.audit.record(
+        &root,
+        &runtime,
+        "compact",
+        json!({"status": "started", "asked": asked}),
+    )?;
     let done = runtime.block_on(compact(&root, Some(&before), args.rows_per_file))?;
+    let partitions: Vec<String> = done
+        .iter()
+        .map(|c| format!("{}/plant={}/date={}", c.dataset, c.plant, c.date))
+        .collect();
+    let result = json!({"status": "done", "asked": asked, "partitions": partitions});
+    args.audit.record(&root, &runtime, "compact", result)?;
     super::print(&summary(&done, &before))
 }
 

@@ -2,6 +2,9 @@
 //! [--data <root>] [--dry-run]`: secure deletion with a confirmation report
 //! (`datasets::delete`).
 
+use serde_json::json;
+
+use super::audit::{os_user, AuditArgs};
 use crate::datasets::delete::{delete, render, write_report, Criteria};
 use crate::store::{Root, StoreSettings};
 
@@ -29,6 +32,8 @@ pub struct DeleteArgs {
     /// List what would go; change nothing, write no report.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 pub fn run(args: DeleteArgs) -> anyhow::Result<()> {
@@ -55,11 +60,25 @@ pub fn run(args: DeleteArgs) -> anyhow::Result<()> {
     }
     let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
     let runtime = super::runtime()?;
+    let asked = json!({"actor": args.actor, "os_user": os_user(), "data": args.data,
+        "plant": args.plant, "station": args.station, "from": args.from, "to": args.to});
+    if !args.dry_run {
+        // Logged before anything goes: no log, no deletion.
+        args.audit.record(
+            &root,
+            &runtime,
+            "delete",
+            json!({"status": "started", "asked": asked}),
+        )?;
+    }
     let report = runtime.block_on(delete(&root, &criteria, &args.actor, args.dry_run))?;
     let mut text = render(&report);
     if !args.dry_run {
         let [json, txt] = runtime.block_on(write_report(&root, &report))?;
         text.push_str(&format!("report      {json}\n            {txt}\n"));
+        let done = json!({"status": if report.verified { "done" } else { "rows left" },
+            "asked": asked, "report": json});
+        args.audit.record(&root, &runtime, "delete", done)?;
     }
     super::print(&text)?;
     anyhow::ensure!(

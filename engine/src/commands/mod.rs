@@ -1,5 +1,6 @@
 //! The `stationflow` subcommands.
 
+pub mod audit;
 pub mod compact;
 pub mod delete;
 pub mod export;

@@ -13,9 +13,13 @@ pub fn stationflow(args: &[&str]) -> Output {
 }
 
 /// Runs stationflow with extra environment variables (an object store's address and keys).
+/// Its audit log, unless the test names one, is a file of its own in a temporary folder
+/// (not the working directory, which is the source tree).
 pub fn stationflow_with(args: &[&str], env: &[(String, String)]) -> Output {
+    let audit = tempfile::tempdir().expect("temp dir");
     Command::new(env!("CARGO_BIN_EXE_stationflow"))
         .args(args)
+        .env("STATIONFLOW_AUDIT_LOG", audit.path().join("audit.jsonl"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("stationflow runs")

@@ -2,6 +2,7 @@
 //! Parquet and through `stationflow query`. One test binary, a module per area.
 
 mod api_keys;
+mod audit_log;
 mod broker;
 mod common;
 mod golden_through_binary;
