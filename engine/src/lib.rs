@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod kafka;
 pub mod metrics;
 pub mod query;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
 pub mod store;

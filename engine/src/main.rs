@@ -39,6 +39,8 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     /// Check the audit log's hash chain and anchors.
     Audit(commands::audit::AuditCmdArgs),
+    /// Serve SQL over the datasets to API-key holders, each seeing their plants only.
+    Serve(stationflow_engine::serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::ShowConfig(args) => commands::show_config::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Audit(args) => commands::audit::run(args),
+        Command::Serve(args) => stationflow_engine::serve::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

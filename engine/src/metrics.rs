@@ -309,7 +309,7 @@ fn gauge_family(
     }
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, latency: &Latency) {
+pub(crate) fn histogram(out: &mut String, name: &str, help: &str, latency: &Latency) {
     let h = latency.lock();
     let _ = writeln!(out, "# HELP stationflow_{name} {help}.");
     let _ = writeln!(out, "# TYPE stationflow_{name} histogram");

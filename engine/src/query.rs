@@ -121,7 +121,16 @@ pub async fn scoped_session(
     root: &Root,
     scope: Option<Arc<[String]>>,
 ) -> anyhow::Result<SessionContext> {
-    let ctx = SessionContext::new();
+    register_all(SessionContext::new(), root, scope).await
+}
+
+/// Registers every table and view of `session` in `ctx` (a context built with the
+/// caller's limits: `serve`'s memory pool).
+pub async fn register_all(
+    ctx: SessionContext,
+    root: &Root,
+    scope: Option<Arc<[String]>>,
+) -> anyhow::Result<SessionContext> {
     let url = url::Url::parse(&root.url)?;
     // Live output shows once committed: never part of an epoch (store::commits).
     let commits = commits::load(&*root.store, &root.prefix).await?;

@@ -16,3 +16,4 @@ mod other_engines;
 mod publish_to_kafka;
 mod row_scope;
 mod sample_data;
+mod serve_http;

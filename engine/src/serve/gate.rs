@@ -1,0 +1,216 @@
+//! What every statement passes through, whatever the protocol: the key checked against
+//! the key file as it is now (so a revoked or expired key stops at its next statement),
+//! the audit line written before anything runs (no line, no statement), a fresh session
+//! scoped to the caller's plants (seeing files as they land) with a memory pool, and
+//! read-only planning.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use serde_json::{json, Map, Value};
+
+use crate::access::audit::AuditLog;
+use crate::access::keys::{KeyFile, Principal, Refusal};
+use crate::query::{read_only, register_all};
+use crate::store::Root;
+
+/// Limits of one statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub statement_timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+/// Who is calling and from where, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub from: String,
+    /// The client's own name for itself (User-Agent, application_name).
+    pub tool: String,
+    pub protocol: &'static str,
+}
+
+/// Why a statement did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Key(#[from] Refusal),
+    /// DDL, DML, `COPY`, `SET` and the like: SQLSTATE 42501.
+    #[error("statements are read-only: {0}")]
+    NotReadOnly(String),
+    /// The SQL does not plan (a syntax error, an unknown column): SQLSTATE 42601 or 42P01.
+    #[error("{0}")]
+    Sql(String),
+    /// The audit log could not be written, or the data not reached.
+    #[error("{0:#}")]
+    Server(anyhow::Error),
+}
+
+impl Refused {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Refused::Key(_) => "28P01",
+            Refused::NotReadOnly(_) => "42501",
+            Refused::Sql(_) => "42601",
+            Refused::Server(_) => "58000",
+        }
+    }
+}
+
+pub struct Gate {
+    pub root: Root,
+    pub keys: PathBuf,
+    pub audit: AuditLog,
+    pub limits: Limits,
+}
+
+/// A statement that passed the gate: its rows, and how to log its end.
+pub struct Running {
+    pub stream: SendableRecordBatchStream,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub who: String,
+    pub sql: String,
+}
+
+impl Gate {
+    /// The principal `secret` stands for now; every attempt is logged.
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        secret: &str,
+        user: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Principal, Refused> {
+        let keys = self.keys.clone();
+        let presented = user.map(str::to_string);
+        let (secret, user) = (secret.to_string(), presented.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            KeyFile::load(&keys).map(|k| k.authenticate(&secret, user.as_deref(), Utc::now()))
+        })
+        .await
+        .map_err(|e| Refused::Server(e.into()))?
+        .map_err(Refused::Server)?;
+        let (status, who) = match &checked {
+            Ok(p) => ("ok".to_string(), json!(p.name)),
+            Err(r) => (format!("refused: {r}"), Value::Null),
+        };
+        self.log(
+            "auth",
+            json!({"status": status, "who": who, "user": presented}),
+            caller,
+        )
+        .await?;
+        Ok(checked?)
+    }
+
+    /// Logs the statement, then plans it read-only in a session of `who`'s plants.
+    pub async fn start(
+        self: &Arc<Self>,
+        who: &Principal,
+        sql: &str,
+        caller: &Caller,
+    ) -> Result<Running, Refused> {
+        let started = Instant::now();
+        self.log(
+            "statement",
+            json!({"status": "started", "who": who.name, "sql": sql}),
+            caller,
+        )
+        .await?;
+        let scope = who.plant_scope().map(|p| Arc::from(p.to_vec()));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .build_arc()
+            .map_err(|e| Refused::Server(e.into()))?;
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+        let ctx = register_all(ctx, &self.root, scope)
+            .await
+            .map_err(Refused::Server)?;
+        let planned = async {
+            let df = ctx.sql_with_options(sql, read_only()).await?;
+            df.execute_stream().await
+        };
+        let stream = match tokio::time::timeout(self.limits.statement_timeout, planned).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                let refused = refusal_of(e);
+                self.finish(&who.name, caller, Err(&refused.to_string()), 0, started)
+                    .await;
+                return Err(refused);
+            }
+            Err(_) => {
+                let refused = Refused::Sql("the statement ran past its time limit".into());
+                self.finish(&who.name, caller, Err(&refused.to_string()), 0, started)
+                    .await;
+                return Err(refused);
+            }
+        };
+        Ok(Running {
+            stream,
+            started,
+            deadline: started + self.limits.statement_timeout,
+            who: who.name.clone(),
+            sql: sql.to_string(),
+        })
+    }
+
+    /// Logs how a statement ended (best effort: it ran already).
+    pub async fn finish(
+        self: &Arc<Self>,
+        who: &str,
+        caller: &Caller,
+        outcome: Result<(), &str>,
+        rows: u64,
+        started: Instant,
+    ) {
+        let status = match outcome {
+            Ok(()) => "done".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        let fields = json!({"status": status, "who": who, "rows": rows,
+            "duration_ms": started.elapsed().as_millis() as u64});
+        if let Err(e) = self.log("statement", fields, caller).await {
+            tracing::error!(%e, "the end of a statement was not logged");
+        }
+    }
+
+    async fn log(
+        self: &Arc<Self>,
+        kind: &str,
+        fields: Value,
+        caller: &Caller,
+    ) -> Result<(), Refused> {
+        let mut fields: Map<String, Value> = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        fields.insert("from".into(), json!(caller.from));
+        fields.insert("tool".into(), json!(caller.tool));
+        fields.insert("protocol".into(), json!(caller.protocol));
+        let gate = self.clone();
+        let kind = kind.to_string();
+        tokio::task::spawn_blocking(move || gate.audit.append(&kind, fields))
+            .await
+            .map_err(|e| Refused::Server(e.into()))?
+            .map_err(|e| Refused::Server(e.context("the audit log could not be written")))?;
+        Ok(())
+    }
+}
+
+/// A planning error as the caller should see it.
+fn refusal_of(e: DataFusionError) -> Refused {
+    let text = e.to_string();
+    match e {
+        DataFusionError::Plan(m) if m.contains("not supported") => Refused::NotReadOnly(text),
+        DataFusionError::ResourcesExhausted(_) => Refused::Sql(format!(
+            "the statement needs more memory than allowed: {text}"
+        )),
+        _ => Refused::Sql(text),
+    }
+}
