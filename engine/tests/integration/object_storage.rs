@@ -201,7 +201,11 @@ const ALL_LATEST: &str =
 #[test]
 fn compaction_export_and_deletion_in_a_bucket() {
     let server = ObjectStoreServer::start();
-    let env = server.env();
+    // One audit log for every command of this root (the anchors are the root's).
+    let audit_dir = tempfile::tempdir().expect("tempdir");
+    let audit_log = audit_dir.path().join("audit.jsonl").display().to_string();
+    let mut env = server.env();
+    env.push(("STATIONFLOW_AUDIT_LOG".into(), audit_log.clone()));
     let root = format!("s3://{BUCKET}/maintained");
     replay_ok(&root, &env);
     let bucket = server.bucket();
@@ -335,6 +339,16 @@ fn compaction_export_and_deletion_in_a_bucket() {
         ) == others_before,
         "rows outside the criteria changed"
     );
+    // The compaction and the deletion are in the audit log, its head anchored in the
+    // bucket.
+    let verified = ok_with(
+        &["audit", "verify", "--log", &audit_log, "--data", &root],
+        &env,
+    );
+    assert!(verified.contains("anchors match"), "{verified}");
+    let log = std::fs::read_to_string(&audit_log).expect("audit log");
+    assert!(log.contains("\"kind\":\"compact\"") && log.contains("\"kind\":\"delete\""));
+    assert!(!keys_under(&server, "maintained/_audit/anchors").is_empty());
     let reports: Vec<String> = keys_under(&server, "maintained/_deletions");
     assert_eq!(reports.len(), 2, "{reports:?}");
     let json = reports
