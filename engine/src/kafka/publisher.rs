@@ -279,11 +279,9 @@ impl Publisher {
         let mut all = headers.to_vec();
         all.push(("truncated_from", &length));
         let headers_len: usize = all.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
-        let room = (self.max_message_bytes)
-            .saturating_sub(headers_len + FRAMING_BYTES)
-            .min(KEPT_BYTES);
-        let key = key.map(|k| &k[..k.len().min(room / 2)]);
-        let kept = room - key.map_or(0, <[u8]>::len);
+        let room = (self.max_message_bytes).saturating_sub(headers_len + FRAMING_BYTES);
+        let key = key.map(|k| &k[..k.len().min(room / 2).min(KEPT_BYTES)]);
+        let kept = (room - key.map_or(0, <[u8]>::len)).min(KEPT_BYTES);
         let mut record = BaseRecord::<[u8], [u8]>::to(dlq)
             .payload(&payload[..payload.len().min(kept)])
             .headers(owned_headers(&all));

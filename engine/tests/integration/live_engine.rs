@@ -1069,6 +1069,31 @@ fn an_object_store_outage_during_run_loses_and_duplicates_nothing() {
 /// A record whose dead letter is over the producer's size limit (the original was 1 MB
 /// and the headers took it over) does not stop the engine: it reaches `signals.dlq` cut
 /// short, and the records after it are processed.
+/// Waits until a window past the sample's end (the trailer's) is on the windows topic:
+/// the engine read on past `what`.
+fn wait_for_the_trailers_windows(
+    pipeline: &Pipeline,
+    engine: &Engine,
+    deadline: Instant,
+    what: &str,
+) {
+    loop {
+        let windows = topic_latest(&pipeline.broker.address);
+        if windows
+            .keys()
+            .any(|(_, start)| *start >= SAMPLE_LAST_MINUTE_MS)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no window after {what}; engine log:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// Output topics that take at most 20,000 bytes a record (the broker's
 /// `max.message.bytes`, read at start): a dead letter and a window over it go to
 /// `signals.dlq` cut to fit, with `truncated_from`, and the engine goes on.
@@ -1134,21 +1159,7 @@ fn records_over_the_output_topics_limit_are_cut_to_fit() {
         .expect("length");
     assert!(whole > LIMIT, "{whole}");
     assert!(window.payload().map_or(0, <[u8]>::len) < LIMIT);
-    loop {
-        let windows = topic_latest(&pipeline.broker.address);
-        if windows
-            .keys()
-            .any(|(_, start)| *start >= SAMPLE_LAST_MINUTE_MS)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no window after the strays; engine log:\n{}",
-            engine.log_tail(40)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_for_the_trailers_windows(&pipeline, &engine, deadline, "the strays");
     assert!(
         engine.log().contains("output topics take smaller records"),
         "{}",
@@ -1210,21 +1221,7 @@ fn a_record_its_outputs_refuse_does_not_wedge_the_engine() {
     );
     assert_eq!(truncated.payload().map(<[u8]>::len), Some(64 << 10));
     // The trailer after it is read: its windows reach the topic.
-    loop {
-        let windows = topic_latest(&pipeline.broker.address);
-        if windows
-            .keys()
-            .any(|(_, start)| *start >= SAMPLE_LAST_MINUTE_MS)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no window after the big record; engine log:\n{}",
-            engine.log_tail(40)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_for_the_trailers_windows(&pipeline, &engine, deadline, "the big record");
     assert!(
         !engine.log().contains("Error:"),
         "the engine failed:\n{}",
