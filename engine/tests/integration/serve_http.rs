@@ -234,6 +234,29 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     let huge = sql(&server, member, "application/json", &"-".repeat(2 << 20));
     assert_eq!(huge.status, 413);
 
+    // Garbage on the port, a thousand connections opened and dropped, a hundred held
+    // open: the server answers the next request as before.
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"\0\0\0\0",
+    ] {
+        let mut stream = TcpStream::connect(&server.addr).expect("connect");
+        let _ = stream.write_all(garbage);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+    for _ in 0..1000 {
+        drop(TcpStream::connect(&server.addr).expect("connect"));
+    }
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    let again = sql(&server, member, "application/json", plants);
+    assert_eq!(again.json(), serde_json::json!([{"plant": "LEEDS"}]));
+    drop(held);
+
     // Revoked: refused at the next statement.
     ok(&["keys", "revoke", "leeds-bi", "--keys", &k]);
     assert_eq!(sql(&server, member, "application/json", plants).status, 401);
