@@ -4,7 +4,6 @@
 //! A statement that fails after its first rows were sent ends its body early: the
 //! status was sent already.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -19,6 +18,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::gate::{Caller, Gate, Refused, Running};
+use super::idle::Peer;
 use super::ServeMetrics;
 use crate::query::lists_as_text;
 
@@ -89,7 +89,7 @@ fn secret_of(headers: &HeaderMap) -> Option<&str> {
 
 async fn sql(
     State(http): State<Http>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod http;
+pub mod idle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,10 @@ pub struct ServeArgs {
     /// A statement's memory limit, MB.
     #[arg(long, default_value_t = 1024)]
     pub memory_limit_mb: usize,
+    /// A connection with no traffic for this long is closed, seconds (at least the
+    /// statement timeout).
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout_s: u64,
 }
 
 /// The server's Prometheus metrics.
@@ -105,6 +110,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
              cross the network in clear (pass --allow-plaintext to accept that)"
         );
     }
+    if args.idle_timeout_s < args.statement_timeout_s {
+        // A statement computing before its first row moves nothing on the connection.
+        bail!("--idle-timeout-s must be at least --statement-timeout-s");
+    }
     let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
     let gate = Arc::new(Gate {
         root,
@@ -120,12 +129,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
+        let listener = idle::IdleListener {
+            inner: tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?,
+            idle: Duration::from_secs(args.idle_timeout_s.max(1)),
+        };
         eprintln!(
             "stationflow serve: HTTP on http://{}",
-            listener.local_addr()?
+            listener.inner.local_addr()?
         );
         let app = http::router(http::Http {
             gate,
@@ -133,7 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<idle::Peer>(),
         )
         .await?;
         Ok(())

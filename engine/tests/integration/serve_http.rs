@@ -22,7 +22,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(out: &Path, keys: &Path, audit: &Path) -> Server {
+fn serve(out: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stationflow"))
         .args(["serve", "--http-listen", "127.0.0.1:0", "--data"])
         .arg(out)
@@ -30,6 +30,7 @@ fn serve(out: &Path, keys: &Path, audit: &Path) -> Server {
         .arg(keys)
         .arg("--audit-log")
         .arg(audit)
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve starts");
@@ -161,7 +162,7 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     ]);
     let admin = admin.trim();
     let audit = dir.path().join("audit.jsonl");
-    let server = serve(&out, &keys, &audit);
+    let server = serve(&out, &keys, &audit, &[]);
 
     let health = request(&server.addr, "GET", "/healthz", &[], b"");
     assert_eq!(health.status, 200);
@@ -287,4 +288,23 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     assert_eq!(statement["protocol"], "http");
     let verified = ok(&["audit", "verify", "--log", &audit.display().to_string()]);
     assert!(verified.contains("holds"), "{verified}");
+
+    // A connection that stays quiet past the idle timeout is closed by the server.
+    let quick = serve(
+        &out,
+        &keys,
+        &audit,
+        &["--idle-timeout-s", "1", "--statement-timeout-s", "1"],
+    );
+    let mut idle = TcpStream::connect(&quick.addr).expect("connect");
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the server kept an idle connection: {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
