@@ -20,26 +20,16 @@ pub fn check_record(record: &SignalRecord) {
     );
     assert!(record.ts.unsigned_abs() < TS_LIMIT_MS, "ts {}", record.ts);
     for reading in &record.readings {
-        let value = match reading {
-            Reading::Productive(_) => continue,
-            Reading::ErrorCode(code) => {
-                let len = code.as_deref().map_or(0, str::len);
-                assert!(len <= MAX_ERROR_CODE_LEN, "an error code of {len} bytes");
-                continue;
-            }
-            Reading::GoodDelta(v)
-            | Reading::GoodTotal(v)
-            | Reading::BadDelta(v)
-            | Reading::BadTotal(v)
-            | Reading::LineSpeed(v)
-            | Reading::KwhTotal(v)
-            | Reading::KwhDelta(v)
-            | Reading::Rssi(v) => *v,
-        };
-        assert!(
-            value.is_finite() && value.abs() <= MAX_QUANTITY,
-            "{reading:?} in {record:?}"
-        );
+        if let Reading::ErrorCode(Some(code)) = reading {
+            let len = code.len();
+            assert!(len <= MAX_ERROR_CODE_LEN, "an error code of {len} bytes");
+        }
+        if let Some(value) = reading.quantity() {
+            assert!(
+                value.is_finite() && value.abs() <= MAX_QUANTITY,
+                "{reading:?} in {record:?}"
+            );
+        }
     }
 }
 
@@ -49,50 +39,8 @@ pub fn check_window(w: &StationWindow) {
     let at = format!("{} {}", w.station, w.window_start);
     assert_eq!(w.window_start.rem_euclid(60_000), 0, "{at}");
     assert_eq!(w.window_end - w.window_start, 60_000, "{at}");
-    let always = [
-        w.shift_s,
-        w.planned_s,
-        w.planned_stop_s,
-        w.schedule_loss_s,
-        w.productive_s,
-        w.run_s,
-        w.downtime_s,
-        w.no_data_s,
-        w.good_qty,
-        w.reject_qty,
-        w.total_qty,
-        w.quality_loss_qty,
-    ];
-    let maybe = [
-        w.ideal_cycle_s,
-        w.ideal_qty,
-        w.target_qty,
-        w.utilisation,
-        w.availability,
-        w.performance,
-        w.quality,
-        w.oee,
-        w.availability_loss_s,
-        w.performance_loss_s,
-        w.quality_loss_s,
-        w.availability_loss_qty,
-        w.performance_loss_qty,
-        w.availability_loss_cost,
-        w.performance_loss_cost,
-        w.quality_loss_cost,
-        w.loss_cost,
-        w.schedule_loss_cost,
-        w.planned_stop_cost,
-        w.cycle_time_avg,
-        w.line_speed_avg,
-        w.line_speed_target,
-        w.energy_kwh,
-        w.kwh_per_unit,
-        w.rssi_avg,
-    ];
-    for (i, v) in always
-        .into_iter()
-        .chain(maybe.into_iter().flatten())
+    for (i, v) in (w.amounts().into_iter())
+        .chain(w.optional_amounts().into_iter().flatten())
         .enumerate()
     {
         assert!(v.is_finite(), "{at}: value {i} is {v}: {w:?}");

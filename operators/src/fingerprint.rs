@@ -77,53 +77,14 @@ fn window_with(w: &StationWindow, hasher: impl Hasher) -> u64 {
     h.0.write_i64(w.shift_date.map_or(i64::MIN, i64::from));
     h.s(w.sku.as_deref());
     h.s(w.order_id.as_deref());
-    for v in [
-        w.shift_s,
-        w.planned_s,
-        w.planned_stop_s,
-        w.schedule_loss_s,
-        w.productive_s,
-        w.run_s,
-        w.downtime_s,
-        w.no_data_s,
-        w.good_qty,
-        w.reject_qty,
-        w.total_qty,
-        w.quality_loss_qty,
-    ] {
+    for v in w.amounts() {
         h.f(v);
     }
     h.s(w.downtime_reason.as_deref());
     for e in &w.error_codes {
         h.s(Some(e));
     }
-    for v in [
-        w.ideal_cycle_s,
-        w.ideal_qty,
-        w.target_qty,
-        w.utilisation,
-        w.availability,
-        w.performance,
-        w.quality,
-        w.oee,
-        w.availability_loss_s,
-        w.performance_loss_s,
-        w.quality_loss_s,
-        w.availability_loss_qty,
-        w.performance_loss_qty,
-        w.availability_loss_cost,
-        w.performance_loss_cost,
-        w.quality_loss_cost,
-        w.loss_cost,
-        w.schedule_loss_cost,
-        w.planned_stop_cost,
-        w.cycle_time_avg,
-        w.line_speed_avg,
-        w.line_speed_target,
-        w.energy_kwh,
-        w.kwh_per_unit,
-        w.rssi_avg,
-    ] {
+    for v in w.optional_amounts() {
         h.of(v);
     }
     h.s(w.currency.as_deref());

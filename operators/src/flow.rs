@@ -139,12 +139,8 @@ pub struct StationFlow {
     /// Per station (by index): what admitting a record reads, kept in step with
     /// `stations` by every change to a station's horizon or history.
     admission: Vec<Admission>,
-    /// Per context station: the instant of its last admitted record and how many in a
-    /// row were admitted at it (see `MAX_RECORDS_AT_ONE_INSTANT`). Not snapshotted.
-    bursts: Vec<Burst>,
-    /// Per context station: how many error codes its records brought in since this flow
-    /// began (see `MAX_NEW_ERROR_CODES_PER_STATION`). Not snapshotted.
-    codes_brought: Vec<u32>,
+    /// Per context station: what the admission limits count. Not snapshotted.
+    tallies: Vec<Tally>,
     grouping: Grouping,
 }
 
@@ -168,10 +164,14 @@ pub const MAX_ERROR_CODES: usize = 100_000;
 /// unbounded run cost time quadratic in its length; past this one, they are `too_large`.
 pub const MAX_RECORDS_AT_ONE_INSTANT: u32 = 1024;
 
+/// What a station's admitted records have added up to, for the limits above.
 #[derive(Debug, Clone, Copy, Default)]
-struct Burst {
-    ts: i64,
-    count: u32,
+struct Tally {
+    /// The instant of the last admitted record, and how many in a row were at it.
+    burst_ts: i64,
+    burst: u32,
+    /// Error codes its records brought in since this flow began.
+    codes_brought: u32,
 }
 
 /// A record that `admit` let in, waiting for `insert` or `insert_grouped`.
@@ -253,8 +253,7 @@ impl StationFlow {
             out: Emitted::default(),
             underway: Vec::new(),
             admission: Vec::new(),
-            bursts: Vec::new(),
-            codes_brought: Vec::new(),
+            tallies: Vec::new(),
             grouping: Grouping::default(),
         }
     }
@@ -406,30 +405,27 @@ impl StationFlow {
                 self.counters.late_records += 1;
             }
         }
-        let burst = self.bursts.get(id as usize).copied().unwrap_or_default();
-        let in_a_row = if burst.ts == ts { burst.count } else { 0 };
+        let tally = self.tallies.get(id as usize).copied().unwrap_or_default();
+        let in_a_row = if tally.burst_ts == ts { tally.burst } else { 0 };
         if in_a_row >= MAX_RECORDS_AT_ONE_INSTANT {
             return Err(RejectReason::TooLarge);
         }
         let new_codes = self.new_error_codes(record);
-        if new_codes > 0 {
-            let brought = self.codes_brought.get(id as usize).copied().unwrap_or(0);
-            if brought + new_codes > MAX_NEW_ERROR_CODES_PER_STATION
-                || self.errors.len() + new_codes as usize > MAX_ERROR_CODES
-            {
-                return Err(RejectReason::BadValue);
-            }
+        if new_codes > 0
+            && (tally.codes_brought + new_codes > MAX_NEW_ERROR_CODES_PER_STATION
+                || self.errors.len() + new_codes as usize > MAX_ERROR_CODES)
+        {
+            return Err(RejectReason::BadValue);
         }
         self.ensure_stations(ts);
-        if self.bursts.len() <= id as usize {
-            self.bursts
-                .resize(self.ctx.station_count(), Burst::default());
-            self.codes_brought.resize(self.ctx.station_count(), 0);
+        if self.tallies.len() <= id as usize {
+            self.tallies
+                .resize(self.ctx.station_count(), Tally::default());
         }
-        self.codes_brought[id as usize] += new_codes;
-        self.bursts[id as usize] = Burst {
-            ts,
-            count: in_a_row + 1,
+        self.tallies[id as usize] = Tally {
+            burst_ts: ts,
+            burst: in_a_row + 1,
+            codes_brought: tally.codes_brought + new_codes,
         };
         Ok(id)
     }

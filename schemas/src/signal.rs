@@ -137,6 +137,22 @@ impl Reading {
         key.name()
     }
 
+    /// The number a reading carries (a count, meter, speed or `rssi`); `None` for
+    /// `productive` and `error_code`.
+    pub fn quantity(&self) -> Option<f64> {
+        match self {
+            Reading::Productive(_) | Reading::ErrorCode(_) => None,
+            Reading::GoodDelta(v)
+            | Reading::GoodTotal(v)
+            | Reading::BadDelta(v)
+            | Reading::BadTotal(v)
+            | Reading::LineSpeed(v)
+            | Reading::KwhTotal(v)
+            | Reading::KwhDelta(v)
+            | Reading::Rssi(v) => Some(*v),
+        }
+    }
+
     /// The canonical payload key of this reading and its JSON value.
     pub fn key_and_value(&self) -> (&'static str, serde_json::Value) {
         use serde_json::Value;
@@ -145,16 +161,10 @@ impl Reading {
             Reading::ErrorCode(code) => code
                 .as_deref()
                 .map_or(Value::Null, |c| Value::String(c.into())),
-            Reading::GoodDelta(v)
-            | Reading::GoodTotal(v)
-            | Reading::BadDelta(v)
-            | Reading::BadTotal(v)
-            | Reading::LineSpeed(v)
-            | Reading::KwhTotal(v)
-            | Reading::KwhDelta(v)
-            | Reading::Rssi(v) => {
-                serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
-            }
+            number => number
+                .quantity()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number),
         };
         (self.key(), value)
     }

@@ -160,6 +160,55 @@ pub fn format_date32(days: i32) -> String {
 }
 
 impl StationWindow {
+    /// The numeric columns every window has, in `WINDOW_COLUMNS` order.
+    pub fn amounts(&self) -> [f64; 12] {
+        [
+            self.shift_s,
+            self.planned_s,
+            self.planned_stop_s,
+            self.schedule_loss_s,
+            self.productive_s,
+            self.run_s,
+            self.downtime_s,
+            self.no_data_s,
+            self.good_qty,
+            self.reject_qty,
+            self.total_qty,
+            self.quality_loss_qty,
+        ]
+    }
+
+    /// The numeric columns a window may lack, in `WINDOW_COLUMNS` order.
+    pub fn optional_amounts(&self) -> [Option<f64>; 25] {
+        [
+            self.ideal_cycle_s,
+            self.ideal_qty,
+            self.target_qty,
+            self.utilisation,
+            self.availability,
+            self.performance,
+            self.quality,
+            self.oee,
+            self.availability_loss_s,
+            self.performance_loss_s,
+            self.quality_loss_s,
+            self.availability_loss_qty,
+            self.performance_loss_qty,
+            self.availability_loss_cost,
+            self.performance_loss_cost,
+            self.quality_loss_cost,
+            self.loss_cost,
+            self.schedule_loss_cost,
+            self.planned_stop_cost,
+            self.cycle_time_avg,
+            self.line_speed_avg,
+            self.line_speed_target,
+            self.energy_kwh,
+            self.kwh_per_unit,
+            self.rssi_avg,
+        ]
+    }
+
     /// A numeric column by name, for alert rules: `None` for a name that is not a
     /// numeric column, `Some(None)` where the window has no value (e.g. OEE without
     /// planned time).

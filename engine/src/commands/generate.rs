@@ -67,14 +67,7 @@ fn encode(r: &Reading) -> String {
         Reading::Productive(b) => (*b as u8).to_string(),
         Reading::ErrorCode(None) => "\"\"".into(),
         Reading::ErrorCode(Some(c)) => serde_json::Value::from(c.as_ref()).to_string(),
-        Reading::GoodDelta(v)
-        | Reading::GoodTotal(v)
-        | Reading::BadDelta(v)
-        | Reading::BadTotal(v)
-        | Reading::LineSpeed(v)
-        | Reading::KwhTotal(v)
-        | Reading::KwhDelta(v)
-        | Reading::Rssi(v) => v.to_string(),
+        number => number.quantity().unwrap_or_default().to_string(),
     };
     format!(",\"{}\":{value}", r.key())
 }
