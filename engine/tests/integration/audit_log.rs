@@ -2,14 +2,13 @@
 //! hash-chained and anchored under the data root; `audit verify` passes on the log as
 //! written, and names the first bad line when a byte is changed or lines are removed.
 
-use crate::common::{ok, replay, stationflow, workspace};
+use crate::common::{ok, replay_sample, stationflow};
 
 #[test]
 fn deletions_and_compactions_are_logged_and_tampering_is_found() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = workspace().join("replay-data");
     let out = dir.path().join("out");
-    replay(&[&data.join("signals")], &data.join("context.toml"), &out);
+    replay_sample(&out);
     let out = out.display().to_string();
     let log = dir.path().join("audit.jsonl");
     let log_arg = log.display().to_string();

@@ -56,6 +56,12 @@ pub fn replay(inputs: &[&Path], context: &Path, out: &Path) -> String {
     ok(&refs)
 }
 
+/// `replay` of the sample week (`replay-data/`) into `out`; its summary.
+pub fn replay_sample(out: &Path) -> String {
+    let data = workspace().join("replay-data");
+    replay(&[&data.join("signals")], &data.join("context.toml"), out)
+}
+
 /// `stationflow query` as CSV rows (header first).
 pub fn query(out: &Path, sql: &str) -> Vec<Vec<String>> {
     query_at(&out.display().to_string(), sql, &[])

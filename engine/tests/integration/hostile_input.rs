@@ -40,60 +40,80 @@ fn dead_letters(out: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Lines that each must end in the dead letters with the reason beside them, and leave
-/// every window as the clean run made it.
-fn stray_records() -> Vec<(String, &'static str)> {
-    let long_code = "E".repeat(10_000);
-    let long_station = "S".repeat(10_000);
+/// Records that each must end in the dead letters with the reason beside them, and leave
+/// every window as the clean run made it: for nine of `stations`, the values at `at`
+/// (an RFC 3339 instant inside the data).
+pub fn stray_records(stations: [&str; 9], at: &str) -> Vec<(String, &'static str)> {
+    let [s0, s1, s2, s3, s4, s5, s6, s7, s8] = stations;
     vec![
         // A device whose clock battery died: 1970.
-        (r#"{"station":"ST-00000","ts":0,"productive":1}"#.into(), "bad_ts"),
+        (
+            format!(r#"{{"station":"{s0}","ts":0,"productive":1}}"#),
+            "bad_ts",
+        ),
         // Firmware sending epoch seconds where milliseconds belong.
         (
-            r#"{"station":"ST-00005","ts":1777870800,"production_complete_good":1}"#.into(),
+            format!(r#"{{"station":"{s1}","ts":1777870800,"production_complete_good":1}}"#),
             "bad_ts",
         ),
         (
-            r#"{"station":"ST-00002","ts":-253402300799999,"productive":0}"#.into(),
+            format!(r#"{{"station":"{s2}","ts":-253402300799999,"productive":0}}"#),
             "bad_ts",
         ),
         // The RTC's reset value of many devices.
         (
-            r#"{"station":"ST-00003","ts":"2000-01-01T00:00:00Z","productive":0}"#.into(),
+            format!(r#"{{"station":"{s3}","ts":"2000-01-01T00:00:00Z","productive":0}}"#),
             "bad_ts",
         ),
         // History cannot come from the future.
         (
-            r#"{"station":"ST-00001","ts":"9999-12-31T23:59:59.999Z","productive":1}"#.into(),
+            format!(r#"{{"station":"{s4}","ts":"9999-12-31T23:59:59.999Z","productive":1}}"#),
             "future_ts",
         ),
         (
-            r#"{"station":"ST-00004","ts":"2036-01-01T00:00:00Z","productive":1}"#.into(),
+            format!(r#"{{"station":"{s5}","ts":"2036-01-01T00:00:00Z","productive":1}}"#),
             "future_ts",
         ),
         // A counter that glitched: its sums would not be finite.
         (
-            r#"{"station":"ST-00006","ts":"2026-03-02T09:00:00.500Z","production_count_good":1.7976931348623157e308}"#.into(),
+            format!(
+                r#"{{"station":"{s6}","ts":"{at}","production_count_good":1.7976931348623157e308}}"#
+            ),
             "bad_value",
         ),
         (
-            r#"{"station":"ST-00007","ts":"2026-03-02T09:00:00.500Z","production_complete_good":1e400}"#.into(),
+            format!(r#"{{"station":"{s7}","ts":"{at}","production_complete_good":1e400}}"#),
             "bad_value",
         ),
         (
-            format!(r#"{{"station":"ST-00008","ts":"2026-03-02T09:00:00.500Z","error_code":"{long_code}"}}"#),
+            format!(
+                r#"{{"station":"{s8}","ts":"{at}","error_code":"{}"}}"#,
+                "E".repeat(10_000)
+            ),
             "bad_value",
-        ),
-        (
-            format!(r#"{{"station":"{long_station}","ts":"2026-03-02T09:00:00.500Z","productive":1}}"#),
-            "bad_value",
-        ),
-        // Two megabytes without a newline.
-        (
-            format!(r#"{{"station":"ST-00009","ts":"2026-03-02T09:00:00.500Z","note":"{}"}}"#, "x".repeat(2 << 20)),
-            "too_large",
         ),
     ]
+}
+
+/// `stray_records` for the generated history, and what only a file can hold: a station
+/// code too long, two megabytes without a newline.
+fn stray_lines() -> Vec<(String, &'static str)> {
+    let at = "2026-03-02T09:00:00.500Z";
+    let stations = std::array::from_fn::<_, 9, _>(|i| format!("ST-{i:05}"));
+    let mut strays = stray_records(stations.each_ref().map(String::as_str), at);
+    let long_station = "S".repeat(10_000);
+    strays.push((
+        format!(r#"{{"station":"{long_station}","ts":"{at}","productive":1}}"#),
+        "bad_value",
+    ));
+    strays.push((
+        format!(
+            r#"{{"station":"ST-00009","ts":"{at}","note":"{}"}}"#,
+            "x".repeat(2 << 20)
+        ),
+        "too_large",
+    ));
+    strays
 }
 
 #[test]
@@ -120,7 +140,7 @@ fn a_stray_record_changes_no_window_and_is_dead_lettered() {
         r#"{"station":"ST-00010","ts":"2026-03-01T00:00:00Z","productive":1}"#.to_string(),
         "too_late",
     );
-    let mut cases: Vec<(String, &str, usize)> = stray_records()
+    let mut cases: Vec<(String, &str, usize)> = stray_lines()
         .into_iter()
         .map(|(line, reason)| (line, reason, lines.len() / 2))
         .collect();

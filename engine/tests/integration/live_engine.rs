@@ -613,40 +613,13 @@ fn dead_letters_by_reason(broker: &str) -> BTreeMap<String, usize> {
 /// engine ends with replay's windows of the clean sample.
 #[test]
 fn stray_records_live_change_no_window_and_are_dead_lettered() {
-    let strays = [
-        (r#"{"station":"PRESS-01","ts":0,"productive":1}"#.to_string(), "bad_ts"),
-        (
-            r#"{"station":"PRESS-02","ts":1777870800,"production_complete_good":1}"#.into(),
-            "bad_ts",
-        ),
-        (
-            r#"{"station":"CNC-01","ts":"2000-01-01T00:00:00Z","productive":0}"#.into(),
-            "bad_ts",
-        ),
-        (
-            r#"{"station":"CNC-02","ts":"9999-12-31T23:59:59.999Z","productive":1}"#.into(),
-            "future_ts",
-        ),
-        (
-            r#"{"station":"MOLD-01","ts":"2036-01-01T00:00:00Z","productive":1}"#.into(),
-            "future_ts",
-        ),
-        (
-            r#"{"station":"WELD-01","ts":"2026-03-05T09:00:00.500Z","production_count_good":1.7976931348623157e308}"#.into(),
-            "bad_value",
-        ),
-        (
-            r#"{"station":"WELD-02","ts":"2026-03-05T09:00:00.500Z","production_complete_good":1e400}"#.into(),
-            "bad_value",
-        ),
-        (
-            format!(
-                r#"{{"station":"OVEN-01","ts":"2026-03-05T09:00:00.500Z","error_code":"{}"}}"#,
-                "E".repeat(10_000)
-            ),
-            "bad_value",
-        ),
-    ];
+    let strays = crate::hostile_input::stray_records(
+        [
+            "PRESS-01", "PRESS-02", "PRESS-03", "CNC-01", "CNC-02", "MOLD-01", "WELD-01",
+            "WELD-02", "OVEN-01",
+        ],
+        "2026-03-05T09:00:00.500Z",
+    );
     let pipeline = Pipeline::new();
     pipeline.publish(&sample());
     let file = pipeline.dir.path().join("strays.jsonl");

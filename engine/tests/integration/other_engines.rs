@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{number, query, replay, workspace};
+use crate::common::{number, query, replay_sample, workspace};
 
 /// SPEC §5's `station_windows` columns in order, with pyarrow's and DuckDB's names for
 /// their types; the hive partition `date` follows them.
@@ -40,13 +40,8 @@ fn window_type(column: &str) -> (&'static str, &'static str) {
 
 #[test]
 fn pyarrow_and_duckdb_read_the_output_as_it_is() {
-    let data = workspace().join("replay-data");
     let out = tempfile::tempdir().expect("tempdir");
-    replay(
-        &[&data.join("signals")],
-        &data.join("context.toml"),
-        out.path(),
-    );
+    replay_sample(out.path());
     let seen = read_with_other_engines(out.path());
 
     // Columns, order and types as SPEC §5 lists them, in both engines.

@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 use stationflow_engine::query::{read_only, scoped_session, session};
 use stationflow_engine::store::Root;
 
-use crate::common::{replay, workspace};
+use crate::common::replay_sample;
 
 /// Every table and view a member can name, and the admin's hand-filtered stand-in.
 const RELATIONS: [&str; 11] = [
@@ -82,9 +82,8 @@ fn sessions(out: &Path) -> (SessionContext, SessionContext) {
 }
 
 fn sample_output(dir: &Path) -> std::path::PathBuf {
-    let data = workspace().join("replay-data");
     let out = dir.join("out");
-    replay(&[&data.join("signals")], &data.join("context.toml"), &out);
+    replay_sample(&out);
     out
 }
 

@@ -7,17 +7,12 @@ use std::fs;
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{number, query, replay, workspace};
+use crate::common::{number, query, replay_sample};
 
 #[test]
 fn replay_of_the_sample() {
-    let data = workspace().join("replay-data");
     let out = tempfile::tempdir().expect("tempdir");
-    let summary = replay(
-        &[&data.join("signals")],
-        &data.join("context.toml"),
-        out.path(),
-    );
+    let summary = replay_sample(out.path());
     assert!(summary.contains("dead letters 7 (malformed_json 1, missing_ts 1, bad_ts 1, unknown_station 1, bad_value 3)"), "{summary}");
     assert!(summary.contains("duplicates 2"), "{summary}");
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::common::{ok, query, replay, workspace};
+use crate::common::{ok, query, replay_sample};
 
 struct Server {
     child: Child,
@@ -137,9 +137,8 @@ fn sql(server: &Server, key: &str, accept: &str, text: &str) -> Reply {
 #[test]
 fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = workspace().join("replay-data");
     let out = dir.path().join("out");
-    replay(&[&data.join("signals")], &data.join("context.toml"), &out);
+    replay_sample(&out);
     let keys = dir.path().join("keys.json");
     let k = keys.display().to_string();
     let member = ok(&[
