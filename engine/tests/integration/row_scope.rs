@@ -87,7 +87,7 @@ fn sample_output(dir: &Path) -> std::path::PathBuf {
     out
 }
 
-/// Queries over every relation, and the adversarial ones (SERVING.md's list): each gives
+/// Queries over every relation, and adversarial ones (docs/serving.md): each gives
 /// the member what the admin gets over LEEDS' rows alone.
 #[test]
 fn a_member_sees_only_their_plants_whatever_the_sql() {
