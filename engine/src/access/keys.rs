@@ -285,6 +285,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
         "d" => chrono::Duration::days(n),
         "h" => chrono::Duration::hours(n),
         "m" => chrono::Duration::minutes(n),
+        "s" => chrono::Duration::seconds(n),
         _ => bail!("{text:?}: give a duration such as 90d, 12h or 30m"),
     })
 }

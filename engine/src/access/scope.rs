@@ -4,6 +4,11 @@
 //! opened, whatever SQL asked (subqueries, joins, CTEs, `UNION`, window functions) and
 //! whatever the session's optimizer settings. Views are defined over the scoped tables, so
 //! inlining a view exposes nothing beneath it. Statistics are not passed through.
+//!
+//! Only filters that cannot fail reach the listing: it evaluates filters on partition
+//! values (every plant's folder) before the scope prunes them, so a filter such as
+//! `1 / (CASE WHEN plant = 'AUSTIN' THEN 0 ELSE 1 END) = 1` would fail there and tell a
+//! member that AUSTIN exists. Other filters run above the scan, on the plant's rows only.
 
 use std::sync::Arc;
 
@@ -72,7 +77,13 @@ impl TableProvider for ScopedTable {
             };
             return Ok(ScanResult::new(Arc::new(EmptyExec::new(schema))));
         };
-        let mut filters = args.filters().map(<[Expr]>::to_vec).unwrap_or_default();
+        let mut filters: Vec<Expr> = args
+            .filters()
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| cannot_fail(f))
+            .cloned()
+            .collect();
         filters.push(scope);
         let scoped = ScanArgs::default()
             .with_projection(args.projection())
@@ -85,6 +96,51 @@ impl TableProvider for ScopedTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        let inner = self.inner.supports_filters_pushdown(filters)?;
+        Ok(filters
+            .iter()
+            .zip(inner)
+            .map(|(filter, pushdown)| {
+                if cannot_fail(filter) {
+                    pushdown
+                } else {
+                    // Not passed to the listing (`scan`): applied above the scan.
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+}
+
+/// Whether `expr` evaluates without error on any row: columns and literals compared,
+/// combined with AND, OR and NOT, `IN` lists, `BETWEEN`, `IS NULL` and `LIKE`. No
+/// arithmetic, casts or functions, which can fail on a value.
+fn cannot_fail(expr: &Expr) -> bool {
+    use datafusion::logical_expr::{Between, BinaryExpr, Like, Operator};
+    match expr {
+        Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::And
+                    | Operator::Or
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) && cannot_fail(left)
+                && cannot_fail(right)
+        }
+        Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => cannot_fail(e),
+        Expr::InList(list) => cannot_fail(&list.expr) && list.list.iter().all(cannot_fail),
+        Expr::Between(Between {
+            expr, low, high, ..
+        }) => cannot_fail(expr) && cannot_fail(low) && cannot_fail(high),
+        Expr::Like(Like { expr, pattern, .. }) => cannot_fail(expr) && cannot_fail(pattern),
+        _ => false,
     }
 }

@@ -5,7 +5,7 @@
 //! read-only planning.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -15,10 +15,13 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::{json, Map, Value};
 
-use crate::access::audit::AuditLog;
+use crate::access::audit::{AuditLog, Head};
 use crate::access::keys::{KeyFile, Principal, Refusal};
 use crate::query::{read_only, register_all};
 use crate::store::Root;
+
+/// The catalog (PostgreSQL: the database) every session names its tables in.
+pub const DATABASE: &str = "stationflow";
 
 /// Limits of one statement.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,16 @@ pub struct Gate {
     pub keys: PathBuf,
     pub audit: AuditLog,
     pub limits: Limits,
+    /// The log's head is anchored in the data root every this many lines.
+    pub anchor_every: u64,
+    anchors: Mutex<Anchors>,
+}
+
+/// The last head this server wrote, and the last it anchored.
+#[derive(Default)]
+struct Anchors {
+    latest: Option<Head>,
+    anchored_seq: u64,
 }
 
 /// A statement that passed the gate: its rows, and how to log its end.
@@ -80,6 +93,60 @@ pub struct Running {
 }
 
 impl Gate {
+    pub fn new(
+        root: Root,
+        keys: PathBuf,
+        audit: AuditLog,
+        limits: Limits,
+        anchor_every: u64,
+    ) -> Gate {
+        Gate {
+            root,
+            keys,
+            audit,
+            limits,
+            anchor_every: anchor_every.max(1),
+            anchors: Mutex::new(Anchors::default()),
+        }
+    }
+
+    /// Anchors the last head this server wrote, if it is not anchored yet (at shutdown).
+    pub async fn anchor_latest(&self) -> anyhow::Result<Option<Head>> {
+        let head = {
+            let mut anchors = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+            match anchors.latest.clone() {
+                Some(head) if head.seq > anchors.anchored_seq => {
+                    anchors.anchored_seq = head.seq;
+                    head
+                }
+                _ => return Ok(None),
+            }
+        };
+        AuditLog::anchor(&self.root, &head).await?;
+        Ok(Some(head))
+    }
+
+    /// Notes a new head; every `anchor_every` lines it is anchored, in the background.
+    fn appended(&self, head: Head) {
+        let due = {
+            let mut anchors = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+            let due = head.seq >= anchors.anchored_seq + self.anchor_every;
+            if due {
+                anchors.anchored_seq = head.seq;
+            }
+            anchors.latest = Some(head.clone());
+            due
+        };
+        if due {
+            let root = self.root.clone();
+            tokio::spawn(async move {
+                if let Err(e) = AuditLog::anchor(&root, &head).await {
+                    tracing::error!(error = %format!("{e:#}"), seq = head.seq, "the audit log's head was not anchored");
+                }
+            });
+        }
+    }
+
     /// The principal `secret` stands for now; every attempt is logged.
     pub async fn authenticate(
         self: &Arc<Self>,
@@ -109,13 +176,68 @@ impl Gate {
         Ok(checked?)
     }
 
-    /// Logs the statement, then plans it read-only in a session of `who`'s plants.
-    pub async fn start(
+    /// Checks again, without a line in the log unless refused, that the key `who` signed
+    /// in with still stands: a revoked or expired key stops at its next statement.
+    pub async fn recheck(
+        self: &Arc<Self>,
+        secret: &str,
+        who: &Principal,
+        caller: &Caller,
+    ) -> Result<(), Refused> {
+        let keys = self.keys.clone();
+        let (secret, user) = (secret.to_string(), who.name.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            KeyFile::load(&keys).map(|k| k.authenticate(&secret, Some(&user), Utc::now()))
+        })
+        .await
+        .map_err(|e| Refused::Server(e.into()))?
+        .map_err(Refused::Server)?;
+        if let Err(r) = &checked {
+            self.log(
+                "auth",
+                json!({"status": format!("refused: {r}"), "who": who.name, "user": who.name}),
+                caller,
+            )
+            .await?;
+        }
+        checked.map(|_| ()).map_err(Refused::Key)
+    }
+
+    /// A session of `who`'s plants with the statement limits: its memory pool, no cache
+    /// of file listings (files show as they land), `information_schema`, every table and
+    /// view.
+    pub async fn session(&self, who: &Principal) -> Result<SessionContext, Refused> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .with_object_list_cache_limit(0)
+            .build_arc()
+            .map_err(|e| Refused::Server(e.into()))?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(DATABASE, "public");
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        self.refresh(&ctx, who).await?;
+        Ok(ctx)
+    }
+
+    /// Registers the tables and views of `who` in `ctx` again, over the data as it is
+    /// now (new commits of the live engine, new files of a replay or compaction).
+    pub async fn refresh(&self, ctx: &SessionContext, who: &Principal) -> Result<(), Refused> {
+        let scope = who.plant_scope().map(|p| Arc::from(p.to_vec()));
+        register_all(ctx.clone(), &self.root, scope)
+            .await
+            .map(|_| ())
+            .map_err(Refused::Server)
+    }
+
+    /// Logs that `who` sent `sql`: before it runs, and if the line cannot be written it
+    /// does not run.
+    pub async fn begin(
         self: &Arc<Self>,
         who: &Principal,
         sql: &str,
         caller: &Caller,
-    ) -> Result<Running, Refused> {
+    ) -> Result<Instant, Refused> {
         let started = Instant::now();
         self.log(
             "statement",
@@ -123,15 +245,18 @@ impl Gate {
             caller,
         )
         .await?;
-        let scope = who.plant_scope().map(|p| Arc::from(p.to_vec()));
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.limits.memory_bytes, 1.0)
-            .build_arc()
-            .map_err(|e| Refused::Server(e.into()))?;
-        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
-        let ctx = register_all(ctx, &self.root, scope)
-            .await
-            .map_err(Refused::Server)?;
+        Ok(started)
+    }
+
+    /// Logs the statement, then plans it read-only in a fresh session of `who`'s plants.
+    pub async fn start(
+        self: &Arc<Self>,
+        who: &Principal,
+        sql: &str,
+        caller: &Caller,
+    ) -> Result<Running, Refused> {
+        let started = self.begin(who, sql, caller).await?;
+        let ctx = self.session(who).await?;
         let planned = async {
             let df = ctx.sql_with_options(sql, read_only()).await?;
             df.execute_stream().await
@@ -145,7 +270,7 @@ impl Gate {
                 return Err(refused);
             }
             Err(_) => {
-                let refused = Refused::Sql("the statement ran past its time limit".into());
+                let refused = Refused::Sql(TIMED_OUT.into());
                 self.finish(&who.name, caller, Err(&refused.to_string()), 0, started)
                     .await;
                 return Err(refused);
@@ -195,16 +320,20 @@ impl Gate {
         fields.insert("protocol".into(), json!(caller.protocol));
         let gate = self.clone();
         let kind = kind.to_string();
-        tokio::task::spawn_blocking(move || gate.audit.append(&kind, fields))
+        let head = tokio::task::spawn_blocking(move || gate.audit.append(&kind, fields))
             .await
             .map_err(|e| Refused::Server(e.into()))?
             .map_err(|e| Refused::Server(e.context("the audit log could not be written")))?;
+        self.appended(head);
         Ok(())
     }
 }
 
+/// What a statement past its time limit is told.
+pub const TIMED_OUT: &str = "the statement ran past its time limit";
+
 /// A planning error as the caller should see it.
-fn refusal_of(e: DataFusionError) -> Refused {
+pub fn refusal_of(e: DataFusionError) -> Refused {
     let text = e.to_string();
     match e {
         DataFusionError::Plan(m) if m.contains("not supported") => Refused::NotReadOnly(text),

@@ -183,7 +183,7 @@ fn stream_rows(http: Http, running: Running, caller: Caller, format: Format) -> 
         let outcome: Result<(), String> = loop {
             let next = tokio::time::timeout_at(deadline.into(), stream.next()).await;
             let batch = match next {
-                Err(_) => break Err("the statement ran past its time limit".into()),
+                Err(_) => break Err(super::gate::TIMED_OUT.into()),
                 Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => break Err(e.to_string()),
                 Ok(Some(Ok(batch))) => batch,

@@ -1,53 +1,27 @@
 //! `stationflow serve`: governed SQL over the datasets (SPEC §7). Every statement passes
 //! the `gate` (key, audit line, a session scoped to the caller's plants, read-only SQL,
-//! time and memory limits); `http` is its HTTP front.
+//! time and memory limits); `pg` is its PostgreSQL front and `http` its HTTP front, both
+//! over TLS (`tls`) where they leave the machine.
 
 pub mod gate;
 pub mod http;
 pub mod idle;
+pub mod pg;
+pub mod settings;
+pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use datafusion_postgres::pgwire;
 
-use crate::access::audit::{AuditLog, DEFAULT_AUDIT_LOG};
-use crate::access::keys::DEFAULT_KEY_FILE;
+use crate::access::audit::AuditLog;
 use crate::metrics::{histogram, Counter, Latency};
 use crate::store::{Root, StoreSettings};
 use gate::{Gate, Limits};
-
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// The output root to serve (a folder, file://, s3://bucket/prefix).
-    #[arg(long, default_value = "./stationflow-out")]
-    pub data: String,
-    /// The key file (`stationflow keys`).
-    #[arg(long, env = "STATIONFLOW_KEYS", default_value = DEFAULT_KEY_FILE)]
-    pub keys: PathBuf,
-    /// The audit log every authentication and statement is appended to.
-    #[arg(long = "audit-log", env = "STATIONFLOW_AUDIT_LOG", default_value = DEFAULT_AUDIT_LOG)]
-    pub audit_log: PathBuf,
-    /// Where the HTTP front listens (port 0: any free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http_listen: String,
-    /// Listen beyond loopback without TLS (which is not built yet): keys would cross the
-    /// network in clear.
-    #[arg(long)]
-    pub allow_plaintext: bool,
-    /// A statement's time limit, seconds.
-    #[arg(long, default_value_t = 60)]
-    pub statement_timeout_s: u64,
-    /// A statement's memory limit, MB.
-    #[arg(long, default_value_t = 1024)]
-    pub memory_limit_mb: usize,
-    /// A connection with no traffic for this long is closed, seconds (at least the
-    /// statement timeout).
-    #[arg(long, default_value_t = 120)]
-    pub idle_timeout_s: u64,
-}
+pub use settings::{ServeArgs, ServeSettings};
 
 /// The server's Prometheus metrics.
 #[derive(Default)]
@@ -99,55 +73,187 @@ impl ServeMetrics {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let addr: SocketAddr = args
-        .http_listen
+/// Where a front listens, and whether it takes TLS; `None` when switched off.
+fn front(
+    what: &str,
+    addr: &str,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    allow_plaintext: bool,
+) -> anyhow::Result<Option<SocketAddr>> {
+    if addr.is_empty() || addr == "off" {
+        return Ok(None);
+    }
+    let parsed: SocketAddr = addr
         .parse()
-        .with_context(|| format!("--http-listen {:?} is not an address", args.http_listen))?;
-    if !addr.ip().is_loopback() && !args.allow_plaintext {
+        .with_context(|| format!("{what} listen address {addr:?} is not an address"))?;
+    if !parsed.ip().is_loopback() && tls.is_none() && !allow_plaintext {
         bail!(
-            "--http-listen {addr} is beyond loopback and TLS is not built yet: API keys would \
-             cross the network in clear (pass --allow-plaintext to accept that)"
+            "{what} would listen on {parsed}, beyond loopback, without TLS: API keys would \
+             cross the network in clear. Give tls_cert and tls_key, or allow_plaintext = true"
         );
     }
-    if args.idle_timeout_s < args.statement_timeout_s {
-        // A statement computing before its first row moves nothing on the connection.
-        bail!("--idle-timeout-s must be at least --statement-timeout-s");
+    Ok(Some(parsed))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = ServeSettings::load(&args)?;
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => bail!("TLS needs both tls_cert and tls_key"),
+    };
+    let pg_addr = front(
+        "PostgreSQL",
+        &settings.pg_listen,
+        tls.as_ref(),
+        settings.allow_plaintext,
+    )?;
+    let http_addr = front(
+        "HTTP",
+        &settings.http_listen,
+        tls.as_ref(),
+        settings.allow_plaintext,
+    )?;
+    if pg_addr.is_none() && http_addr.is_none() {
+        bail!("both fronts are off: give pg_listen or http_listen");
     }
-    let root = Root::open_existing(&args.data, &StoreSettings::from_env()?)?;
-    let gate = Arc::new(Gate {
+    if settings.idle_timeout_s < settings.statement_timeout_s {
+        // A statement computing before its first row moves nothing on the connection.
+        bail!("idle_timeout_s must be at least statement_timeout_s");
+    }
+    let root = Root::open_existing(&settings.data, &StoreSettings::from_env()?)?;
+    let gate = Arc::new(Gate::new(
         root,
-        keys: args.keys,
-        audit: AuditLog::new(&args.audit_log),
-        limits: Limits {
-            statement_timeout: Duration::from_secs(args.statement_timeout_s),
-            memory_bytes: args.memory_limit_mb << 20,
+        settings.keys.clone(),
+        AuditLog::new(&settings.audit_log),
+        Limits {
+            statement_timeout: Duration::from_secs(settings.statement_timeout_s),
+            memory_bytes: settings.memory_limit_mb << 20,
         },
-    });
+        settings.anchor_every,
+    ));
+    let metrics = Arc::new(ServeMetrics::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = idle::IdleListener {
-            inner: tokio::net::TcpListener::bind(addr)
+        let scheme = if tls.is_some() { "s" } else { "" };
+        if let Some(addr) = pg_addr {
+            let tcp = tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("listening on {addr}"))?,
-            idle: Duration::from_secs(args.idle_timeout_s.max(1)),
-        };
-        eprintln!(
-            "stationflow serve: HTTP on http://{}",
-            listener.inner.local_addr()?
-        );
-        let app = http::router(http::Http {
-            gate,
-            metrics: Arc::new(ServeMetrics::default()),
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<idle::Peer>(),
-        )
-        .await?;
+                .with_context(|| format!("listening on {addr}"))?;
+            let sslmode = if tls.is_some() {
+                "?sslmode=require"
+            } else {
+                ""
+            };
+            eprintln!(
+                "stationflow serve: PostgreSQL on postgres://{}/{}{sslmode}",
+                tcp.local_addr()?,
+                gate::DATABASE
+            );
+            let front = Arc::new(pg::PgFront::new(
+                gate.clone(),
+                metrics.clone(),
+                tls.is_some(),
+            ));
+            tokio::spawn(serve_pg(tcp, tls.clone(), front, settings.max_connections));
+        }
+        if let Some(addr) = http_addr {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            eprintln!(
+                "stationflow serve: HTTP on http{scheme}://{}",
+                tcp.local_addr()?
+            );
+            let listener = idle::IdleListener::new(
+                tcp,
+                tls.clone(),
+                Duration::from_secs(settings.idle_timeout_s.max(1)),
+                settings.max_connections,
+            )?;
+            let app = http::router(http::Http {
+                gate: gate.clone(),
+                metrics: metrics.clone(),
+            });
+            tokio::spawn(async move {
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<idle::Peer>(),
+                )
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(%e, "the HTTP front stopped");
+                }
+            });
+        }
+        shutdown_signal().await;
+        match gate.anchor_latest().await {
+            Ok(Some(head)) => {
+                eprintln!("stationflow serve: audit log anchored at line {}", head.seq)
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("stationflow serve: the audit log's head was not anchored: {e:#}"),
+        }
         Ok(())
     })
+}
+
+/// Accepts PostgreSQL connections, each on a task of its own, at most `max` at once; one
+/// over the limit is told so and closed.
+async fn serve_pg(
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    front: Arc<pg::PgFront>,
+    max: usize,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    loop {
+        let (socket, peer) = match tcp.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(%e, "accepting a PostgreSQL connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max, "a PostgreSQL connection over the limit was closed");
+            drop(socket);
+            continue;
+        };
+        let (tls, front) = (tls.clone(), front.clone());
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, front).await {
+                tracing::debug!(%e, %peer, "a PostgreSQL connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

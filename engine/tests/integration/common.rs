@@ -1,5 +1,6 @@
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -90,4 +91,90 @@ pub fn number(cell: &str) -> f64 {
         cell.parse()
             .unwrap_or_else(|_| panic!("not a number: {cell:?}"))
     }
+}
+
+/// A running `stationflow serve` and the addresses of its fronts; killed when dropped.
+pub struct Served {
+    pub child: Child,
+    /// `host:port` of the PostgreSQL front.
+    pub pg: String,
+    /// `host:port` of the HTTP front.
+    pub http: String,
+}
+
+impl Served {
+    /// The port of the PostgreSQL front.
+    pub fn pg_port(&self) -> &str {
+        self.pg.rsplit(':').next().expect("port")
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to end.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let status = self.child.wait().expect("serve ends");
+        assert!(status.success(), "serve ended with {status}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `stationflow serve` on `out` with both fronts on free loopback ports (`extra`
+/// flags after), and waits until it says where they listen.
+pub fn serve(out: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stationflow"))
+        .args([
+            "serve",
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data")
+        .arg(out)
+        .arg("--keys")
+        .arg(keys)
+        .arg("--audit-log")
+        .arg(audit)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (mut pg, mut http) = (String::new(), String::new());
+    while pg.is_empty() || http.is_empty() {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            let n = stderr.read(&mut byte).expect("read");
+            assert_eq!(
+                n,
+                1,
+                "serve ended early: {}",
+                String::from_utf8_lossy(&line)
+            );
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8(line).expect("utf-8");
+        let address = |scheme: &str| {
+            let rest = line.split(scheme).nth(1)?;
+            Some(rest.split(['/', ' ', '\n']).next()?.to_string())
+        };
+        if let Some(a) = address("postgres://") {
+            pg = a;
+        } else if let Some(a) = address("https://").or_else(|| address("http://")) {
+            http = a;
+        }
+    }
+    // Whatever it says later goes nowhere, so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+    });
+    Served { child, pg, http }
 }

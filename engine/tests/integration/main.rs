@@ -17,3 +17,4 @@ mod publish_to_kafka;
 mod row_scope;
 mod sample_data;
 mod serve_http;
+mod serve_postgres;

@@ -139,6 +139,18 @@ fn a_member_sees_only_their_plants_whatever_the_sql() {
         checked += 1;
     }
     assert_eq!(checked, templates.len());
+    // The side channel in a filter: the listing evaluates filters on partition values, so
+    // it must never see one that can fail on AUSTIN's folders. (An admin's session, with
+    // no scope, does fail on these: DataFusion's own behaviour, and they see AUSTIN.)
+    for sql in [
+        "SELECT count(*) FROM station_windows WHERE 1 / (CASE WHEN plant = 'AUSTIN' THEN 0 ELSE 1 END) = 1",
+        "SELECT count(*) FROM downtime_events_latest WHERE CAST(CASE WHEN plant = 'AUSTIN' THEN 'x' ELSE '1' END AS INT) = 1",
+        "SELECT count(*) FROM oee_by_plant_day WHERE 1 / (CASE WHEN plant = 'AUSTIN' THEN 0 ELSE 1 END) = 1",
+    ] {
+        let counted = run(&member, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let everything = run(&member, &sql[..sql.find(" WHERE").unwrap()]).unwrap();
+        assert_eq!(counted, everything, "{sql}");
+    }
     // The admin sees AUSTIN; the member does not, even naming it.
     let austin = "SELECT count(*) > 0 FROM station_windows WHERE plant = 'AUSTIN'";
     assert!(run(&admin, austin)

@@ -5,55 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use crate::common::{ok, query, replay_sample};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(out: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stationflow"))
-        .args(["serve", "--http-listen", "127.0.0.1:0", "--data"])
-        .arg(out)
-        .arg("--keys")
-        .arg(keys)
-        .arg("--audit-log")
-        .arg(audit)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b"\n") {
-        assert_eq!(
-            stderr.read(&mut byte).expect("read"),
-            1,
-            "serve ended early"
-        );
-        seen.push(byte[0]);
-    }
-    let line = String::from_utf8(seen).expect("utf-8");
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .expect("address")
-        .to_string();
-    Server { child, addr }
-}
+use crate::common::{ok, query, replay_sample, serve, Served};
 
 struct Reply {
     status: u16,
@@ -120,9 +73,9 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
-fn sql(server: &Server, key: &str, accept: &str, text: &str) -> Reply {
+fn sql(server: &Served, key: &str, accept: &str, text: &str) -> Reply {
     request(
-        &server.addr,
+        &server.http,
         "POST",
         "/api/v1/sql",
         &[
@@ -163,18 +116,18 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     let audit = dir.path().join("audit.jsonl");
     let server = serve(&out, &keys, &audit, &[]);
 
-    let health = request(&server.addr, "GET", "/healthz", &[], b"");
+    let health = request(&server.http, "GET", "/healthz", &[], b"");
     assert_eq!(health.status, 200);
 
     // No key, a wrong key, a Bearer key.
     let plants = "SELECT DISTINCT plant FROM station_windows ORDER BY plant";
-    let none = request(&server.addr, "POST", "/api/v1/sql", &[], plants.as_bytes());
+    let none = request(&server.http, "POST", "/api/v1/sql", &[], plants.as_bytes());
     assert_eq!(none.status, 401, "{}", none.text());
     let wrong = sql(&server, &format!("{member}0"), "application/json", plants);
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.json()["sqlstate"], "28P01");
     let bearer = request(
-        &server.addr,
+        &server.http,
         "POST",
         "/api/v1/sql",
         &[("Authorization", &format!("Bearer {admin}"))],
@@ -241,17 +194,17 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
         b"GET / HTTP/9.9\r\n\r\n",
         b"\0\0\0\0",
     ] {
-        let mut stream = TcpStream::connect(&server.addr).expect("connect");
+        let mut stream = TcpStream::connect(&server.http).expect("connect");
         let _ = stream.write_all(garbage);
         let _ = stream.shutdown(std::net::Shutdown::Write);
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
     }
     for _ in 0..1000 {
-        drop(TcpStream::connect(&server.addr).expect("connect"));
+        drop(TcpStream::connect(&server.http).expect("connect"));
     }
     let held: Vec<TcpStream> = (0..100)
-        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .map(|_| TcpStream::connect(&server.http).expect("connect"))
         .collect();
     let again = sql(&server, member, "application/json", plants);
     assert_eq!(again.json(), serde_json::json!([{"plant": "LEEDS"}]));
@@ -261,7 +214,7 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
     ok(&["keys", "revoke", "leeds-bi", "--keys", &k]);
     assert_eq!(sql(&server, member, "application/json", plants).status, 401);
 
-    let metrics = request(&server.addr, "GET", "/metrics", &[], b"").text();
+    let metrics = request(&server.http, "GET", "/metrics", &[], b"").text();
     assert!(
         metrics.contains("stationflow_serve_statements_refused_total 2"),
         "{metrics}"
@@ -295,7 +248,7 @@ fn serve_answers_key_holders_their_plants_only_and_logs_it_all() {
         &audit,
         &["--idle-timeout-s", "1", "--statement-timeout-s", "1"],
     );
-    let mut idle = TcpStream::connect(&quick.addr).expect("connect");
+    let mut idle = TcpStream::connect(&quick.http).expect("connect");
     idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
     let started = std::time::Instant::now();
