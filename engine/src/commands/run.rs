@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use rdkafka::producer::Producer;
 
+use crate::access::audit::AuditLog;
 use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
 use crate::driver::live::{self, LiveEnv};
@@ -29,11 +30,17 @@ pub struct RunArgs {
     /// --defaults`.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: super::audit::AuditArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logs();
     let settings = LiveConfig::load(args.config.as_deref())?;
+    let context_source = (!settings.context.file.is_empty())
+        .then(|| std::fs::read(&settings.context.file))
+        .transpose()
+        .with_context(|| format!("reading the context file {}", settings.context.file))?;
     let file_context = if settings.context.file.is_empty() {
         Context::default()
     } else {
@@ -111,7 +118,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         producer,
         metrics,
         settings: settings.clone(),
+        audit: AuditLog::new(&args.audit.audit_log),
     };
+    record_start(&env, context_source.as_ref(), refused.len())?;
     let consumer = kafka.client_config(&[
         ("group.id", &settings.kafka.group_id),
         ("enable.auto.commit", "false"),
@@ -138,6 +147,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         env.refuse_context(refused, message)?;
     }
     live::run(env, consumer, context_feed, stop)
+}
+
+/// The context the engine starts with, in the audit log: the file (its SHA-256) and the
+/// topic as read to its end.
+fn record_start(env: &LiveEnv, file: Option<&Vec<u8>>, refused: usize) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    let settings = &env.settings;
+    if let Some(bytes) = file {
+        env.record_context(serde_json::json!({
+            "source": "file",
+            "file": settings.context.file,
+            "sha256": hex::encode(Sha256::digest(bytes)),
+            "status": "loaded",
+            "who": super::audit::os_user(),
+        }))?;
+    }
+    if !settings.kafka.context_topic.is_empty() {
+        env.record_context(serde_json::json!({
+            "source": "topic",
+            "topic": settings.kafka.context_topic,
+            "status": "read to its end",
+            "refused": refused,
+            "fingerprint": format!("{:016x}", env.context_fingerprint),
+        }))?;
+    }
+    Ok(())
 }
 
 /// The signals topic must exist (its partition count decides which stations a partition

@@ -28,8 +28,14 @@ pub struct ContextFeed {
 
 /// What a record of the topic did.
 pub enum ContextEvent {
-    /// The context changed; windows from this instant on may differ.
-    Changed(i64),
+    /// The context changed; windows from `from` on may differ. `key`, `partition` and
+    /// `offset` name the record, for the audit log.
+    Changed {
+        from: i64,
+        key: String,
+        partition: i32,
+        offset: i64,
+    },
     /// Refused: the context is as it was. The record goes to the dead-letter topic.
     Refused(RefusedRecord, OwnedMessage),
 }
@@ -106,7 +112,12 @@ impl ContextFeed {
                 Some(Ok(m)) => m.detach(),
             };
             match self.state.apply(&record_of(&message), check) {
-                Ok(Some(from)) => events.push(ContextEvent::Changed(from)),
+                Ok(Some(from)) => events.push(ContextEvent::Changed {
+                    from,
+                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                }),
                 Ok(None) => {}
                 Err(refused) => events.push(ContextEvent::Refused(refused, message)),
             }

@@ -208,6 +208,11 @@ impl Pipeline {
         ]);
     }
 
+    /// The audit log every engine of the pipeline appends to.
+    fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
     /// Starts `stationflow run`; `env` adds variables (a failpoint, a metrics address).
     fn start(&self, name: &str, env: &[(&str, &str)]) -> Engine {
         let log_path = self.dir.path().join(format!("{name}.log"));
@@ -222,6 +227,7 @@ impl Pipeline {
             })
             .env("STATIONFLOW_LOG", "info")
             .env("STATIONFLOW__OUTPUT__SPOOL_DIR", self.spool_dir())
+            .env("STATIONFLOW_AUDIT_LOG", self.audit_log())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -1009,6 +1015,49 @@ fn context_topic_changes_revise_windows() {
     );
     let detail = header(&refused[0], "detail").expect("detail header");
     assert!(detail.contains("plant `MARS` is not defined"), "{detail}");
+
+    // Every context change is in the audit log, before it took effect, and the chain
+    // and its anchors under the output root verify.
+    let audit = std::fs::read_to_string(pipeline.audit_log()).expect("audit log");
+    let changes: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .filter(|l: &serde_json::Value| l["kind"] == "context")
+        .collect();
+    let said = |key: &str, status: &str| {
+        changes
+            .iter()
+            .filter(|c| c["key"] == key && c["status"].as_str().unwrap_or("").starts_with(status))
+            .count()
+    };
+    assert_eq!(said(LINE_A_STOP_KEY, "applied"), 1, "{changes:?}");
+    assert_eq!(
+        said(MOLD_COST_KEY, "applied"),
+        1,
+        "its tombstone, followed: {changes:?}"
+    );
+    assert_eq!(
+        said("stations/NOPE", "refused: "),
+        2,
+        "refused at each start: {changes:?}"
+    );
+    let starts = changes
+        .iter()
+        .filter(|c| c["source"] == "topic" && c["status"] == "read to its end")
+        .count();
+    assert_eq!(starts, 2, "{changes:?}");
+    let Output::Folder(out) = pipeline.out() else {
+        unreachable!("a folder")
+    };
+    let verified = ok(&[
+        "audit",
+        "verify",
+        "--log",
+        &pipeline.audit_log().display().to_string(),
+        "--data",
+        &out.display().to_string(),
+    ]);
+    assert!(verified.contains("anchors match"), "{verified}");
 }
 
 /// The store goes away for a minute while the engine runs: output waits in the queue

@@ -12,16 +12,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use serde_json::json;
 use stationflow_operators::alerts::AlertRules;
 use stationflow_operators::FlowConfig;
 use stationflow_schemas::context_topic::RefusedRecord;
 use stationflow_schemas::Context;
 
+use crate::access::audit::AuditLog;
 use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
 use crate::kafka::publisher::Publisher;
@@ -53,6 +56,8 @@ pub struct LiveEnv {
     pub runtime: tokio::runtime::Handle,
     pub producer: Publisher,
     pub metrics: Arc<LiveMetrics>,
+    /// Where context changes are recorded (SPEC §7), each anchored under `output`.
+    pub audit: AuditLog,
 }
 
 impl LiveEnv {
@@ -64,7 +69,32 @@ impl LiveEnv {
     ) -> anyhow::Result<()> {
         tracing::warn!(%refused, "context record refused");
         self.metrics.context_refused.add(1);
+        self.record_context(json!({
+            "source": "topic",
+            "topic": message.topic(),
+            "key": refused.key,
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "status": format!("refused: {}", refused.message),
+        }))?;
         self.dead_letter(message, BAD_CONTEXT, &refused.to_string())
+    }
+
+    /// One context change (or refusal) in the audit log, before it takes effect: no
+    /// line, no change. The head is anchored under the output root.
+    pub fn record_context(&self, fields: serde_json::Value) -> anyhow::Result<()> {
+        let serde_json::Value::Object(fields) = fields else {
+            anyhow::bail!("audit fields must be an object");
+        };
+        let head = self
+            .audit
+            .append("context", fields)
+            .context("recording a context change in the audit log")?;
+        if let Err(e) = self.runtime.block_on(AuditLog::anchor(&self.output, &head)) {
+            // The line is what must exist; an anchor missed now is made by a later one.
+            tracing::warn!(error = %format!("{e:#}"), "the audit log's head was not anchored");
+        }
+        Ok(())
     }
 
     /// `message` to the dead-letter topic with why, counting what became of it.
@@ -288,7 +318,22 @@ pub fn run(
             last_context_poll = wall;
             for event in feed.poll(&check_alert_rules) {
                 match event {
-                    ContextEvent::Changed(from) => {
+                    ContextEvent::Changed {
+                        from,
+                        key,
+                        partition,
+                        offset,
+                    } => {
+                        state.env.record_context(json!({
+                            "source": "topic",
+                            "topic": state.env.settings.kafka.context_topic,
+                            "key": key,
+                            "partition": partition,
+                            "offset": offset,
+                            "status": "applied",
+                            "changed_from": stationflow_schemas::time::format_ms(from),
+                            "fingerprint": format!("{:016x}", feed.context().fingerprint()),
+                        }))?;
                         state.change_context(feed.context().clone(), from)?
                     }
                     ContextEvent::Refused(refused, message) => {
