@@ -30,21 +30,25 @@ port=$(sed -n 's|.*postgres://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/serve.log")
 cat >"$work/rollup.sql" <<'SQL'
 SELECT production_date, oee, availability, performance, quality FROM oee_by_line_day WHERE plant = 'LEEDS' AND line = 'L1' ORDER BY production_date;
 SQL
+# What every statement costs whatever it asks: key check, two audit lines, session.
+echo "SELECT 1;" >"$work/trivial.sql"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "query:   $(cat "$work/rollup.sql")"
-printf '%-8s %-9s %10s %9s %9s %9s\n' who protocol "stmts/s" "p50 ms" "p99 ms" failed
+echo "rollup:  $(cat "$work/rollup.sql")"
+printf '%-8s %-8s %-9s %10s %9s %9s %9s\n' query who protocol "stmts/s" "p50 ms" "p99 ms" failed
+for script in trivial rollup; do
 for protocol in simple extended; do
     for who in member admin; do
         if [ "$who" = member ]; then user=leeds-bi key=$member; else user=ops key=$admin; fi
         rm -f "$work"/pgbench_log.*
         (cd "$work" && PGPASSWORD=$key pgbench -n -h 127.0.0.1 -p "$port" -U "$user" \
-            -c "$clients" -j 2 -T "$each" -M "$protocol" -f rollup.sql -l stationflow \
+            -c "$clients" -j 2 -T "$each" -M "$protocol" -f "$script.sql" -l stationflow \
             >"$work/pgbench.out" 2>&1) || { cat "$work/pgbench.out"; exit 1; }
         tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out")
         failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/pgbench.out")
         # Per-transaction log: the third field is the latency in microseconds.
         read -r p50 p99 < <(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n |
             awk '{v[NR]=$1} END {printf "%.1f %.1f\n", v[int(NR*0.5)]/1000, v[int(NR*0.99)]/1000}')
-        printf '%-8s %-9s %10s %9s %9s %9s\n' "$who" "$protocol" "$tps" "$p50" "$p99" "${failed:-0}"
+        printf '%-8s %-8s %-9s %10s %9s %9s %9s\n' "$script" "$who" "$protocol" "$tps" "$p50" "$p99" "${failed:-0}"
     done
+done
 done

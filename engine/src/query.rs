@@ -134,13 +134,7 @@ pub async fn register_all(
     root: &Root,
     scope: Option<Arc<[String]>>,
 ) -> anyhow::Result<SessionContext> {
-    let url = url::Url::parse(&root.url)?;
-    // Live output shows once committed: never part of an epoch (store::commits).
-    let commits = commits::load(&*root.store, &root.prefix).await?;
-    ctx.register_object_store(
-        &url,
-        Arc::new(CommittedView::new(root.store.clone(), commits)),
-    );
+    register_store(&ctx, root).await?;
     if let Some(dir) = &root.local {
         for d in ["station_windows", "downtime_events"] {
             std::fs::create_dir_all(dir.join(d))?;
@@ -175,6 +169,19 @@ pub async fn register_all(
         .await?;
     }
     Ok(ctx)
+}
+
+/// Registers `root`'s store in `ctx` as it is now: live output shows once committed,
+/// never part of an epoch (store::commits). Tables list their files at each scan, so this
+/// is all a long-lived session needs to see what landed since.
+pub async fn register_store(ctx: &SessionContext, root: &Root) -> anyhow::Result<()> {
+    let url = url::Url::parse(&root.url)?;
+    let commits = commits::load(&*root.store, &root.prefix).await?;
+    ctx.register_object_store(
+        &url,
+        Arc::new(CommittedView::new(root.store.clone(), commits)),
+    );
+    Ok(())
 }
 
 /// `text` as a SQL string literal.

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::access::audit::{AuditLog, Head};
 use crate::access::keys::{KeyFile, Principal, Refusal};
-use crate::query::{read_only, register_all};
+use crate::query::{read_only, register_all, register_store};
 use crate::store::Root;
 
 /// The catalog (PostgreSQL: the database) every session names its tables in.
@@ -216,17 +216,17 @@ impl Gate {
             .with_information_schema(true)
             .with_default_catalog_and_schema(DATABASE, "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        self.refresh(&ctx, who).await?;
-        Ok(ctx)
+        let scope = who.plant_scope().map(|p| Arc::from(p.to_vec()));
+        register_all(ctx, &self.root, scope)
+            .await
+            .map_err(Refused::Server)
     }
 
-    /// Registers the tables and views of `who` in `ctx` again, over the data as it is
-    /// now (new commits of the live engine, new files of a replay or compaction).
-    pub async fn refresh(&self, ctx: &SessionContext, who: &Principal) -> Result<(), Refused> {
-        let scope = who.plant_scope().map(|p| Arc::from(p.to_vec()));
-        register_all(ctx.clone(), &self.root, scope)
+    /// Brings `ctx` up to the data as it is now (new commits of the live engine; new files
+    /// of a replay or compaction are listed at each scan anyway).
+    pub async fn refresh(&self, ctx: &SessionContext) -> Result<(), Refused> {
+        register_store(ctx, &self.root)
             .await
-            .map(|_| ())
             .map_err(Refused::Server)
     }
 

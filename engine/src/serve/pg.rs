@@ -391,7 +391,7 @@ impl Core {
 
     /// Plans `statement` read-only in the connection's session, over the data as it is.
     async fn plan(&self, signed: &Signed, statement: &Statement) -> Result<LogicalPlan, Refused> {
-        self.gate.refresh(&signed.ctx, &signed.who).await?;
+        self.gate.refresh(&signed.ctx).await?;
         let state = signed.ctx.state();
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
@@ -839,7 +839,7 @@ impl Core {
         started: Instant,
     ) -> Result<Response, Refused> {
         // Files that landed since `Parse` are listed when the plan runs.
-        self.gate.refresh(&signed.ctx, &signed.who).await?;
+        self.gate.refresh(&signed.ctx).await?;
         let plan = plan
             .clone()
             .replace_params_with_values(params)

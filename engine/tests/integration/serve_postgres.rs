@@ -328,6 +328,37 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
         ["LEEDS"]
     );
 
+    // One connection sees a new replay land, with no restart: the sample's windows,
+    // then the one window of a replay of one record.
+    let extra = dir.path().join("extra.jsonl");
+    std::fs::write(
+        &extra,
+        "{\"station\":\"PRESS-01\",\"ts\":\"2026-03-20T10:00:00Z\",\"good\":1}\n",
+    )
+    .expect("write");
+    let replay = format!(
+        "\\! {} replay {} --context {} --out {} --quiet > /dev/null",
+        env!("CARGO_BIN_EXE_stationflow"),
+        extra.display(),
+        crate::common::workspace().join("replay-data/context.toml").display(),
+        out.display()
+    );
+    let count = "SELECT count(*) FROM station_windows WHERE station = 'PRESS-01'";
+    let same_connection = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=leeds-bi dbname=stationflow sslmode=disable",
+            server.pg_port()
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args(["-c", count, "-c", &replay, "-c", count])
+        .env("PGPASSWORD", &member)
+        .output()
+        .expect("psql runs");
+    let counts = rows(&same_connection);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(number(&counts[0]) > 1.0, "{counts:?}");
+    assert_eq!(counts[1], "1", "the new replay's one window: {counts:?}");
+
     // Every statement is in the log, in order, attributed; the chain verifies.
     let log = std::fs::read_to_string(&audit).expect("audit log");
     let lines: Vec<serde_json::Value> = log
