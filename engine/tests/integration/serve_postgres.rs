@@ -340,7 +340,9 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
         "\\! {} replay {} --context {} --out {} --quiet > /dev/null",
         env!("CARGO_BIN_EXE_stationflow"),
         extra.display(),
-        crate::common::workspace().join("replay-data/context.toml").display(),
+        crate::common::workspace()
+            .join("replay-data/context.toml")
+            .display(),
         out.display()
     );
     let count = "SELECT count(*) FROM station_windows WHERE station = 'PRESS-01'";
