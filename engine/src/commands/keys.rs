@@ -2,10 +2,14 @@
 //! in (`access::keys`). A new key's secret is printed once, alone on standard output;
 //! everything else goes to standard error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use chrono::Utc;
+use serde_json::{json, Value};
 
+use super::audit::os_user;
+use crate::access::audit::{AuditLog, DEFAULT_AUDIT_LOG};
 use crate::access::keys::{parse_duration, KeyFile, Role, DEFAULT_KEY_FILE};
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +19,9 @@ pub struct KeysArgs {
     /// The key file.
     #[arg(long, global = true, env = "STATIONFLOW_KEYS", default_value = DEFAULT_KEY_FILE)]
     pub keys: PathBuf,
+    /// The audit log a key's creation or revocation is recorded in, before it is saved.
+    #[arg(long = "audit-log", global = true, env = "STATIONFLOW_AUDIT_LOG", default_value = DEFAULT_AUDIT_LOG)]
+    pub audit_log: PathBuf,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -64,6 +71,11 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                 .transpose()?
                 .map(|d| now + d);
             let secret = file.create(&name, role, &plants, expires_at, now)?;
+            record(
+                &args.audit_log,
+                json!({"action": "create", "name": name, "role": role.as_str(),
+                    "plants": plants, "expires_at": expires_at, "key_file": args.keys}),
+            )?;
             file.save()?;
             eprintln!(
                 "created key {name:?} in {}; its secret, below, is shown this once only",
@@ -74,11 +86,28 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::List => super::print(&listing(&file, now)),
         KeysCommand::Revoke { name } => {
             file.revoke(&name, now)?;
+            record(
+                &args.audit_log,
+                json!({"action": "revoke", "name": name, "key_file": args.keys}),
+            )?;
             file.save()?;
             eprintln!("revoked key {name:?}");
             Ok(())
         }
     }
+}
+
+/// A key change in the audit log, before the key file is saved: no line, no change. (Its
+/// head is anchored by the next command or server that holds the data root.)
+fn record(log: &Path, fields: Value) -> anyhow::Result<()> {
+    let Value::Object(mut fields) = fields else {
+        anyhow::bail!("audit fields must be an object");
+    };
+    fields.insert("who".into(), os_user());
+    AuditLog::new(log)
+        .append("key", fields)
+        .context("recording the key change in the audit log")?;
+    Ok(())
 }
 
 /// One line a key: name, role, plants, created, expires, and whether it is usable now.

@@ -63,9 +63,45 @@ fn keys_are_created_listed_and_revoked_without_their_secrets_showing() {
     ]);
     assert!(!again.status.success());
 
-    ok(&["keys", "revoke", "grafana", "--keys", &keys]);
+    let audit = dir.path().join("audit.jsonl");
+    let log = audit.display().to_string();
+    ok(&[
+        "keys",
+        "revoke",
+        "grafana",
+        "--keys",
+        &keys,
+        "--audit-log",
+        &log,
+    ]);
+    let made = ok(&[
+        "keys",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--keys",
+        &keys,
+        "--audit-log",
+        &log,
+    ]);
+    // Key changes are in the audit log, never a secret.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .expect("audit log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let said: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["action"].as_str().unwrap(), l["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(said, [("revoke", "grafana"), ("create", "ops")]);
+    assert!(lines.iter().all(|l| l["kind"] == "key"));
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains(&made.trim()[made.trim().len() - 40..]));
     let listing = ok(&["keys", "list", "--keys", &keys]);
-    assert!(listing.trim_end().ends_with("revoked"), "{listing}");
+    assert!(listing.contains("\trevoked\n"), "{listing}");
     assert!(KeyFile::load(&file)
         .expect("load")
         .authenticate(secret, None, chrono::Utc::now())

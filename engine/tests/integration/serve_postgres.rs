@@ -306,6 +306,27 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
         "{seen}"
     );
 
+    // A 100 MB SQL text is refused with 54000; the server goes on.
+    let huge = dir.path().join("huge.sql");
+    let mut text = String::with_capacity(100 << 20);
+    text.push_str("SELECT count(*) FROM station_windows WHERE station <> '");
+    text.push_str(&"x".repeat(100 << 20));
+    text.push_str("';\n");
+    std::fs::write(&huge, text).expect("write");
+    let refused = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=leeds-bi dbname=stationflow sslmode=disable",
+            server.pg_port()
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&huge)
+        .env("PGPASSWORD", &member)
+        .output()
+        .expect("psql runs");
+    let said = error(&refused);
+    assert!(said.contains("at most 1048576"), "{said}");
+    std::fs::remove_file(&huge).expect("remove");
+
     // Garbage on the port, a thousand connections dropped: the server goes on.
     for garbage in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
