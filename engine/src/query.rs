@@ -145,17 +145,20 @@ pub async fn register_all(
     register_dataset(&ctx, root, "downtime_events", event_schema(), scope).await?;
     let window_cols = WINDOW_COLUMNS.join(", ");
     let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+    // `date` (the UTC day of `window_start` / `start`, so every revision of a key is in
+    // the same one) leads the partitioning of the `_latest` views: a filter on it passes
+    // the window function and prunes folders.
     let views = [
         format!("CREATE OR REPLACE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
         format!(
             "CREATE OR REPLACE VIEW station_windows_latest AS SELECT {window_cols}, date FROM (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY station, window_start ORDER BY revision DESC) AS rn
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, window_start ORDER BY revision DESC) AS rn
                 FROM station_windows) WHERE rn = 1"
         ),
         format!("CREATE OR REPLACE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
         format!(
             "CREATE OR REPLACE VIEW downtime_events_latest AS SELECT {quoted_event_cols}, date FROM (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY station, \"start\" ORDER BY revision DESC) AS rn
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \"start\" ORDER BY revision DESC) AS rn
                 FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
         ),
     ];

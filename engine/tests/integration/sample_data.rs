@@ -108,6 +108,46 @@ fn replay_of_the_sample() {
     );
 }
 
+/// A `date` filter on the `_latest` views reaches the listing: only that day's folders
+/// are read (EXPLAIN's file groups), and the rows are those of the unfiltered view.
+#[test]
+fn a_date_filter_on_the_latest_views_reads_that_day_only() {
+    let out = tempfile::tempdir().expect("tempdir");
+    replay_sample(out.path());
+    for (view, key) in [
+        ("station_windows_latest", "window_start"),
+        ("downtime_events_latest", "\"start\""),
+    ] {
+        let day = "2026-03-05";
+        let plan = query(
+            out.path(),
+            &format!("EXPLAIN SELECT count(*) FROM {view} WHERE date = '{day}'"),
+        );
+        let physical = plan
+            .iter()
+            .find(|r| r[0] == "physical_plan")
+            .map(|r| r[1].clone())
+            .expect("a physical plan");
+        assert!(physical.contains(&format!("date={day}")), "{physical}");
+        for other in ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-06"] {
+            assert!(!physical.contains(&format!("date={other}")), "{physical}");
+        }
+        let filtered = query(
+            out.path(),
+            &format!("SELECT count(*), max(revision) FROM {view} WHERE date = '{day}'"),
+        );
+        let by_key = query(
+            out.path(),
+            &format!(
+                "SELECT count(*), max(revision) FROM {view} \
+                 WHERE CAST({key} AS DATE) = DATE '{day}'"
+            ),
+        );
+        assert_eq!(filtered, by_key, "{view}");
+        assert!(number(&filtered[1][0]) > 0.0, "{view}: {filtered:?}");
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).expect("dir") {
