@@ -227,6 +227,7 @@ impl StartupHandler for Handler {
                     .map_err(|r| refused_error(&r))?;
                 setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
                     .map_err(|e| error("FATAL", "58000", e.to_string()))?;
+                ctx.register_udf(session_user(&who.name));
                 client.session_extensions().insert(Signed {
                     who,
                     secret,
@@ -242,6 +243,23 @@ impl StartupHandler for Handler {
         }
         Ok(())
     }
+}
+
+/// `current_user` and `session_user` (the dialect parser maps the one to the other): the
+/// key's name, where pg_catalog answers `postgres`.
+fn session_user(name: &str) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    use datafusion::scalar::ScalarValue;
+    let name = name.to_string();
+    create_udf(
+        "session_user",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.clone()))))
+        }),
+    )
 }
 
 fn rand_i32() -> i32 {

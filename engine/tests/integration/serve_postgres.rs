@@ -176,6 +176,10 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
     );
     assert!(!String::from_utf8_lossy(&after.stdout).contains("AUSTIN"));
 
+    // Who the server says you are: the key's name.
+    let me = rows(&psql(&server, "leeds-bi", &member, "SELECT current_user"));
+    assert_eq!(me, ["leeds-bi"]);
+
     // psql's own introspection.
     let tables = rows(&psql(&server, "leeds-bi", &member, "\\dt"));
     assert!(
