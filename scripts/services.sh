@@ -78,8 +78,9 @@ install_readers() {
     export STATIONFLOW_READERS_PYTHON="$dir/venv/bin/python"
 }
 
-# psql, the PostgreSQL client BI users have, for `serve_postgres.rs`.
-apt_install curl postgresql-client
+# psql, the PostgreSQL client BI users have, and openssl to make a TLS certificate, for
+# `serve_postgres.rs`.
+apt_install curl openssl postgresql-client
 install_tansu
 install_seaweedfs
 install_readers
