@@ -202,10 +202,84 @@ pub async fn run(root: &Root, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
         if refused {
             anyhow::anyhow!("queries are read-only: {e}")
         } else {
-            e.into()
+            anyhow::anyhow!(plainly(&e))
         }
     })?;
-    Ok(df.collect().await?)
+    df.collect().await.map_err(|e| anyhow::anyhow!(plainly(&e)))
+}
+
+/// A query error as a person should read it: an unknown column is named once with the
+/// closest one there is (DataFusion lists every column of the relation, once per
+/// layer of its error chain); anything else as DataFusion says it.
+pub fn plainly(e: &DataFusionError) -> String {
+    use datafusion::common::SchemaError;
+    if let DataFusionError::SchemaError(schema, _) = e.find_root() {
+        if let SchemaError::FieldNotFound {
+            field,
+            valid_fields,
+        } = schema.as_ref()
+        {
+            let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).collect();
+            return match closest(&field.name, &names) {
+                Some(near) => format!("no column `{}`; did you mean `{near}`?", field.name),
+                None => format!("no column `{}`", field.name),
+            };
+        }
+    }
+    e.find_root().to_string()
+}
+
+/// The name in `names` closest to `typed`: one that holds it (or that it holds), else
+/// the fewest edits away if that is under half its length.
+fn closest<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
+    let typed = typed.to_lowercase();
+    let holding = names.iter().copied().filter(|n| {
+        let n = n.to_lowercase();
+        n.contains(&typed) || typed.contains(&n)
+    });
+    if let Some(best) = holding.min_by_key(|n| n.len().abs_diff(typed.len())) {
+        return Some(best);
+    }
+    names
+        .iter()
+        .copied()
+        .map(|n| (edits(&typed, &n.to_lowercase()), n))
+        .filter(|(d, _)| *d * 2 < typed.chars().count().max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_column_is_named_once_with_the_closest_one() {
+        let names = ["station", "downtime_reason", "revision", "good_qty", "oee"];
+        assert_eq!(closest("reason", &names), Some("downtime_reason"));
+        assert_eq!(closest("good_qtty", &names), Some("good_qty"));
+        assert_eq!(closest("Station", &names), Some("station"));
+        assert_eq!(closest("xyz", &names), None);
+        assert_eq!(edits("kitten", "sitting"), 3);
+    }
 }
 
 /// What a user's SQL may do: read.

@@ -334,7 +334,7 @@ pub const TIMED_OUT: &str = "the statement ran past its time limit";
 
 /// A planning error as the caller should see it.
 pub fn refusal_of(e: DataFusionError) -> Refused {
-    let text = e.to_string();
+    let text = crate::query::plainly(&e);
     match e {
         DataFusionError::Plan(m) if m.contains("not supported") => Refused::NotReadOnly(text),
         DataFusionError::ResourcesExhausted(_) => Refused::Sql(format!(

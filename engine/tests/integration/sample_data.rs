@@ -148,6 +148,27 @@ fn a_date_filter_on_the_latest_views_reads_that_day_only() {
     }
 }
 
+/// A mistyped column is named once, with the column meant; not DataFusion's list of all
+/// 55 columns, once per layer of its error chain.
+#[test]
+fn a_mistyped_column_is_named_once_with_the_one_meant() {
+    let out = tempfile::tempdir().expect("tempdir");
+    replay_sample(out.path());
+    let data = out.path().display().to_string();
+    let failed = crate::common::stationflow(&[
+        "query",
+        "--data",
+        &data,
+        "SELECT reason FROM station_windows",
+    ]);
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(
+        said.trim(),
+        "stationflow: no column `reason`; did you mean `downtime_reason`?"
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).expect("dir") {
