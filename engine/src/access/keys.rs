@@ -290,7 +290,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
     })
 }
 
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
     Ok(bytes)

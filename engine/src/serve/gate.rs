@@ -13,7 +13,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::access::audit::{AuditLog, Head};
 use crate::access::keys::{KeyFile, Principal, Refusal};
@@ -50,6 +50,9 @@ pub enum Refused {
     /// The SQL does not plan (a syntax error, an unknown column): SQLSTATE 42601 or 42P01.
     #[error("{0}")]
     Sql(String),
+    /// Past the statement's time limit: SQLSTATE 57014.
+    #[error("the statement ran past its time limit")]
+    TimedOut,
     /// The audit log could not be written, or the data not reached.
     #[error("{0:#}")]
     Server(anyhow::Error),
@@ -61,6 +64,7 @@ impl Refused {
             Refused::Key(_) => "28P01",
             Refused::NotReadOnly(_) => "42501",
             Refused::Sql(_) => "42601",
+            Refused::TimedOut => "57014",
             Refused::Server(_) => "58000",
         }
     }
@@ -147,6 +151,21 @@ impl Gate {
         }
     }
 
+    /// What the key file, read now, says of `secret` presented by `user`.
+    async fn check_key(
+        &self,
+        secret: &str,
+        user: Option<String>,
+    ) -> Result<Result<Principal, Refusal>, Refused> {
+        let (keys, secret) = (self.keys.clone(), secret.to_string());
+        tokio::task::spawn_blocking(move || {
+            KeyFile::load(&keys).map(|k| k.authenticate(&secret, user.as_deref(), Utc::now()))
+        })
+        .await
+        .map_err(|e| Refused::Server(e.into()))?
+        .map_err(Refused::Server)
+    }
+
     /// The principal `secret` stands for now; every attempt is logged.
     pub async fn authenticate(
         self: &Arc<Self>,
@@ -154,15 +173,8 @@ impl Gate {
         user: Option<&str>,
         caller: &Caller,
     ) -> Result<Principal, Refused> {
-        let keys = self.keys.clone();
         let presented = user.map(str::to_string);
-        let (secret, user) = (secret.to_string(), presented.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            KeyFile::load(&keys).map(|k| k.authenticate(&secret, user.as_deref(), Utc::now()))
-        })
-        .await
-        .map_err(|e| Refused::Server(e.into()))?
-        .map_err(Refused::Server)?;
+        let checked = self.check_key(secret, presented.clone()).await?;
         let (status, who) = match &checked {
             Ok(p) => ("ok".to_string(), json!(p.name)),
             Err(r) => (format!("refused: {r}"), Value::Null),
@@ -184,14 +196,7 @@ impl Gate {
         who: &Principal,
         caller: &Caller,
     ) -> Result<(), Refused> {
-        let keys = self.keys.clone();
-        let (secret, user) = (secret.to_string(), who.name.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            KeyFile::load(&keys).map(|k| k.authenticate(&secret, Some(&user), Utc::now()))
-        })
-        .await
-        .map_err(|e| Refused::Server(e.into()))?
-        .map_err(Refused::Server)?;
+        let checked = self.check_key(secret, Some(who.name.clone())).await?;
         if let Err(r) = &checked {
             self.log(
                 "auth",
@@ -270,7 +275,7 @@ impl Gate {
                 return Err(refused);
             }
             Err(_) => {
-                let refused = Refused::Sql(TIMED_OUT.into());
+                let refused = Refused::TimedOut;
                 self.finish(&who.name, caller, Err(&refused.to_string()), 0, started)
                     .await;
                 return Err(refused);
@@ -311,13 +316,10 @@ impl Gate {
         fields: Value,
         caller: &Caller,
     ) -> Result<(), Refused> {
-        let mut fields: Map<String, Value> = match fields {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        fields.insert("from".into(), json!(caller.from));
-        fields.insert("tool".into(), json!(caller.tool));
-        fields.insert("protocol".into(), json!(caller.protocol));
+        let mut fields = fields;
+        fields["from"] = json!(caller.from);
+        fields["tool"] = json!(caller.tool);
+        fields["protocol"] = json!(caller.protocol);
         let gate = self.clone();
         let kind = kind.to_string();
         let head = tokio::task::spawn_blocking(move || gate.audit.append(&kind, fields))
@@ -328,9 +330,6 @@ impl Gate {
         Ok(())
     }
 }
-
-/// What a statement past its time limit is told.
-pub const TIMED_OUT: &str = "the statement ran past its time limit";
 
 /// A planning error as the caller should see it.
 pub fn refusal_of(e: DataFusionError) -> Refused {

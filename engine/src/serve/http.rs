@@ -145,7 +145,7 @@ fn refusal(http: &Http, refused: Refused) -> Response {
             http.metrics.statements_refused.add(1);
             StatusCode::FORBIDDEN
         }
-        Refused::Sql(_) => {
+        Refused::Sql(_) | Refused::TimedOut => {
             http.metrics.statements_failed.add(1);
             StatusCode::BAD_REQUEST
         }
@@ -183,7 +183,7 @@ fn stream_rows(http: Http, running: Running, caller: Caller, format: Format) -> 
         let outcome: Result<(), String> = loop {
             let next = tokio::time::timeout_at(deadline.into(), stream.next()).await;
             let batch = match next {
-                Err(_) => break Err(super::gate::TIMED_OUT.into()),
+                Err(_) => break Err(Refused::TimedOut.to_string()),
                 Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => break Err(e.to_string()),
                 Ok(Some(Ok(batch))) => batch,

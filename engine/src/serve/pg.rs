@@ -53,10 +53,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use serde_json::json;
 
-use super::gate::{refusal_of, Caller, Gate, Refused, DATABASE, TIMED_OUT};
+use super::gate::{refusal_of, Caller, Gate, Refused, DATABASE};
 use super::http::MAX_SQL_BYTES;
 use super::ServeMetrics;
-use crate::access::keys::Principal;
+use crate::access::keys::{random_bytes, Principal};
 use crate::query::read_only;
 
 /// A parsed statement: its text, and the statement with its plan (`None`: empty).
@@ -235,7 +235,9 @@ impl StartupHandler for Handler {
                     caller,
                     cursors: Default::default(),
                 });
-                let secret_key = SecretKey::I32(rand_i32());
+                let cancel_key =
+                    random_bytes::<4>().map_err(|e| error("FATAL", "58000", e.to_string()))?;
+                let secret_key = SecretKey::I32(i32::from_le_bytes(cancel_key));
                 client.set_pid_and_secret_key(self.pid, secret_key);
                 finish_authentication(client, &server_parameters()).await?;
             }
@@ -260,12 +262,6 @@ fn session_user(name: &str) -> datafusion::logical_expr::ScalarUDF {
             Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.clone()))))
         }),
     )
-}
-
-fn rand_i32() -> i32 {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    i32::from_le_bytes(bytes)
 }
 
 fn server_parameters() -> DefaultServerParameterProvider {
@@ -370,12 +366,16 @@ fn time_limit<C: ClientInfo + ?Sized>(gate: &Gate, client: &C) -> Duration {
 }
 
 impl Core {
-    /// Checks the key again and writes the statement's first audit line.
+    /// Checks the key again, writes the statement's first audit line, and brings the
+    /// session up to the data as it is now (files that landed since `Parse` included:
+    /// plans list their files when they run).
     async fn begin(&self, signed: &Signed, sql: &str) -> Result<Instant, Refused> {
         self.gate
             .recheck(&signed.secret, &signed.who, &signed.caller)
             .await?;
-        self.gate.begin(&signed.who, sql, &signed.caller).await
+        let started = self.gate.begin(&signed.who, sql, &signed.caller).await?;
+        self.gate.refresh(&signed.ctx).await?;
+        Ok(started)
     }
 
     /// Logs a statement that ended before any row, and counts it.
@@ -407,9 +407,8 @@ impl Core {
         Ok(())
     }
 
-    /// Plans `statement` read-only in the connection's session, over the data as it is.
+    /// Plans `statement` read-only in the connection's session.
     async fn plan(&self, signed: &Signed, statement: &Statement) -> Result<LogicalPlan, Refused> {
-        self.gate.refresh(&signed.ctx).await?;
         let state = signed.ctx.state();
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
@@ -439,7 +438,7 @@ impl Core {
         let stream = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(refusal_of(e)),
-            Err(_) => return Err(Refused::Sql(TIMED_OUT.into())),
+            Err(_) => return Err(Refused::TimedOut),
         };
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = arrow_schema_to_pg_fields(&stream.schema(), format, Some(options))
@@ -481,34 +480,31 @@ impl Handler {
         let answer = match route(&statement) {
             Err(refused) => Err(refused),
             Ok(Route::Acknowledge(tag)) => Ok(Response::Execution(Tag::new(tag))),
-            Ok(Route::Hooks) => {
-                if let Err(refused) = self.core.declare(signed, &statement).await {
-                    return self.core.answered(signed, Err(refused), started).await;
-                }
-                let mut answer = None;
-                for hook in hooks() {
-                    if let Some(a) = hook
-                        .handle_simple_query(&statement, &signed.ctx, client)
-                        .await
-                    {
-                        answer = Some(a);
-                        break;
+            Ok(route) => {
+                let mut hooked = None;
+                if let Route::Hooks = route {
+                    if let Err(refused) = self.core.declare(signed, &statement).await {
+                        return self.core.answered(signed, Err(refused), started).await;
+                    }
+                    for hook in hooks() {
+                        hooked = hook
+                            .handle_simple_query(&statement, &signed.ctx, client)
+                            .await;
+                        if hooked.is_some() {
+                            break;
+                        }
                     }
                 }
-                match answer {
-                    Some(Ok(response)) => Ok(response),
-                    Some(Err(e)) => Err(Refused::Sql(e.to_string())),
+                match hooked {
+                    Some(answer) => answer.map_err(|e| Refused::Sql(e.to_string())),
+                    // No hook takes it: a read (`SHOW` of an engine setting, for one).
                     None => {
+                        let format = &Format::UnifiedText;
                         self.core
-                            .read(client, signed, &statement, &Format::UnifiedText, started)
+                            .read(client, signed, &statement, format, started)
                             .await
                     }
                 }
-            }
-            Ok(Route::Read) => {
-                self.core
-                    .read(client, signed, &statement, &Format::UnifiedText, started)
-                    .await
             }
         };
         self.core.answered(signed, answer, started).await
@@ -812,34 +808,30 @@ impl ExtendedQueryHandler for Handler {
         let answer = match route(statement) {
             Err(refused) => Err(refused),
             Ok(Route::Acknowledge(tag)) => Ok(Response::Execution(Tag::new(tag))),
-            Ok(Route::Hooks) => {
-                if let Err(refused) = self.core.declare(&signed, statement).await {
-                    return self.core.answered(&signed, Err(refused), started).await;
-                }
-                let mut answer = None;
-                for hook in hooks() {
-                    if let Some(a) = hook
-                        .handle_extended_query(statement, plan, &params, &signed.ctx, client)
-                        .await
-                    {
-                        answer = Some(a);
-                        break;
+            Ok(route) => {
+                let mut hooked = None;
+                if let Route::Hooks = route {
+                    if let Err(refused) = self.core.declare(&signed, statement).await {
+                        return self.core.answered(&signed, Err(refused), started).await;
+                    }
+                    for hook in hooks() {
+                        hooked = hook
+                            .handle_extended_query(statement, plan, &params, &signed.ctx, client)
+                            .await;
+                        if hooked.is_some() {
+                            break;
+                        }
                     }
                 }
-                match answer {
-                    Some(Ok(response)) => Ok(response),
-                    Some(Err(e)) => Err(Refused::Sql(e.to_string())),
+                match hooked {
+                    Some(answer) => answer.map_err(|e| Refused::Sql(e.to_string())),
+                    // No hook takes it: a read, planned at `Parse`.
                     None => {
                         self.core
                             .bound(client, &signed, plan, &params, portal, started)
                             .await
                     }
                 }
-            }
-            Ok(Route::Read) => {
-                self.core
-                    .bound(client, &signed, plan, &params, portal, started)
-                    .await
             }
         };
         self.core.answered(&signed, answer, started).await
@@ -856,8 +848,6 @@ impl Core {
         portal: &Portal<PgStatement>,
         started: Instant,
     ) -> Result<Response, Refused> {
-        // Files that landed since `Parse` are listed when the plan runs.
-        self.gate.refresh(&signed.ctx).await?;
         let plan = plan
             .clone()
             .replace_params_with_values(params)
@@ -939,19 +929,11 @@ fn row_stream(
                         return None;
                     }
                     Ok(Some(Err(e))) => refusal_of(e),
-                    Err(_) => Refused::Sql(TIMED_OUT.into()),
+                    Err(_) => Refused::TimedOut,
                 };
                 live.outcome = Some(Err(failure.to_string()));
                 let _ = end.take();
-                let code = if matches!(failure, Refused::Sql(ref m) if m == TIMED_OUT) {
-                    "57014"
-                } else {
-                    failure.sqlstate()
-                };
-                return Some((
-                    Err(error("ERROR", code, failure.to_string())),
-                    (stream, None, None),
-                ));
+                return Some((Err(refused_error(&failure)), (stream, None, None)));
             }
         }
     })

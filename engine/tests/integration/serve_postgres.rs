@@ -176,6 +176,27 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
     );
     assert!(!String::from_utf8_lossy(&after.stdout).contains("AUSTIN"));
 
+    // A client's statement_timeout shortens the server's limit: 57014 when it runs out.
+    let late = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=leeds-bi dbname=stationflow sslmode=disable",
+            server.pg_port()
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"])
+        .args(["-c", "SET statement_timeout = 1"])
+        .args([
+            "-c",
+            "SELECT count(*) FROM station_windows a JOIN station_windows b ON a.station = b.station",
+        ])
+        .env("PGPASSWORD", &member)
+        .output()
+        .expect("psql runs");
+    let said = error(&late);
+    assert!(
+        said.contains("57014") && said.contains("time limit"),
+        "{said}"
+    );
+
     // Who the server says you are: the key's name.
     let me = rows(&psql(&server, "leeds-bi", &member, "SELECT current_user"));
     assert_eq!(me, ["leeds-bi"]);
