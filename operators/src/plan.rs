@@ -254,12 +254,11 @@ fn positions_by<'a, T>(
 }
 
 /// The items at `positions` (none when `None`), in order.
-fn at<'a, T>(items: &'a [T], positions: Option<&Vec<usize>>) -> impl Iterator<Item = &'a T> + 'a {
-    positions
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(move |i| &items[i])
+fn at<'a, T>(
+    items: &'a [T],
+    positions: Option<&'a Vec<usize>>,
+) -> impl Iterator<Item = &'a T> + 'a {
+    positions.into_iter().flatten().map(move |&i| &items[i])
 }
 
 /// Planned stops by the station, line or plant they name.

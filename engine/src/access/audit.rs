@@ -51,10 +51,15 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one event (`kind` and its fields) and returns the new head. The line is on
-    /// disk (synced) when this returns; an error means nothing was logged, and the caller
-    /// must not go on with what it was about to do.
-    pub fn append(&self, kind: &str, fields: Map<String, Value>) -> anyhow::Result<Head> {
+    /// Appends one event (`kind` and its fields, a JSON object; anything else is kept as
+    /// its `detail`) and returns the new head. The line is on disk (synced) when this
+    /// returns; an error means nothing was logged, and the caller must not go on with
+    /// what it was about to do.
+    pub fn append(&self, kind: &str, fields: Value) -> anyhow::Result<Head> {
+        let fields = match fields {
+            Value::Object(fields) => fields,
+            other => Map::from_iter([("detail".to_string(), other)]),
+        };
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -250,10 +255,8 @@ async fn read_anchors(root: &Root) -> anyhow::Result<Vec<(u64, String)>> {
 mod tests {
     use super::*;
 
-    fn fields(text: &str) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("text".into(), json!(text));
-        m
+    fn fields(text: &str) -> Value {
+        json!({"text": text})
     }
 
     fn runtime() -> tokio::runtime::Runtime {

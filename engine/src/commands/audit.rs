@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::access::audit::{verify, AuditLog, DEFAULT_AUDIT_LOG};
 use crate::store::{Root, StoreSettings};
@@ -27,10 +27,6 @@ impl AuditArgs {
         kind: &str,
         fields: Value,
     ) -> anyhow::Result<()> {
-        let fields: Map<String, Value> = match fields {
-            Value::Object(m) => m,
-            other => Map::from_iter([("detail".to_string(), other)]),
-        };
         let head = AuditLog::new(&self.audit_log).append(kind, fields)?;
         // The line is what must exist; an anchor missed now is made by a later one.
         if let Err(e) = runtime.block_on(AuditLog::anchor(root, &head)) {

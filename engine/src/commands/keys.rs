@@ -99,11 +99,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
 
 /// A key change in the audit log, before the key file is saved: no line, no change. (Its
 /// head is anchored by the next command or server that holds the data root.)
-fn record(log: &Path, fields: Value) -> anyhow::Result<()> {
-    let Value::Object(mut fields) = fields else {
-        anyhow::bail!("audit fields must be an object");
-    };
-    fields.insert("who".into(), os_user());
+fn record(log: &Path, mut fields: Value) -> anyhow::Result<()> {
+    fields["who"] = os_user();
     AuditLog::new(log)
         .append("key", fields)
         .context("recording the key change in the audit log")?;

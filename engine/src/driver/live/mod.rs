@@ -83,9 +83,6 @@ impl LiveEnv {
     /// One context change (or refusal) in the audit log, before it takes effect: no
     /// line, no change. The head is anchored under the output root.
     pub fn record_context(&self, fields: serde_json::Value) -> anyhow::Result<()> {
-        let serde_json::Value::Object(fields) = fields else {
-            anyhow::bail!("audit fields must be an object");
-        };
         let head = self
             .audit
             .append("context", fields)
