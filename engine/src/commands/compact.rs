@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::audit::{os_user, AuditArgs};
 use crate::datasets::compact::{compact, Compacted};
+use crate::datasets::sums;
 use crate::store::{Root, StoreSettings};
 
 #[derive(Debug, clap::Args)]
@@ -39,13 +40,21 @@ pub fn run(args: CompactArgs) -> anyhow::Result<()> {
         json!({"status": "started", "asked": asked}),
     )?;
     let done = runtime.block_on(compact(&root, Some(&before), args.rows_per_file))?;
+    // Sums of every day whose windows changed since they were computed (compacted here,
+    // or written by a live engine): the roll-up views read them instead of windows.
+    let summed = runtime.block_on(sums::refresh(&root, None))?;
     let partitions: Vec<String> = done
         .iter()
         .map(|c| format!("{}/plant={}/date={}", c.dataset, c.plant, c.date))
         .collect();
-    let result = json!({"status": "done", "asked": asked, "partitions": partitions});
+    let summed_days: Vec<&str> = summed.iter().map(|s| s.date.as_str()).collect();
+    let result = json!({"status": "done", "asked": asked, "partitions": partitions, "summed_days": summed_days});
     args.audit.record(&root, &runtime, "compact", result)?;
-    super::print(&summary(&done, &before))
+    super::print(&summary(&done, &before))?;
+    if !summed.is_empty() {
+        super::print(&format!("window sums computed for {} days\n", summed.len()))?;
+    }
+    Ok(())
 }
 
 fn summary(done: &[Compacted], before: &str) -> String {

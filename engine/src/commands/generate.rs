@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use stationflow_operators::synthetic;
-use stationflow_schemas::signal::Reading;
+use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::time::format_ms;
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +22,13 @@ pub struct GenerateArgs {
     pub interval_ms: i64,
     #[arg(long, default_value = "./stationflow-generated")]
     pub out: PathBuf,
+    /// Records a device holds back and sends later (a DAU buffering through a network
+    /// outage), in percent: each arrives `--late-by-s` after its time, so the windows it
+    /// falls in are revised.
+    #[arg(long, default_value_t = 0.0)]
+    pub late_percent: f64,
+    #[arg(long, default_value_t = 600)]
+    pub late_by_s: i64,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
@@ -36,7 +43,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
     );
     let mut line = String::with_capacity(256);
-    for r in synthetic::signals(args.stations, args.records, args.interval_ms, args.seed) {
+    let signals = synthetic::signals(args.stations, args.records, args.interval_ms, args.seed);
+    let late = Late {
+        share: args.late_percent / 100.0,
+        by_ms: args.late_by_s * 1000,
+        rng: synthetic::Rng::new(args.seed ^ 0x5eed),
+        held: std::collections::VecDeque::new(),
+    };
+    for r in late.delay(signals) {
         line.clear();
         line.push_str("{\"station\":\"");
         line.push_str(&r.station);
@@ -58,6 +72,40 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Holds back a share of the records and lets each go once the file has come `by_ms` of
+/// event time past it.
+struct Late {
+    share: f64,
+    by_ms: i64,
+    rng: synthetic::Rng,
+    held: std::collections::VecDeque<SignalRecord>,
+}
+
+impl Late {
+    fn delay(
+        mut self,
+        records: impl Iterator<Item = SignalRecord>,
+    ) -> impl Iterator<Item = SignalRecord> {
+        let mut records = records.peekable();
+        std::iter::from_fn(move || loop {
+            let due = self.held.front().is_some_and(|h| {
+                records
+                    .peek()
+                    .is_none_or(|next| next.ts >= h.ts + self.by_ms)
+            });
+            if due {
+                return self.held.pop_front();
+            }
+            let next = records.next()?;
+            if self.share > 0.0 && self.rng.unit() < self.share {
+                self.held.push_back(next);
+            } else {
+                return Some(next);
+            }
+        })
+    }
 }
 
 /// One reading as `,"key":value`, in the DAU's own style (`productive` as 0/1, no fault

@@ -6,13 +6,17 @@ use crate::store::{Root, StoreSettings};
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// The SQL statement. Tables: station_windows, downtime_events; views:
-    /// station_windows_latest, downtime_events_latest and the oee_by_* roll-ups.
+    /// station_windows_latest, downtime_events_latest, window_sums and the oee_by_*
+    /// roll-ups.
     pub sql: String,
     /// The output root a replay or the live engine wrote.
     #[arg(long, default_value = "./stationflow-out")]
     pub data: String,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Memory the query may hold (sorts and joins spill to disk first); past it, it fails.
+    #[arg(long, default_value_t = query::DEFAULT_MEMORY_MB)]
+    pub memory_limit_mb: usize,
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
@@ -20,7 +24,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let batches = runtime.block_on(query::run(&root, &args.sql))?;
+    let batches = runtime.block_on(query::run_limited(
+        &root,
+        &args.sql,
+        args.memory_limit_mb << 20,
+    ))?;
     let mut text = query::render(&batches, args.format)?;
     if args.format == OutputFormat::Table {
         text.push('\n');

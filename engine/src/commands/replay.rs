@@ -99,9 +99,9 @@ fn summary_sql() -> String {
             ROUND(planned_s / 3600, 2) AS planned_h, ROUND(run_s / 3600, 2) AS run_h,
             ROUND(availability, 3) AS a, ROUND(performance, 3) AS p, ROUND(quality, 3) AS q,
             ROUND(oee, 3) AS oee, ROUND(loss_cost, 2) AS loss_cost, currency
-        FROM (SELECT station, {} FROM station_windows_latest GROUP BY station)
+        FROM (SELECT station, {} FROM window_sums GROUP BY station)
         ORDER BY station",
-        query::ROLLUP_MEASURES
+        query::sums_measures()
     )
 }
 
@@ -141,8 +141,8 @@ fn report_text(r: &ReplayReport, out: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "windows {} rows ({} revisions) in {} files, downtime events {} rows in {} files, under {out}",
-        r.windows.rows, c.revisions_emitted, r.windows.files, r.events.rows, r.events.files
+        "windows {} rows ({} revisions) in {} files, downtime events {} rows in {} files, sums of {} days, under {out}",
+        r.windows.rows, c.revisions_emitted, r.windows.files, r.events.rows, r.events.files, r.summed_days
     );
     if let Some(kb) = peak_rss_kb() {
         let _ = writeln!(text, "peak memory (RSS) {:.1} MiB", kb as f64 / 1024.0);

@@ -66,6 +66,7 @@ pub struct OutputSettings {
     pub queue_memory_mb: u32,
     pub spool_dir: String,
     pub spool_max_mb: u32,
+    pub sums_interval_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

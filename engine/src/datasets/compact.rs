@@ -157,7 +157,7 @@ pub fn take_rows(batches: &[RecordBatch], at: &[(usize, usize)]) -> anyhow::Resu
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-fn date32(date: &str) -> anyhow::Result<i32> {
+pub(crate) fn date32(date: &str) -> anyhow::Result<i32> {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .map_err(|e| anyhow::anyhow!("partition date={date}: {e}"))?;
     Ok((day - chrono::NaiveDate::default()).num_days() as i32)

@@ -130,6 +130,9 @@ pub async fn delete(
     let verification = if dry_run {
         Vec::new()
     } else {
+        // The sums of the days rewritten still hold the deleted rows: computed again
+        // from what is left, and the old files removed.
+        super::sums::refresh(root, None).await?;
         verify(root, criteria).await?
     };
     let rows_before = objects.iter().map(|o| o.rows_before).sum();

@@ -4,6 +4,7 @@
 
 pub mod compact;
 pub mod delete;
+pub mod sums;
 
 use std::collections::BTreeMap;
 
@@ -58,7 +59,12 @@ pub struct Partition {
 
 /// The dataset's partitions, by plant then date, files sorted by name.
 pub async fn partitions(root: &Root, dataset: Dataset) -> anyhow::Result<Vec<Partition>> {
-    let prefix = root.child(dataset.name());
+    partitions_of(root, dataset.name()).await
+}
+
+/// The partitions of the hive-partitioned dataset `name`, by plant then date.
+pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partition>> {
+    let prefix = root.child(name);
     let objects: Vec<ObjectMeta> = root
         .store
         .list(Some(&prefix))

@@ -18,6 +18,7 @@ use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
 use super::wall_ms;
+use crate::datasets::sums::{self, SUMS};
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
@@ -43,13 +44,20 @@ pub struct ReplayReport {
     pub dead_letters: BTreeMap<RejectReason, u64>,
     pub windows: SinkStats,
     pub events: SinkStats,
+    /// Days whose `window_sums` were written.
+    pub summed_days: usize,
     pub elapsed: Duration,
 }
 
 /// Removes what an earlier replay wrote under `root` (replay owns its output datasets).
 pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::Result<()> {
     runtime.block_on(async {
-        for name in ["station_windows", "downtime_events", "dead_letter.jsonl"] {
+        for name in [
+            "station_windows",
+            "downtime_events",
+            SUMS,
+            "dead_letter.jsonl",
+        ] {
             let prefix = root.child(name);
             let mut listing = root.store.list(Some(&prefix));
             let mut paths = Vec::new();
@@ -159,6 +167,7 @@ pub fn run(
     let events = events.close()?;
     let by_reason = dead.by_reason.clone();
     dead.close(&root.store, &root.prefix, runtime)?;
+    let summed = runtime.block_on(sums::refresh(root, None))?;
     Ok(ReplayReport {
         files: inputs.files,
         bytes_read: inputs.bytes,
@@ -167,6 +176,7 @@ pub fn run(
         dead_letters: by_reason,
         windows,
         events,
+        summed_days: summed.len(),
         elapsed: started.elapsed(),
     })
 }

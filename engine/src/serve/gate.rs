@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use datafusion::error::DataFusionError;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::{json, Value};
 
 use crate::access::audit::{AuditLog, Head};
 use crate::access::keys::{KeyFile, Principal, Refusal};
-use crate::query::{read_only, register_all, register_store};
+use crate::query::{read_only, register_all, register_store, runtime_env};
 use crate::store::Root;
 
 /// The catalog (PostgreSQL: the database) every session names its tables in.
@@ -212,11 +211,7 @@ impl Gate {
     /// of file listings (files show as they land), `information_schema`, every table and
     /// view.
     pub async fn session(&self, who: &Principal) -> Result<SessionContext, Refused> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.limits.memory_bytes, 1.0)
-            .with_object_list_cache_limit(0)
-            .build_arc()
-            .map_err(|e| Refused::Server(e.into()))?;
+        let runtime = runtime_env(self.limits.memory_bytes).map_err(Refused::Server)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(DATABASE, "public");

@@ -72,25 +72,43 @@ pub fn is_committed(commits: &BTreeMap<i32, u64>, location: &Path) -> bool {
     }
 }
 
-/// A store whose listings leave out live files not yet committed (reads pass through).
-#[derive(Debug)]
+/// Whether a listed file is shown.
+pub type Keep = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
+/// A store whose listings show only the files `keep` accepts (reads pass through): the
+/// committed live output (`CommittedView::new`), or one class of it (`query`'s views).
 pub struct CommittedView {
     inner: Arc<dyn ObjectStore>,
-    commits: Arc<BTreeMap<i32, u64>>,
+    keep: Keep,
+    what: &'static str,
+}
+
+impl std::fmt::Debug for CommittedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CommittedView({}, {:?})", self.what, self.inner)
+    }
 }
 
 impl CommittedView {
+    /// Hides live files of epochs past their partition's commit.
     pub fn new(inner: Arc<dyn ObjectStore>, commits: BTreeMap<i32, u64>) -> Self {
-        CommittedView {
+        let commits = Arc::new(commits);
+        Self::filtered(
             inner,
-            commits: Arc::new(commits),
-        }
+            "committed output",
+            Arc::new(move |path| is_committed(&commits, path)),
+        )
+    }
+
+    /// Shows only what `keep` accepts of what `inner` lists.
+    pub fn filtered(inner: Arc<dyn ObjectStore>, what: &'static str, keep: Keep) -> Self {
+        CommittedView { inner, keep, what }
     }
 }
 
 impl std::fmt::Display for CommittedView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "committed output of {}", self.inner)
+        write!(f, "{} of {}", self.what, self.inner)
     }
 }
 
@@ -125,18 +143,16 @@ impl ObjectStore for CommittedView {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let commits = self.commits.clone();
+        let keep = self.keep.clone();
         self.inner
             .list(prefix)
-            .try_filter(move |meta| futures::future::ready(is_committed(&commits, &meta.location)))
+            .try_filter(move |meta| futures::future::ready(keep(&meta.location)))
             .boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let mut listed = self.inner.list_with_delimiter(prefix).await?;
-        listed
-            .objects
-            .retain(|meta| is_committed(&self.commits, &meta.location));
+        listed.objects.retain(|meta| (self.keep)(&meta.location));
         Ok(listed)
     }
 

@@ -120,6 +120,8 @@ fn psql_and_psycopg_see_their_plants_only_and_everything_is_audited() {
         "oee_by_line_day",
         "oee_by_plant_day",
         "oee_by_sku_day",
+        "window_sums",
+        "window_sums_files",
     ] {
         let sql = format!("SELECT DISTINCT plant FROM {table} ORDER BY plant");
         assert_eq!(

@@ -286,6 +286,14 @@ pub fn run(
         assigned: assigned.clone(),
     })?;
     consumer.subscribe(&[&topic])?;
+    let sums = {
+        let env = &lock(&assigned).env;
+        keep_sums_fresh(
+            &env.output,
+            &env.runtime,
+            env.settings.output.sums_interval_s,
+        )
+    };
     let mut last_lag_check = 0;
     let mut last_context_poll = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -361,7 +369,45 @@ pub fn run(
     state.release_all(wall_ms())?;
     drop(state);
     consumer.unsubscribe();
+    if let Some(task) = sums {
+        task.abort();
+    }
     Ok(())
+}
+
+/// Computes `window_sums` again every `every_s` seconds for the days whose committed
+/// windows changed (`datasets::sums`). It reads only committed files, so it needs no
+/// word from the partitions; a failure is logged and tried again at the next turn.
+fn keep_sums_fresh(
+    output: &Root,
+    runtime: &tokio::runtime::Handle,
+    every_s: u32,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if every_s == 0 {
+        return None;
+    }
+    let output = output.clone();
+    Some(runtime.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(every_s.into()));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            // Decoding a day of windows is seconds of CPU: off the runtime's worker,
+            // which the upload queue needs.
+            let (output, runtime) = (output.clone(), tokio::runtime::Handle::current());
+            let refreshed = tokio::task::spawn_blocking(move || {
+                runtime.block_on(crate::datasets::sums::refresh(&output, None))
+            })
+            .await;
+            match refreshed.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))) {
+                Ok(done) if !done.is_empty() => {
+                    tracing::debug!(days = done.len(), "window sums computed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "window sums"),
+            }
+        }
+    }))
 }
 
 /// Offsets also go to the group (for lag tools); the engine itself reads them from its

@@ -1,0 +1,599 @@
+//! The `window_sums` dataset: for each UTC day of `station_windows`, the sums of its
+//! latest windows by plant, line, station, SKU, shift and production day — what every
+//! `oee_by_*` view adds up, so a roll-up reads a few thousand rows instead of every window.
+//!
+//! A day's sums are computed from all of that day's window files (every plant: a
+//! revision may move a station's window to another plant) and named
+//! `s-<digest>-<class>.parquet`, where the digest covers the names, sizes and entity tags
+//! of the files they were computed from. A reader takes a day's sums only while the
+//! digest matches the files there now (`Freshness`); any other day is computed from its
+//! windows at query time, so sums that lag (a live epoch, a compaction, a deletion since)
+//! never change an answer, they only make it slower. The class tells readers how the
+//! day's windows de-duplicate: `clean` (no row superseded: read as they are), `revised`
+//! (only lower revisions superseded: an anti-join on the few revisions), `copies` (some
+//! revision written twice: `ROW_NUMBER` as before).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::ObjectMeta;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::{encode, partitions_of, put, read_bytes, remove, sha256_hex, Dataset, RowKeys};
+use crate::sinks::parquet::partition_path;
+use crate::store::{commits, Root};
+
+/// The dataset's name under the root.
+pub const SUMS: &str = "window_sums";
+
+/// The columns a day's sums are grouped by, besides the plant.
+pub const GRAIN: [&str; 6] = [
+    "line",
+    "station",
+    "sku",
+    "shift_date",
+    "shift",
+    "production_date",
+];
+
+/// Window columns summed as they are (all `Float64`).
+pub const SUMMED: [&str; 23] = [
+    "shift_s",
+    "planned_s",
+    "planned_stop_s",
+    "schedule_loss_s",
+    "productive_s",
+    "run_s",
+    "downtime_s",
+    "no_data_s",
+    "good_qty",
+    "reject_qty",
+    "total_qty",
+    "ideal_qty",
+    "target_qty",
+    "availability_loss_s",
+    "performance_loss_s",
+    "quality_loss_s",
+    "availability_loss_cost",
+    "performance_loss_cost",
+    "quality_loss_cost",
+    "loss_cost",
+    "schedule_loss_cost",
+    "planned_stop_cost",
+    "energy_kwh",
+];
+
+/// Sums of one column over the windows where another is present: performance and OEE
+/// count output only where there is a target or an ideal to compare it with.
+pub const CONDITIONAL: [(&str, &str, &str); 2] = [
+    ("total_qty_with_target", "total_qty", "target_qty"),
+    ("good_qty_with_ideal", "good_qty", "ideal_qty"),
+];
+
+/// How a day's windows de-duplicate to the latest revision of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayClass {
+    /// Every row is the latest of its window.
+    Clean,
+    /// Some rows are superseded by a higher revision; no revision is there twice.
+    Revised,
+    /// Some revision of a window is there more than once (a writer's retry).
+    Copies,
+}
+
+impl DayClass {
+    fn tag(self) -> &'static str {
+        match self {
+            DayClass::Clean => "clean",
+            DayClass::Revised => "revised",
+            DayClass::Copies => "copies",
+        }
+    }
+
+    fn parse(tag: &str) -> Option<DayClass> {
+        [DayClass::Clean, DayClass::Revised, DayClass::Copies]
+            .into_iter()
+            .find(|c| c.tag() == tag)
+    }
+}
+
+/// The `window_sums` file schema (`plant` is also the partition's).
+pub fn sums_schema() -> SchemaRef {
+    let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    let mut fields = vec![
+        text("plant", false),
+        text("line", true),
+        text("station", false),
+        text("sku", true),
+        Field::new("shift_date", DataType::Date32, true),
+        text("shift", true),
+        Field::new("production_date", DataType::Date32, false),
+        Field::new("windows", DataType::Int64, false),
+    ];
+    fields.extend(
+        SUMMED
+            .iter()
+            .chain(CONDITIONAL.iter().map(|(name, _, _)| name))
+            .map(|c| Field::new(*c, DataType::Float64, true)),
+    );
+    fields.push(Field::new("event_count", DataType::Int64, false));
+    fields.push(text("currency", true));
+    Arc::new(Schema::new(fields))
+}
+
+/// One UTC day of `station_windows` as listed now.
+#[derive(Debug, Clone)]
+pub struct Day {
+    pub date: String,
+    /// `(plant, file)`, committed files only, by path.
+    pub files: Vec<(String, ObjectMeta)>,
+    pub digest: String,
+    /// The day's sums files, fresh or not.
+    pub sums: Vec<ObjectMeta>,
+    /// Set when every plant of the day has sums computed from exactly `files`.
+    pub class: Option<DayClass>,
+}
+
+/// Which days have sums that match their windows, as the store holds them now.
+#[derive(Debug, Default)]
+pub struct Freshness {
+    pub days: BTreeMap<String, Day>,
+    fresh_sums: HashSet<Path>,
+    /// Sums files of days that have no windows any more.
+    orphans: Vec<ObjectMeta>,
+}
+
+impl Freshness {
+    /// Lists `station_windows` (committed files) and `window_sums` under `root`.
+    pub async fn load(root: &Root, committed: &BTreeMap<i32, u64>) -> anyhow::Result<Freshness> {
+        let mut days: BTreeMap<String, Day> = BTreeMap::new();
+        for partition in partitions_of(root, Dataset::StationWindows.name()).await? {
+            for meta in partition.files {
+                if commits::is_committed(committed, &meta.location) {
+                    days.entry(partition.date.clone())
+                        .or_insert_with(|| Day {
+                            date: partition.date.clone(),
+                            files: Vec::new(),
+                            digest: String::new(),
+                            sums: Vec::new(),
+                            class: None,
+                        })
+                        .files
+                        .push((partition.plant.clone(), meta));
+                }
+            }
+        }
+        let mut orphans = Vec::new();
+        let mut sums_by_day: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
+        for partition in partitions_of(root, SUMS).await? {
+            for meta in partition.files {
+                if days.contains_key(&partition.date) {
+                    sums_by_day
+                        .entry(partition.date.clone())
+                        .or_default()
+                        .push((partition.plant.clone(), meta));
+                } else {
+                    orphans.push(meta);
+                }
+            }
+        }
+        let mut fresh_sums = HashSet::new();
+        for day in days.values_mut() {
+            day.files.sort_by(|a, b| a.1.location.cmp(&b.1.location));
+            day.digest = digest(&day.files);
+            let sums = sums_by_day.remove(&day.date).unwrap_or_default();
+            day.class = class_of(day, &sums);
+            if day.class.is_some() {
+                let matching = sums
+                    .iter()
+                    .filter(|(_, m)| name_digest(m).is_some_and(|(d, _)| d == day.digest));
+                fresh_sums.extend(matching.map(|(_, m)| m.location.clone()));
+            }
+            day.sums = sums.into_iter().map(|(_, m)| m).collect();
+        }
+        Ok(Freshness {
+            days,
+            fresh_sums,
+            orphans,
+        })
+    }
+
+    /// The class of day `date` when its sums are fresh.
+    pub fn class(&self, date: &str) -> Option<DayClass> {
+        self.days.get(date).and_then(|d| d.class)
+    }
+
+    pub fn is_fresh(&self, sums_file: &Path) -> bool {
+        self.fresh_sums.contains(sums_file)
+    }
+}
+
+/// The digest of a day's files: names, sizes and entity tags (the modification time
+/// where a store has none), so a file rewritten under its name changes it.
+fn digest(files: &[(String, ObjectMeta)]) -> String {
+    let mut text = String::new();
+    for (_, m) in files {
+        let tag = m
+            .e_tag
+            .clone()
+            .unwrap_or_else(|| m.last_modified.to_rfc3339());
+        text.push_str(&format!("{}\t{}\t{tag}\n", m.location, m.size));
+    }
+    sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+/// `(digest, class)` from a sums file's name.
+fn name_digest(meta: &ObjectMeta) -> Option<(&str, DayClass)> {
+    let name = meta.location.filename()?;
+    let rest = name.strip_prefix("s-")?.strip_suffix(".parquet")?;
+    let (digest, class) = rest.split_once('-')?;
+    Some((digest, DayClass::parse(class)?))
+}
+
+/// The day's class when every plant with windows has sums of exactly these files.
+fn class_of(day: &Day, sums: &[(String, ObjectMeta)]) -> Option<DayClass> {
+    let plants: BTreeSet<&str> = day.files.iter().map(|(p, _)| p.as_str()).collect();
+    let mut class = None;
+    for plant in plants {
+        let (_, c) = sums
+            .iter()
+            .filter(|(p, _)| p == plant)
+            .find_map(|(_, m)| name_digest(m).filter(|(d, _)| *d == day.digest))?;
+        if class.is_some_and(|k| k != c) {
+            return None;
+        }
+        class = Some(c);
+    }
+    class
+}
+
+/// What refreshing one day did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub date: String,
+    pub class: DayClass,
+    pub windows: usize,
+    pub rows: usize,
+}
+
+/// Computes the sums of every day whose sums are missing or stale (of `only` those days,
+/// when given), and removes sums of days that have no windows any more.
+pub async fn refresh(
+    root: &Root,
+    only: Option<&BTreeSet<String>>,
+) -> anyhow::Result<Vec<Refreshed>> {
+    let committed = commits::load(&*root.store, &root.prefix).await?;
+    let freshness = Freshness::load(root, &committed).await?;
+    let mut done = Vec::new();
+    for day in freshness.days.values() {
+        if only.is_some_and(|o| !o.contains(&day.date)) {
+            continue;
+        }
+        if day.class.is_none() {
+            done.push(refresh_day(root, day).await?);
+            continue;
+        }
+        // Fresh, but a writer that raced this one may have left sums of older files.
+        for meta in &day.sums {
+            if name_digest(meta).is_none_or(|(d, _)| d != day.digest) {
+                remove(&*root.store, &meta.location).await?;
+            }
+        }
+    }
+    if only.is_none() {
+        for meta in &freshness.orphans {
+            remove(&*root.store, &meta.location).await?;
+        }
+    }
+    Ok(done)
+}
+
+/// Computes one day's sums from its files, puts one file per plant, then removes the
+/// day's other sums files.
+async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
+    let mut files = Vec::with_capacity(day.files.len());
+    for (plant, meta) in &day.files {
+        files.push((
+            plant.as_str(),
+            &meta.location,
+            read_bytes(&*root.store, &meta.location).await?,
+        ));
+    }
+    let (kept, class) = latest_of_day(&files)?;
+    let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
+    let mut windows = 0;
+    for ((plant, path, bytes), kept) in files.iter().zip(&kept) {
+        windows += kept.iter().filter(|k| **k).count();
+        let acc = by_plant.entry(plant).or_default();
+        let mut offset = 0;
+        for batch in read_columns(path, bytes, &sums_inputs())? {
+            let rows = offset..offset + batch.num_rows();
+            acc.add(&batch, kept.get(rows).unwrap_or_default())?;
+            offset += batch.num_rows();
+        }
+    }
+    let day_number = super::compact::date32(&day.date)?;
+    let mut written = Vec::new();
+    let mut rows = 0;
+    for (plant, acc) in by_plant {
+        let batch = acc.finish(plant)?;
+        rows += batch.num_rows();
+        let name = format!("s-{}-{}.parquet", day.digest, class.tag());
+        let path = partition_path(&root.prefix, SUMS, plant, day_number, &name);
+        put(&*root.store, &path, encode(&[batch])?).await?;
+        written.push(path);
+    }
+    for meta in &day.sums {
+        if !written.contains(&meta.location) {
+            remove(&*root.store, &meta.location).await?;
+        }
+    }
+    Ok(Refreshed {
+        date: day.date.clone(),
+        class,
+        windows,
+        rows,
+    })
+}
+
+/// The window columns the sums read.
+fn sums_inputs() -> Vec<&'static str> {
+    let mut columns: Vec<&str> = GRAIN.to_vec();
+    columns.extend(SUMMED);
+    columns.extend(["event_count", "currency"]);
+    columns
+}
+
+/// The named columns of a Parquet file, in batches.
+fn read_columns(path: &Path, bytes: &Bytes, columns: &[&str]) -> anyhow::Result<Vec<RecordBatch>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+    let indices = columns
+        .iter()
+        .map(|c| {
+            builder
+                .schema()
+                .index_of(c)
+                .map_err(|_| anyhow::anyhow!("{path} has no `{c}` column"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
+}
+
+/// For each file, which of its rows are the latest revision of their window (one copy
+/// kept where a revision is there twice), and the day's class.
+fn latest_of_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
+    let dataset = Dataset::StationWindows;
+    let keys = ["station", dataset.time_column(), "revision"];
+    let mut batches = Vec::with_capacity(files.len());
+    for (_, path, bytes) in files {
+        batches.push(read_columns(path, bytes, &keys)?);
+    }
+    // (station, window_start) -> (revision, file, row within the file)
+    let mut best: HashMap<(&str, i64), (i32, usize, usize)> = HashMap::new();
+    let mut copies = false;
+    let mut superseded = false;
+    for (f, file) in batches.iter().enumerate() {
+        let mut row = 0;
+        for batch in file {
+            let k = RowKeys::of(batch, dataset)?;
+            for r in 0..batch.num_rows() {
+                let revision = k.revision.value(r);
+                let at = (revision, f, row + r);
+                match best.entry((k.station(r), k.time.value(r))) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(at);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let kept = o.get().0;
+                        copies |= kept == revision;
+                        superseded |= kept != revision;
+                        if revision > kept {
+                            o.insert(at);
+                        }
+                    }
+                }
+            }
+            row += batch.num_rows();
+        }
+    }
+    let mut kept: Vec<Vec<bool>> = batches
+        .iter()
+        .map(|b| vec![false; b.iter().map(RecordBatch::num_rows).sum()])
+        .collect();
+    for (_, f, r) in best.into_values() {
+        kept[f][r] = true;
+    }
+    let class = match (copies, superseded) {
+        (true, _) => DayClass::Copies,
+        (false, true) => DayClass::Revised,
+        (false, false) => DayClass::Clean,
+    };
+    Ok((kept, class))
+}
+
+type GrainKey = (
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i32>,
+    Option<String>,
+    i32,
+);
+
+/// Running sums of one plant's windows, by grain.
+#[derive(Default)]
+struct Accumulator {
+    groups: HashMap<GrainKey, Group>,
+}
+
+#[derive(Clone)]
+struct Group {
+    windows: i64,
+    sums: [Option<f64>; SUMMED.len() + CONDITIONAL.len()],
+    event_count: i64,
+    currency: Option<String>,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            windows: 0,
+            sums: [None; SUMMED.len() + CONDITIONAL.len()],
+            event_count: 0,
+            currency: None,
+        }
+    }
+}
+
+fn add_to(slot: &mut Option<f64>, value: Option<f64>) {
+    if let Some(v) = value {
+        *slot = Some(slot.unwrap_or(0.0) + v);
+    }
+}
+
+fn text_at(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_string())
+}
+
+impl Accumulator {
+    /// Adds the rows of `batch` that `kept` marks.
+    fn add(&mut self, batch: &RecordBatch, kept: &[bool]) -> anyhow::Result<()> {
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| anyhow::anyhow!("`{name}` is not Utf8"))
+        };
+        let day = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Date32Type>())
+                .ok_or_else(|| anyhow::anyhow!("`{name}` is not a date"))
+        };
+        let float = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Float64Type>())
+                .ok_or_else(|| anyhow::anyhow!("`{name}` is not Float64"))
+        };
+        let (line, station, sku, shift) = (
+            text("line")?,
+            text("station")?,
+            text("sku")?,
+            text("shift")?,
+        );
+        let (shift_date, production_date) = (day("shift_date")?, day("production_date")?);
+        let summed = SUMMED
+            .iter()
+            .map(|c| float(c))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let conditional = CONDITIONAL
+            .iter()
+            .map(|(_, of, when)| Ok((float(of)?, float(when)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let events = batch
+            .column_by_name("event_count")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| anyhow::anyhow!("`event_count` is not Int64"))?;
+        let currency = text("currency")?;
+        let value = |a: &Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
+        for i in 0..batch.num_rows() {
+            if !kept.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            let key = (
+                text_at(line, i),
+                station.value(i).to_string(),
+                text_at(sku, i),
+                shift_date.is_valid(i).then(|| shift_date.value(i)),
+                text_at(shift, i),
+                production_date.value(i),
+            );
+            let group = self.groups.entry(key).or_default();
+            group.windows += 1;
+            for (slot, column) in group.sums.iter_mut().zip(&summed) {
+                add_to(slot, value(column, i));
+            }
+            for (slot, (of, when)) in group.sums[SUMMED.len()..].iter_mut().zip(&conditional) {
+                if when.is_valid(i) {
+                    add_to(slot, value(of, i));
+                }
+            }
+            group.event_count += events.value(i);
+            if currency.is_valid(i) && group.currency.as_deref() < Some(currency.value(i)) {
+                group.currency = Some(currency.value(i).to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The plant's sums as one batch, in grain order.
+    fn finish(self, plant: &str) -> anyhow::Result<RecordBatch> {
+        let mut groups: Vec<(GrainKey, Group)> = self.groups.into_iter().collect();
+        groups.sort_by(|a, b| {
+            (&a.0 .1, a.0 .5, &a.0 .3, &a.0 .4, &a.0 .2, &a.0 .0)
+                .cmp(&(&b.0 .1, b.0 .5, &b.0 .3, &b.0 .4, &b.0 .2, &b.0 .0))
+        });
+        let n = groups.len();
+        let text = |f: &dyn Fn(&GrainKey) -> Option<&str>| -> ArrayRef {
+            Arc::new(groups.iter().map(|(k, _)| f(k)).collect::<StringArray>())
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![plant; n])),
+            text(&|k| k.0.as_deref()),
+            text(&|k| Some(k.1.as_str())),
+            text(&|k| k.2.as_deref()),
+            Arc::new(groups.iter().map(|(k, _)| k.3).collect::<Date32Array>()),
+            text(&|k| k.4.as_deref()),
+            Arc::new(
+                groups
+                    .iter()
+                    .map(|(k, _)| Some(k.5))
+                    .collect::<Date32Array>(),
+            ),
+            Arc::new(
+                groups
+                    .iter()
+                    .map(|(_, g)| Some(g.windows))
+                    .collect::<Int64Array>(),
+            ),
+        ];
+        for c in 0..SUMMED.len() + CONDITIONAL.len() {
+            columns.push(Arc::new(
+                groups
+                    .iter()
+                    .map(|(_, g)| g.sums[c])
+                    .collect::<Float64Array>(),
+            ));
+        }
+        columns.push(Arc::new(
+            groups
+                .iter()
+                .map(|(_, g)| Some(g.event_count))
+                .collect::<Int64Array>(),
+        ));
+        columns.push(Arc::new(
+            groups
+                .iter()
+                .map(|(_, g)| g.currency.as_deref())
+                .collect::<StringArray>(),
+        ));
+        Ok(RecordBatch::try_new(sums_schema(), columns)?)
+    }
+}
