@@ -33,7 +33,8 @@ last=$("$bin" query --data "$dir/out" --format csv \
 last_day=${last:0:10}
 month_from=$(date -u -d "$last_day - 30 days" +%F)
 week_from=$(date -u -d "$last_day - 7 days" +%F)
-hour_from=$(date -u -d "${last/T/ } UTC - 60 minutes" +%FT%TZ)
+stamp=${last%Z}
+hour_from=$(date -u -d "${stamp/T/ } UTC - 60 minutes" +%FT%T)
 echo "data up to $last; month from $month_from, week from $week_from, hour from $hour_from"
 
 # name|stationflow SQL|DuckDB SQL over today's definitions (`latest` and `events` below)

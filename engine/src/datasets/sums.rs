@@ -11,7 +11,9 @@
 //! never change an answer, they only make it slower. The class tells readers how the
 //! day's windows de-duplicate: `clean` (no row superseded: read as they are), `revised`
 //! (only lower revisions superseded: an anti-join on the few revisions), `copies` (some
-//! revision written twice: `ROW_NUMBER` as before).
+//! revision written twice: `ROW_NUMBER`), `moved` (a window in two plants: `ROW_NUMBER`
+//! across plants). In all but `moved` a window's rows are in one plant, so readers may
+//! de-duplicate within a plant, and a filter on the plant reads that plant's files only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -86,6 +88,9 @@ pub enum DayClass {
     Revised,
     /// Some revision of a window is there more than once (a writer's retry).
     Copies,
+    /// Some window has rows in two plants (a context correction moved its station):
+    /// only a de-duplication across plants is right.
+    Moved,
 }
 
 impl DayClass {
@@ -94,13 +99,19 @@ impl DayClass {
             DayClass::Clean => "clean",
             DayClass::Revised => "revised",
             DayClass::Copies => "copies",
+            DayClass::Moved => "moved",
         }
     }
 
     fn parse(tag: &str) -> Option<DayClass> {
-        [DayClass::Clean, DayClass::Revised, DayClass::Copies]
-            .into_iter()
-            .find(|c| c.tag() == tag)
+        [
+            DayClass::Clean,
+            DayClass::Revised,
+            DayClass::Copies,
+            DayClass::Moved,
+        ]
+        .into_iter()
+        .find(|c| c.tag() == tag)
     }
 }
 
@@ -386,8 +397,7 @@ fn latest_of_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<(Vec<Vec<bool
     }
     // (station, window_start) -> (revision, file, row within the file)
     let mut best: HashMap<(&str, i64), (i32, usize, usize)> = HashMap::new();
-    let mut copies = false;
-    let mut superseded = false;
+    let (mut copies, mut superseded, mut moved) = (false, false, false);
     for (f, file) in batches.iter().enumerate() {
         let mut row = 0;
         for batch in file {
@@ -400,7 +410,8 @@ fn latest_of_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<(Vec<Vec<bool
                         v.insert(at);
                     }
                     std::collections::hash_map::Entry::Occupied(mut o) => {
-                        let kept = o.get().0;
+                        let (kept, kept_file, _) = *o.get();
+                        moved |= files[kept_file].0 != files[f].0;
                         copies |= kept == revision;
                         superseded |= kept != revision;
                         if revision > kept {
@@ -419,10 +430,11 @@ fn latest_of_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<(Vec<Vec<bool
     for (_, f, r) in best.into_values() {
         kept[f][r] = true;
     }
-    let class = match (copies, superseded) {
-        (true, _) => DayClass::Copies,
-        (false, true) => DayClass::Revised,
-        (false, false) => DayClass::Clean,
+    let class = match (moved, copies, superseded) {
+        (true, _, _) => DayClass::Moved,
+        (_, true, _) => DayClass::Copies,
+        (_, _, true) => DayClass::Revised,
+        _ => DayClass::Clean,
     };
     Ok((kept, class))
 }

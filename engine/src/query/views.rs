@@ -2,10 +2,13 @@
 //!
 //! `station_windows_latest` reads each UTC day of windows by the class of its fresh
 //! sums (`datasets::sums`): a clean day as it is, a revised day through an anti-join on
-//! its few revisions, any other day (copies, or sums missing or stale) with `ROW_NUMBER`.
+//! its few revisions, a day with copies with `ROW_NUMBER` within each plant; those three
+//! de-duplicate within a plant, so a `plant` filter passes them and prunes folders. A
+//! day whose window moved plants, or whose sums are missing or stale, is de-duplicated
+//! across plants (`ROW_NUMBER` by date, station and minute), where only `date` prunes.
 //! The `oee_by_*` roll-ups add up `window_sums`: the fresh sums files, plus the sums of
 //! the days without them, computed from their latest windows. Each class is a listing of
-//! the same files (`Class::keep`), so `plant` and `date` filters prune every branch.
+//! the same files (`Class::keep`).
 
 use std::sync::Arc;
 
@@ -110,8 +113,10 @@ enum Class {
     Clean,
     /// Windows of days whose fresh sums say only lower revisions are superseded.
     Revised,
-    /// Windows of every other day: de-duplicated with `ROW_NUMBER`.
-    Deduplicated,
+    /// Windows of days whose fresh sums say some revision is there twice.
+    Copies,
+    /// Windows of days with a window in two plants, or without fresh sums.
+    AcrossPlants,
     /// Windows of days without fresh sums: their sums are computed at query time.
     Unsummed,
     /// Fresh `window_sums` files.
@@ -119,10 +124,11 @@ enum Class {
 }
 
 impl Class {
-    const ALL: [Class; 5] = [
+    const ALL: [Class; 6] = [
         Class::Clean,
         Class::Revised,
-        Class::Deduplicated,
+        Class::Copies,
+        Class::AcrossPlants,
         Class::Unsummed,
         Class::Sums,
     ];
@@ -131,7 +137,8 @@ impl Class {
         match self {
             Class::Clean => "clean",
             Class::Revised => "revised",
-            Class::Deduplicated => "deduplicated",
+            Class::Copies => "copies",
+            Class::AcrossPlants => "across_plants",
             Class::Unsummed => "unsummed",
             Class::Sums => "sums",
         }
@@ -159,7 +166,7 @@ impl Class {
         let url = url::Url::parse(&root.url)?;
         Ok(url::Url::parse(&format!(
             "stationflow-{}://view{}",
-            self.name(),
+            self.name().replace('_', "-"),
             url.path()
         ))?)
     }
@@ -173,7 +180,8 @@ impl Class {
             match self {
                 Class::Clean => class == Some(DayClass::Clean),
                 Class::Revised => class == Some(DayClass::Revised),
-                Class::Deduplicated => !matches!(class, Some(DayClass::Clean | DayClass::Revised)),
+                Class::Copies => class == Some(DayClass::Copies),
+                Class::AcrossPlants => matches!(class, None | Some(DayClass::Moved)),
                 Class::Unsummed => class.is_none(),
                 Class::Sums => unreachable!("handled above"),
             }
@@ -312,12 +320,12 @@ fn view_definitions() -> Vec<String> {
             .join(", ")
     };
     // `date` (the UTC day of `window_start` / `start`, so every revision of a key is in
-    // the same one) leads the partitioning of `ROW_NUMBER`: a filter on it passes the
-    // window function and prunes folders.
-    let latest_of = |table: &str| {
+    // the same one) leads the partitioning of `ROW_NUMBER`, and `plant` where a day's
+    // windows stay in one: a filter on them passes the window function and prunes folders.
+    let latest_of = |table: &str, by: &str| {
         format!(
             "SELECT {window_cols}, date FROM (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, window_start ORDER BY revision DESC) AS rn
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY {by}date, station, window_start ORDER BY revision DESC) AS rn
                 FROM {table}) WHERE rn = 1"
         )
     };
@@ -329,15 +337,18 @@ fn view_definitions() -> Vec<String> {
             SELECT {window_cols}, date FROM {clean}
             UNION ALL
             SELECT {w}, w.date FROM {revised} w LEFT ANTI JOIN (
-                SELECT date, station, window_start, revision FROM {revised} WHERE revision > 0) r
-            ON w.date = r.date AND w.station = r.station AND w.window_start = r.window_start
-                AND r.revision > w.revision
+                SELECT plant, date, station, window_start, revision FROM {revised} WHERE revision > 0) r
+            ON w.plant = r.plant AND w.date = r.date AND w.station = r.station
+                AND w.window_start = r.window_start AND r.revision > w.revision
             UNION ALL
-            {deduplicated}",
+            {copies}
+            UNION ALL
+            {across_plants}",
             clean = Class::Clean.table(),
             revised = Class::Revised.table(),
             w = prefixed("w"),
-            deduplicated = latest_of(&Class::Deduplicated.table()),
+            copies = latest_of(&Class::Copies.table(), "plant, "),
+            across_plants = latest_of(&Class::AcrossPlants.table(), ""),
         ),
         format!("CREATE OR REPLACE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
         format!(
@@ -352,7 +363,7 @@ fn view_definitions() -> Vec<String> {
             SELECT {grain}, {computed} FROM ({unsummed}) GROUP BY {grain}",
             columns = sums_columns(),
             computed = sums_of_windows(),
-            unsummed = latest_of(&Class::Unsummed.table()),
+            unsummed = latest_of(&Class::Unsummed.table(), ""),
         ),
     ];
     let measures = sums_measures();
@@ -560,8 +571,9 @@ mod tests {
         let clean = shifted(&base, offset);
         let revised_day = shifted(&base, offset + 1);
         let copies_day = shifted(&base, offset + 2);
+        let moved_day = shifted(&base, offset + 3);
         // A revision that moves a station to another plant supersedes across folders.
-        let mut moved = revised(&revised_day, 2, 17);
+        let mut moved = revised(&moved_day, 2, 17);
         for w in &mut moved {
             w.plant = "P2".into();
         }
@@ -569,18 +581,21 @@ mod tests {
             write(&root, &clean, "part-000000.parquet").await;
             write(&root, &revised_day, "part-000001.parquet").await;
             write(&root, &revised(&revised_day, 1, 5), "part-000002.parquet").await;
-            write(&root, &moved, "part-000003.parquet").await;
+            write(&root, &revised(&revised_day, 2, 10), "part-000003.parquet").await;
             write(&root, &copies_day, "part-000004.parquet").await;
             write(&root, &copies_day, "part-000005.parquet").await;
             write(&root, &revised(&copies_day, 1, 3), "part-000006.parquet").await;
+            write(&root, &moved_day, "part-000007.parquet").await;
+            write(&root, &moved, "part-000008.parquet").await;
         });
         runtime.block_on(assert_views_as_before(&root, "without sums"));
 
         let done = runtime.block_on(sums::refresh(&root, None)).unwrap();
-        assert_eq!(done.len(), 3, "{done:?}");
+        assert_eq!(done.len(), 4, "{done:?}");
         assert_eq!(class_of(&root, &runtime, &day(0)), Some(DayClass::Clean));
         assert_eq!(class_of(&root, &runtime, &day(1)), Some(DayClass::Revised));
         assert_eq!(class_of(&root, &runtime, &day(2)), Some(DayClass::Copies));
+        assert_eq!(class_of(&root, &runtime, &day(3)), Some(DayClass::Moved));
         runtime.block_on(assert_views_as_before(&root, "with fresh sums"));
         assert!(runtime
             .block_on(sums::refresh(&root, None))
@@ -589,8 +604,8 @@ mod tests {
 
         // New windows after the sums: a late revision on the clean day, a new day.
         runtime.block_on(async {
-            write(&root, &revised(&clean, 1, 7), "part-000007.parquet").await;
-            write(&root, &shifted(&base, offset + 3), "part-000008.parquet").await;
+            write(&root, &revised(&clean, 1, 7), "part-000010.parquet").await;
+            write(&root, &shifted(&base, offset + 4), "part-000009.parquet").await;
         });
         assert_eq!(class_of(&root, &runtime, &day(0)), None);
         runtime.block_on(assert_views_as_before(&root, "with stale sums"));

@@ -14,12 +14,13 @@ use stationflow_engine::store::Root;
 use crate::common::replay_sample;
 
 /// Every table and view a member can name, and the admin's hand-filtered stand-in.
-const RELATIONS: [&str; 17] = [
+const RELATIONS: [&str; 18] = [
     "window_sums",
     "window_sums_files",
     "station_windows_clean_files",
     "station_windows_revised_files",
-    "station_windows_deduplicated_files",
+    "station_windows_copies_files",
+    "station_windows_across_plants_files",
     "station_windows_unsummed_files",
     "station_windows",
     "station_windows_latest",

@@ -108,43 +108,163 @@ fn replay_of_the_sample() {
     );
 }
 
-/// A `date` filter on the `_latest` views reaches the listing: only that day's folders
-/// are read (EXPLAIN's file groups), and the rows are those of the unfiltered view.
+/// `plant` and `date` filters reach the listing: a query for one plant and two days
+/// reads only those folders (EXPLAIN's file groups). A `date` filter prunes every view
+/// always; a `plant` filter prunes every view over windows while the days' sums are
+/// fresh (they say no window is in two plants), the raw tables always, and
+/// `downtime_events_latest` never (an event's revision may be in another plant). A
+/// `date` filter on the `_latest` views gives the rows of the unfiltered view.
 #[test]
-fn a_date_filter_on_the_latest_views_reads_that_day_only() {
+fn plant_and_date_filters_read_only_those_folders_in_every_view() {
     let out = tempfile::tempdir().expect("tempdir");
     replay_sample(out.path());
-    for (view, key) in [
-        ("station_windows_latest", "window_start"),
-        ("downtime_events_latest", "\"start\""),
-    ] {
-        let day = "2026-03-05";
-        let plan = query(
-            out.path(),
-            &format!("EXPLAIN SELECT count(*) FROM {view} WHERE date = '{day}'"),
-        );
-        let physical = plan
-            .iter()
-            .find(|r| r[0] == "physical_plan")
-            .map(|r| r[1].clone())
-            .expect("a physical plan");
-        assert!(physical.contains(&format!("date={day}")), "{physical}");
-        for other in ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-06"] {
-            assert!(!physical.contains(&format!("date={other}")), "{physical}");
+    let (days, others) = (
+        ["2026-03-04", "2026-03-05"],
+        ["2026-03-02", "2026-03-03", "2026-03-06"],
+    );
+    let dated = [
+        "station_windows",
+        "station_windows_latest",
+        "downtime_events",
+        "downtime_events_latest",
+        "window_sums",
+    ];
+    let rollups = [
+        "oee_by_shift",
+        "oee_by_station_day",
+        "oee_by_line_day",
+        "oee_by_plant_day",
+        "oee_by_sku_day",
+    ];
+    for sums in ["fresh", "missing"] {
+        if sums == "missing" {
+            fs::remove_dir_all(out.path().join("window_sums")).expect("remove the sums");
         }
-        let filtered = query(
-            out.path(),
-            &format!("SELECT count(*), max(revision) FROM {view} WHERE date = '{day}'"),
-        );
-        let by_key = query(
-            out.path(),
-            &format!(
-                "SELECT count(*), max(revision) FROM {view} \
-                 WHERE CAST({key} AS DATE) = DATE '{day}'"
-            ),
-        );
-        assert_eq!(filtered, by_key, "{view}");
-        assert!(number(&filtered[1][0]) > 0.0, "{view}: {filtered:?}");
+        for view in dated.iter().chain(&rollups) {
+            let filter = if dated.contains(view) {
+                format!(
+                    "plant = 'LEEDS' AND date BETWEEN '{}' AND '{}'",
+                    days[0], days[1]
+                )
+            } else {
+                "plant = 'LEEDS'".to_string()
+            };
+            let plan = query(
+                out.path(),
+                &format!("EXPLAIN SELECT DISTINCT plant FROM {view} WHERE {filter}"),
+            );
+            let physical = plan
+                .iter()
+                .find(|r| r[0] == "physical_plan")
+                .map(|r| r[1].clone())
+                .expect("a physical plan");
+            let what = format!("{view} with sums {sums}: {physical}");
+            assert!(physical.contains("plant=LEEDS"), "{what}");
+            let by_plant = view.ends_with("_files")
+                || ["station_windows", "downtime_events"].contains(view)
+                || (sums == "fresh" && *view != "downtime_events_latest");
+            if by_plant {
+                assert!(!physical.contains("plant=AUSTIN"), "{what}");
+            }
+            if dated.contains(view) {
+                assert!(physical.contains(&format!("date={}", days[1])), "{what}");
+                for other in others {
+                    assert!(!physical.contains(&format!("date={other}")), "{what}");
+                }
+            }
+        }
+        for (view, key) in [
+            ("station_windows_latest", "window_start"),
+            ("downtime_events_latest", "\"start\""),
+        ] {
+            let day = days[1];
+            let filtered = query(
+                out.path(),
+                &format!("SELECT count(*), max(revision) FROM {view} WHERE date = '{day}'"),
+            );
+            let by_key = query(
+                out.path(),
+                &format!(
+                    "SELECT count(*), max(revision) FROM {view} \
+                     WHERE CAST({key} AS DATE) = DATE '{day}'"
+                ),
+            );
+            assert_eq!(filtered, by_key, "{view}");
+            assert!(number(&filtered[1][0]) > 0.0, "{view}: {filtered:?}");
+        }
+    }
+}
+
+/// Every latest view and roll-up gives the rows its definition before `window_sums` gave
+/// (written out here as the reference): on the replayed sample with fresh sums, after
+/// compacting some days, and with one day's sums gone.
+#[test]
+fn every_view_answers_as_its_definition_before_the_sums() {
+    let out = tempfile::tempdir().expect("tempdir");
+    replay_sample(out.path());
+    let columns = stationflow_schemas::window::WINDOW_COLUMNS.join(", ");
+    let latest = format!(
+        "SELECT {columns}, date FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \
+         window_start ORDER BY revision DESC) AS rn FROM station_windows) WHERE rn = 1"
+    );
+    let mut views = vec![(
+        "station_windows_latest".to_string(),
+        latest.clone(),
+        "date, station, window_start".to_string(),
+    )];
+    for (name, keys, _) in stationflow_engine::query::ROLLUPS {
+        let measures = stationflow_engine::query::ROLLUP_MEASURES;
+        views.push((
+            name.to_string(),
+            format!("SELECT {keys}, {measures} FROM ({latest}) GROUP BY {keys}"),
+            keys.to_string(),
+        ));
+    }
+    let data = out.path().display().to_string();
+    for state in [
+        "fresh sums",
+        "compacted before 2026-03-04",
+        "one day's sums gone",
+    ] {
+        match state {
+            "compacted before 2026-03-04" => {
+                let compacted = crate::common::stationflow(&[
+                    "compact",
+                    "--data",
+                    &data,
+                    "--before",
+                    "2026-03-04",
+                ]);
+                assert!(compacted.status.success(), "{compacted:?}");
+            }
+            "one day's sums gone" => {
+                for plant in ["LEEDS", "AUSTIN"] {
+                    let day = out
+                        .path()
+                        .join(format!("window_sums/plant={plant}/date=2026-03-05"));
+                    fs::remove_dir_all(day).expect("remove a day's sums");
+                }
+            }
+            _ => {}
+        }
+        for (view, reference, keys) in &views {
+            let now = query(out.path(), &format!("SELECT * FROM {view} ORDER BY {keys}"));
+            let before = query(
+                out.path(),
+                &format!("SELECT * FROM ({reference}) ORDER BY {keys}"),
+            );
+            assert_eq!(now.len(), before.len(), "{state}: {view}");
+            assert!(now.len() > 1, "{state}: {view} is empty");
+            for (a, b) in now.iter().zip(&before) {
+                for (x, y) in a.iter().zip(b) {
+                    let same = match (x.parse::<f64>(), y.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                        _ => x == y,
+                    };
+                    assert!(same, "{state}: {view}: {a:?} != {b:?}");
+                }
+            }
+        }
     }
 }
 

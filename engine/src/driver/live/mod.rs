@@ -371,6 +371,12 @@ pub fn run(
     consumer.unsubscribe();
     if let Some(task) = sums {
         task.abort();
+        // The last epochs are committed: their days get sums before the engine goes.
+        let state = lock(&assigned);
+        let (output, runtime) = (&state.env.output, &state.env.runtime);
+        if let Err(e) = runtime.block_on(crate::datasets::sums::refresh(output, None)) {
+            tracing::warn!(error = %format!("{e:#}"), "window sums");
+        }
     }
     Ok(())
 }
