@@ -14,6 +14,8 @@
 //! revision written twice: `ROW_NUMBER`), `moved` (a window in two plants: `ROW_NUMBER`
 //! across plants). In all but `moved` a window's rows are in one plant, so readers may
 //! de-duplicate within a plant, and a filter on the plant reads that plant's files only.
+//! Days of `downtime_events` are classified the same way; having no sums, their class
+//! is an empty object `_classes/downtime_events/date=<day>/<digest>-<class>`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -34,6 +37,9 @@ use crate::store::{commits, Root};
 
 /// The dataset's name under the root.
 pub const SUMS: &str = "window_sums";
+
+/// Where other datasets' day classes are kept, under the root.
+pub const CLASSES: &str = "_classes";
 
 /// The columns a day's sums are grouped by, besides the plant.
 pub const GRAIN: [&str; 6] = [
@@ -152,35 +158,25 @@ pub struct Day {
     pub class: Option<DayClass>,
 }
 
-/// Which days have sums that match their windows, as the store holds them now.
+/// Which days have sums that match their windows, and which days of downtime events
+/// have a class that matches their files, as the store holds them now.
 #[derive(Debug, Default)]
 pub struct Freshness {
     pub days: BTreeMap<String, Day>,
     fresh_sums: HashSet<Path>,
     /// Sums files of days that have no windows any more.
     orphans: Vec<ObjectMeta>,
+    /// Days of `downtime_events`; `Day::sums` holds their class markers.
+    pub event_days: BTreeMap<String, Day>,
+    /// Markers of days that have no events any more.
+    event_orphans: Vec<ObjectMeta>,
 }
 
 impl Freshness {
-    /// Lists `station_windows` (committed files) and `window_sums` under `root`.
+    /// Lists `station_windows` and `downtime_events` (committed files), `window_sums`
+    /// and the events' class markers under `root`.
     pub async fn load(root: &Root, committed: &BTreeMap<i32, u64>) -> anyhow::Result<Freshness> {
-        let mut days: BTreeMap<String, Day> = BTreeMap::new();
-        for partition in partitions_of(root, Dataset::StationWindows.name()).await? {
-            for meta in partition.files {
-                if commits::is_committed(committed, &meta.location) {
-                    days.entry(partition.date.clone())
-                        .or_insert_with(|| Day {
-                            date: partition.date.clone(),
-                            files: Vec::new(),
-                            digest: String::new(),
-                            sums: Vec::new(),
-                            class: None,
-                        })
-                        .files
-                        .push((partition.plant.clone(), meta));
-                }
-            }
-        }
+        let mut days = days_of(root, Dataset::StationWindows, committed).await?;
         let mut orphans = Vec::new();
         let mut sums_by_day: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
         for partition in partitions_of(root, SUMS).await? {
@@ -197,8 +193,6 @@ impl Freshness {
         }
         let mut fresh_sums = HashSet::new();
         for day in days.values_mut() {
-            day.files.sort_by(|a, b| a.1.location.cmp(&b.1.location));
-            day.digest = digest(&day.files);
             let sums = sums_by_day.remove(&day.date).unwrap_or_default();
             day.class = class_of(day, &sums);
             if day.class.is_some() {
@@ -209,10 +203,27 @@ impl Freshness {
             }
             day.sums = sums.into_iter().map(|(_, m)| m).collect();
         }
+        let mut event_days = days_of(root, Dataset::DowntimeEvents, committed).await?;
+        let mut event_orphans = Vec::new();
+        for (date, meta) in markers(root).await? {
+            match event_days.get_mut(&date) {
+                Some(day) => day.sums.push(meta),
+                None => event_orphans.push(meta),
+            }
+        }
+        for day in event_days.values_mut() {
+            day.class = day
+                .sums
+                .iter()
+                .filter_map(marker_class)
+                .find_map(|(d, class)| (d == day.digest).then_some(class));
+        }
         Ok(Freshness {
             days,
             fresh_sums,
             orphans,
+            event_days,
+            event_orphans,
         })
     }
 
@@ -221,9 +232,75 @@ impl Freshness {
         self.days.get(date).and_then(|d| d.class)
     }
 
+    /// The class of day `date` of downtime events when its marker matches its files.
+    pub fn event_class(&self, date: &str) -> Option<DayClass> {
+        self.event_days.get(date).and_then(|d| d.class)
+    }
+
     pub fn is_fresh(&self, sums_file: &Path) -> bool {
         self.fresh_sums.contains(sums_file)
     }
+}
+
+/// The committed files of `dataset`, by UTC day, with each day's digest.
+async fn days_of(
+    root: &Root,
+    dataset: Dataset,
+    committed: &BTreeMap<i32, u64>,
+) -> anyhow::Result<BTreeMap<String, Day>> {
+    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    for partition in partitions_of(root, dataset.name()).await? {
+        for meta in partition.files {
+            if commits::is_committed(committed, &meta.location) {
+                days.entry(partition.date.clone())
+                    .or_insert_with(|| Day {
+                        date: partition.date.clone(),
+                        files: Vec::new(),
+                        digest: String::new(),
+                        sums: Vec::new(),
+                        class: None,
+                    })
+                    .files
+                    .push((partition.plant.clone(), meta));
+            }
+        }
+    }
+    for day in days.values_mut() {
+        day.files.sort_by(|a, b| a.1.location.cmp(&b.1.location));
+        day.digest = digest(&day.files);
+    }
+    Ok(days)
+}
+
+/// Where the class markers of downtime events' days are:
+/// `<root>/_classes/downtime_events/date=<day>/<digest>-<class>` (empty objects).
+fn markers_prefix(root: &Root) -> Path {
+    root.child(CLASSES).join(Dataset::DowntimeEvents.name())
+}
+
+/// `(date, marker)` of every class marker.
+async fn markers(root: &Root) -> anyhow::Result<Vec<(String, ObjectMeta)>> {
+    let prefix = markers_prefix(root);
+    let listed: Vec<ObjectMeta> = root
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|m| {
+            let date = m.location.prefix_match(&prefix)?.next()?;
+            let date = date.as_ref().strip_prefix("date=")?.to_string();
+            Some((date, m))
+        })
+        .collect())
+}
+
+/// `(digest, class)` from a marker's name.
+fn marker_class(meta: &ObjectMeta) -> Option<(&str, DayClass)> {
+    let (digest, class) = meta.location.filename()?.split_once('-')?;
+    Some((digest, DayClass::parse(class)?))
 }
 
 /// The digest of a day's files: names, sizes and entity tags (the modification time
@@ -298,8 +375,21 @@ pub async fn refresh(
             }
         }
     }
+    for day in freshness.event_days.values() {
+        if only.is_some_and(|o| !o.contains(&day.date)) {
+            continue;
+        }
+        if day.class.is_none() {
+            classify_event_day(root, day).await?;
+        }
+        for meta in &day.sums {
+            if marker_class(meta).is_none_or(|(d, _)| d != day.digest) {
+                remove(&*root.store, &meta.location).await?;
+            }
+        }
+    }
     if only.is_none() {
-        for meta in &freshness.orphans {
+        for meta in freshness.orphans.iter().chain(&freshness.event_orphans) {
             remove(&*root.store, &meta.location).await?;
         }
     }
@@ -317,7 +407,7 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
             read_bytes(&*root.store, &meta.location).await?,
         ));
     }
-    let (kept, class) = latest_of_day(&files)?;
+    let (kept, class) = latest_of_day(&files, Dataset::StationWindows)?;
     let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
     let mut windows = 0;
     for ((plant, path, bytes), kept) in files.iter().zip(&kept) {
@@ -354,6 +444,21 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
     })
 }
 
+/// Classifies one day of downtime events and puts its marker.
+async fn classify_event_day(root: &Root, day: &Day) -> anyhow::Result<DayClass> {
+    let mut files = Vec::with_capacity(day.files.len());
+    for (plant, meta) in &day.files {
+        let bytes = read_bytes(&*root.store, &meta.location).await?;
+        files.push((plant.as_str(), &meta.location, bytes));
+    }
+    let (_, class) = latest_of_day(&files, Dataset::DowntimeEvents)?;
+    let marker = markers_prefix(root)
+        .join(format!("date={}", day.date))
+        .join(format!("{}-{}", day.digest, class.tag()));
+    put(&*root.store, &marker, Vec::new()).await?;
+    Ok(class)
+}
+
 /// The window columns the sums read.
 fn sums_inputs() -> Vec<&'static str> {
     let mut columns: Vec<&str> = GRAIN.to_vec();
@@ -386,10 +491,12 @@ fn read_columns(path: &Path, bytes: &Bytes, columns: &[&str]) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
 }
 
-/// For each file, which of its rows are the latest revision of their window (one copy
+/// For each file, which of its rows are the latest revision of their key (one copy
 /// kept where a revision is there twice), and the day's class.
-fn latest_of_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
-    let dataset = Dataset::StationWindows;
+fn latest_of_day(
+    files: &[(&str, &Path, Bytes)],
+    dataset: Dataset,
+) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
     let keys = ["station", dataset.time_column(), "revision"];
     let mut batches = Vec::with_capacity(files.len());
     for (_, path, bytes) in files {

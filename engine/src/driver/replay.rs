@@ -18,7 +18,7 @@ use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
 use super::wall_ms;
-use crate::datasets::sums::{self, SUMS};
+use crate::datasets::sums::{self, CLASSES, SUMS};
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
@@ -56,6 +56,7 @@ pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::R
             "station_windows",
             "downtime_events",
             SUMS,
+            CLASSES,
             "dead_letter.jsonl",
         ] {
             let prefix = root.child(name);

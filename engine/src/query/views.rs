@@ -26,6 +26,7 @@ use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
 
 use crate::access::scope::ScopedTable;
 use crate::datasets::sums::{sums_schema, DayClass, Freshness, CONDITIONAL, GRAIN, SUMMED, SUMS};
+use crate::datasets::Dataset;
 use crate::sinks::arrow_rows::{event_schema, window_schema};
 use crate::store::commits::{self, CommittedView};
 use crate::store::Root;
@@ -106,57 +107,83 @@ fn sums_of_windows() -> String {
     columns.join(", ")
 }
 
-/// Which files of the root a hidden table lists.
+/// Which files of a dataset a hidden table lists, by what its day's class says.
 #[derive(Debug, Clone, Copy)]
-enum Class {
-    /// Windows of days whose fresh sums say no row is superseded.
+enum Kind {
+    /// Days where no row is superseded.
     Clean,
-    /// Windows of days whose fresh sums say only lower revisions are superseded.
+    /// Days where only lower revisions are superseded.
     Revised,
-    /// Windows of days whose fresh sums say some revision is there twice.
+    /// Days where some revision is there twice.
     Copies,
-    /// Windows of days with a window in two plants, or without fresh sums.
+    /// Days with a key in two plants, or without a class that matches their files.
     AcrossPlants,
-    /// Windows of days without fresh sums: their sums are computed at query time.
+    /// Days of windows without fresh sums: their sums are computed at query time.
     Unsummed,
     /// Fresh `window_sums` files.
     Sums,
 }
 
+/// A hidden table: one kind of files of one dataset.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    dataset: Dataset,
+    kind: Kind,
+}
+
+const fn class(dataset: Dataset, kind: Kind) -> Class {
+    Class { dataset, kind }
+}
+
+const WINDOWS: Dataset = Dataset::StationWindows;
+const EVENTS: Dataset = Dataset::DowntimeEvents;
+
 impl Class {
-    const ALL: [Class; 6] = [
-        Class::Clean,
-        Class::Revised,
-        Class::Copies,
-        Class::AcrossPlants,
-        Class::Unsummed,
-        Class::Sums,
+    const ALL: [Class; 10] = [
+        class(WINDOWS, Kind::Clean),
+        class(WINDOWS, Kind::Revised),
+        class(WINDOWS, Kind::Copies),
+        class(WINDOWS, Kind::AcrossPlants),
+        class(WINDOWS, Kind::Unsummed),
+        class(WINDOWS, Kind::Sums),
+        class(EVENTS, Kind::Clean),
+        class(EVENTS, Kind::Revised),
+        class(EVENTS, Kind::Copies),
+        class(EVENTS, Kind::AcrossPlants),
     ];
 
-    fn name(self) -> &'static str {
-        match self {
-            Class::Clean => "clean",
-            Class::Revised => "revised",
-            Class::Copies => "copies",
-            Class::AcrossPlants => "across_plants",
-            Class::Unsummed => "unsummed",
-            Class::Sums => "sums",
+    fn kind_name(self) -> &'static str {
+        match self.kind {
+            Kind::Clean => "clean",
+            Kind::Revised => "revised",
+            Kind::Copies => "copies",
+            Kind::AcrossPlants => "across_plants",
+            Kind::Unsummed => "unsummed",
+            Kind::Sums => "sums",
         }
     }
 
     /// The table's name in a session.
     fn table(self) -> String {
-        match self {
-            Class::Sums => format!("{SUMS}_files"),
-            _ => format!("station_windows_{}_files", self.name()),
+        match self.kind {
+            Kind::Sums => format!("{SUMS}_files"),
+            _ => format!("{}_{}_files", self.dataset.name(), self.kind_name()),
         }
     }
 
     /// The dataset folder (under the root) the table lists.
-    fn dataset(self) -> &'static str {
-        match self {
-            Class::Sums => SUMS,
-            _ => "station_windows",
+    fn folder(self) -> &'static str {
+        match self.kind {
+            Kind::Sums => SUMS,
+            _ => self.dataset.name(),
+        }
+    }
+
+    fn schema(self) -> SchemaRef {
+        match (self.kind, self.dataset) {
+            (Kind::Sums, _) => sums_schema(),
+            (_, Dataset::StationWindows) => window_schema(),
+            (_, Dataset::DowntimeEvents) => event_schema(),
         }
     }
 
@@ -164,26 +191,28 @@ impl Class {
     /// its own.
     fn root_url(self, root: &Root) -> anyhow::Result<url::Url> {
         let url = url::Url::parse(&root.url)?;
+        let scheme = format!("stationflow-{}-{}", self.folder(), self.kind_name());
         Ok(url::Url::parse(&format!(
-            "stationflow-{}://view{}",
-            self.name().replace('_', "-"),
+            "{}://view{}",
+            scheme.replace('_', "-"),
             url.path()
         ))?)
     }
 
     fn keep(self, freshness: Arc<Freshness>) -> commits::Keep {
         Arc::new(move |path: &Path| {
-            if let Class::Sums = self {
-                return freshness.is_fresh(path);
-            }
-            let class = date_of(path).and_then(|d| freshness.class(d));
-            match self {
-                Class::Clean => class == Some(DayClass::Clean),
-                Class::Revised => class == Some(DayClass::Revised),
-                Class::Copies => class == Some(DayClass::Copies),
-                Class::AcrossPlants => matches!(class, None | Some(DayClass::Moved)),
-                Class::Unsummed => class.is_none(),
-                Class::Sums => unreachable!("handled above"),
+            let date = date_of(path);
+            let class = match self.dataset {
+                Dataset::StationWindows => date.and_then(|d| freshness.class(d)),
+                Dataset::DowntimeEvents => date.and_then(|d| freshness.event_class(d)),
+            };
+            match self.kind {
+                Kind::Clean => class == Some(DayClass::Clean),
+                Kind::Revised => class == Some(DayClass::Revised),
+                Kind::Copies => class == Some(DayClass::Copies),
+                Kind::AcrossPlants => matches!(class, None | Some(DayClass::Moved)),
+                Kind::Unsummed => class.is_none(),
+                Kind::Sums => freshness.is_fresh(path),
             }
         })
     }
@@ -295,12 +324,8 @@ pub async fn register_all(
         register_files(&ctx, &format!("{dataset}_files"), &url, schema, scope)?;
     }
     for class in Class::ALL {
-        let url = format!("{}{}/", class.root_url(root)?, class.dataset());
-        let schema = match class {
-            Class::Sums => sums_schema(),
-            _ => window_schema(),
-        };
-        register_files(&ctx, &class.table(), &url, schema, scope)?;
+        let url = format!("{}{}/", class.root_url(root)?, class.folder());
+        register_files(&ctx, &class.table(), &url, class.schema(), scope)?;
     }
     for sql in view_definitions() {
         ctx.sql(&sql).await?;
@@ -312,49 +337,18 @@ pub async fn register_all(
 fn view_definitions() -> Vec<String> {
     let window_cols = WINDOW_COLUMNS.join(", ");
     let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
-    let prefixed = |p: &str| {
-        WINDOW_COLUMNS
-            .iter()
-            .map(|c| format!("{p}.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // `date` (the UTC day of `window_start` / `start`, so every revision of a key is in
-    // the same one) leads the partitioning of `ROW_NUMBER`, and `plant` where a day's
-    // windows stay in one: a filter on them passes the window function and prunes folders.
-    let latest_of = |table: &str, by: &str| {
-        format!(
-            "SELECT {window_cols}, date FROM (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY {by}date, station, window_start ORDER BY revision DESC) AS rn
-                FROM {table}) WHERE rn = 1"
-        )
-    };
     let grain = format!("plant, date, {}", GRAIN.join(", "));
     let mut views = vec![
         format!("CREATE OR REPLACE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
         format!(
-            "CREATE OR REPLACE VIEW station_windows_latest AS
-            SELECT {window_cols}, date FROM {clean}
-            UNION ALL
-            SELECT {w}, w.date FROM {revised} w LEFT ANTI JOIN (
-                SELECT plant, date, station, window_start, revision FROM {revised} WHERE revision > 0) r
-            ON w.plant = r.plant AND w.date = r.date AND w.station = r.station
-                AND w.window_start = r.window_start AND r.revision > w.revision
-            UNION ALL
-            {copies}
-            UNION ALL
-            {across_plants}",
-            clean = Class::Clean.table(),
-            revised = Class::Revised.table(),
-            w = prefixed("w"),
-            copies = latest_of(&Class::Copies.table(), "plant, "),
-            across_plants = latest_of(&Class::AcrossPlants.table(), ""),
+            "CREATE OR REPLACE VIEW station_windows_latest AS {}",
+            latest(WINDOWS, "TRUE")
         ),
         format!("CREATE OR REPLACE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
+        // A retracted span hides the revisions before it, then goes itself.
         format!(
-            "CREATE OR REPLACE VIEW downtime_events_latest AS SELECT {quoted_event_cols}, date FROM (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \"start\" ORDER BY revision DESC) AS rn
-                FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
+            "CREATE OR REPLACE VIEW downtime_events_latest AS {}",
+            latest(EVENTS, "reason <> 'retracted'")
         ),
         format!(
             "CREATE OR REPLACE VIEW {SUMS} AS
@@ -363,7 +357,7 @@ fn view_definitions() -> Vec<String> {
             SELECT {grain}, {computed} FROM ({unsummed}) GROUP BY {grain}",
             columns = sums_columns(),
             computed = sums_of_windows(),
-            unsummed = latest_of(&Class::Unsummed.table(), ""),
+            unsummed = row_number_latest(class(WINDOWS, Kind::Unsummed), false, "TRUE"),
         ),
     ];
     let measures = sums_measures();
@@ -373,6 +367,61 @@ fn view_definitions() -> Vec<String> {
         ));
     }
     views
+}
+
+/// The dataset's columns, quoted (`end` is a keyword), prefixed with `alias.` if given.
+fn columns_of(dataset: Dataset, alias: &str) -> String {
+    let names: &[&str] = match dataset {
+        Dataset::StationWindows => &WINDOW_COLUMNS,
+        Dataset::DowntimeEvents => &EVENT_COLUMNS,
+    };
+    names
+        .iter()
+        .chain(&["date"])
+        .map(|c| format!("{alias}\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The highest revision of each key of `dataset` that passes `keep`, each day read by
+/// its class: as it is, through an anti-join on its revisions, or with `ROW_NUMBER`.
+fn latest(dataset: Dataset, keep: &str) -> String {
+    let time = format!("\"{}\"", dataset.time_column());
+    let revised = class(dataset, Kind::Revised).table();
+    format!(
+        "SELECT {columns} FROM {clean} WHERE {keep}
+        UNION ALL
+        SELECT {prefixed} FROM {revised} l LEFT ANTI JOIN (
+            SELECT plant, date, station, {time}, revision FROM {revised} WHERE revision > 0) r
+        ON l.plant = r.plant AND l.date = r.date AND l.station = r.station
+            AND l.{time} = r.{time} AND r.revision > l.revision
+        WHERE {keep}
+        UNION ALL
+        {copies}
+        UNION ALL
+        {across_plants}",
+        columns = columns_of(dataset, ""),
+        clean = class(dataset, Kind::Clean).table(),
+        prefixed = columns_of(dataset, "l."),
+        copies = row_number_latest(class(dataset, Kind::Copies), true, keep),
+        across_plants = row_number_latest(class(dataset, Kind::AcrossPlants), false, keep),
+    )
+}
+
+/// The highest revision of each key in `class`'s files, by `ROW_NUMBER`. `date` (the UTC
+/// day of the key's time, so every revision of a key is in the same one) leads the
+/// partitioning, and `plant` where the class keeps a key's rows in one plant: a filter
+/// on them passes the window function and prunes folders.
+fn row_number_latest(class: Class, within_plant: bool, keep: &str) -> String {
+    let by = if within_plant { "plant, " } else { "" };
+    format!(
+        "SELECT {columns} FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY {by}date, station, \"{time}\" ORDER BY revision DESC) AS rn
+            FROM {table}) WHERE rn = 1 AND {keep}",
+        columns = columns_of(class.dataset, ""),
+        time = class.dataset.time_column(),
+        table = class.table(),
+    )
 }
 
 /// The `window_sums` columns after the grain.
@@ -400,7 +449,7 @@ pub async fn register_store(ctx: &SessionContext, root: &Root) -> anyhow::Result
     for class in Class::ALL {
         let view = CommittedView::filtered(
             committed.clone(),
-            class.name(),
+            class.kind_name(),
             class.keep(freshness.clone()),
         );
         ctx.register_object_store(&class.root_url(root)?, Arc::new(view));
@@ -413,11 +462,11 @@ mod tests {
     use arrow::array::{Array, AsArray, RecordBatch};
     use arrow::datatypes::Float64Type;
     use object_store::memory::InMemory;
-    use stationflow_schemas::window::StationWindow;
+    use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 
     use super::*;
     use crate::datasets::{compact, encode, put, sums};
-    use crate::sinks::arrow_rows::windows_batch;
+    use crate::sinks::arrow_rows::{events_batch, windows_batch};
     use crate::sinks::parquet::{partition_path, utc_day};
 
     const DAY_MS: i64 = 86_400_000;
@@ -431,7 +480,8 @@ mod tests {
         }
     }
 
-    /// `rows` as one file per partition, named `name`.
+    /// `rows` as one file per partition, named `name`; and a downtime event for each
+    /// row in `downtime_events` likewise (revision 2 retracts it).
     async fn write(root: &Root, rows: &[StationWindow], name: &str) {
         let mut by_partition: std::collections::BTreeMap<(String, i32), Vec<StationWindow>> =
             Default::default();
@@ -448,6 +498,31 @@ mod tests {
             )
             .await
             .unwrap();
+            let events: Vec<DowntimeEvent> = rows.iter().map(event_of).collect();
+            let path = partition_path(&root.prefix, "downtime_events", &plant, day, name);
+            put(
+                &*root.store,
+                &path,
+                encode(&[events_batch(&events)]).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    fn event_of(w: &StationWindow) -> DowntimeEvent {
+        DowntimeEvent {
+            plant: w.plant.to_string(),
+            line: w.line.as_deref().map(str::to_string),
+            station: w.station.to_string(),
+            start: w.window_start,
+            end: w.window_end,
+            duration_s: 60.0,
+            downtime_s: w.downtime_s + w.good_qty,
+            reason: if w.revision == 2 { "retracted" } else { "jam" }.into(),
+            error_code: None,
+            revision: w.revision,
+            emitted_at: w.emitted_at,
         }
     }
 
@@ -485,6 +560,12 @@ mod tests {
         if view == "station_windows_latest" {
             return latest;
         }
+        if view == "downtime_events_latest" {
+            let columns = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+            return format!(
+                "SELECT {columns}, date FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \"start\" ORDER BY revision DESC) AS rn FROM downtime_events) WHERE rn = 1 AND reason <> 'retracted'"
+            );
+        }
         let (_, keys, _) = ROLLUPS.iter().find(|(n, _, _)| *n == view).unwrap();
         format!("SELECT {keys}, {ROLLUP_MEASURES} FROM ({latest}) GROUP BY {keys}")
     }
@@ -510,7 +591,10 @@ mod tests {
 
     async fn assert_views_as_before(root: &Root, when: &str) {
         let ctx = session(root).await.unwrap();
-        let mut views = vec![("station_windows_latest", "date, station, window_start")];
+        let mut views = vec![
+            ("station_windows_latest", "date, station, window_start"),
+            ("downtime_events_latest", "date, station, \"start\""),
+        ];
         views.extend(ROLLUPS.iter().map(|(n, k, _)| (*n, *k)));
         for (view, keys) in views {
             let narrow = if view.ends_with("latest") {
@@ -541,10 +625,12 @@ mod tests {
         }
     }
 
+    /// The day's class by its sums, after checking the events' day has the same.
     fn class_of(root: &Root, runtime: &tokio::runtime::Runtime, date: &str) -> Option<DayClass> {
         let freshness = runtime
             .block_on(Freshness::load(root, &Default::default()))
             .unwrap();
+        assert_eq!(freshness.event_class(date), freshness.class(date), "{date}");
         freshness.class(date)
     }
 

@@ -14,7 +14,11 @@ use stationflow_engine::store::Root;
 use crate::common::replay_sample;
 
 /// Every table and view a member can name, and the admin's hand-filtered stand-in.
-const RELATIONS: [&str; 18] = [
+const RELATIONS: [&str; 22] = [
+    "downtime_events_clean_files",
+    "downtime_events_revised_files",
+    "downtime_events_copies_files",
+    "downtime_events_across_plants_files",
     "window_sums",
     "window_sums_files",
     "station_windows_clean_files",

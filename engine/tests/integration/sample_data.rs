@@ -110,10 +110,9 @@ fn replay_of_the_sample() {
 
 /// `plant` and `date` filters reach the listing: a query for one plant and two days
 /// reads only those folders (EXPLAIN's file groups). A `date` filter prunes every view
-/// always; a `plant` filter prunes every view over windows while the days' sums are
-/// fresh (they say no window is in two plants), the raw tables always, and
-/// `downtime_events_latest` never (an event's revision may be in another plant). A
-/// `date` filter on the `_latest` views gives the rows of the unfiltered view.
+/// always; a `plant` filter prunes the raw tables always, and every other view while
+/// the days' sums and classes are fresh (they say no key is in two plants). A `date`
+/// filter on the `_latest` views gives the rows of the unfiltered view.
 #[test]
 fn plant_and_date_filters_read_only_those_folders_in_every_view() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -139,6 +138,7 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
     for sums in ["fresh", "missing"] {
         if sums == "missing" {
             fs::remove_dir_all(out.path().join("window_sums")).expect("remove the sums");
+            fs::remove_dir_all(out.path().join("_classes")).expect("remove the classes");
         }
         for view in dated.iter().chain(&rollups) {
             let filter = if dated.contains(view) {
@@ -160,9 +160,7 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
                 .expect("a physical plan");
             let what = format!("{view} with sums {sums}: {physical}");
             assert!(physical.contains("plant=LEEDS"), "{what}");
-            let by_plant = view.ends_with("_files")
-                || ["station_windows", "downtime_events"].contains(view)
-                || (sums == "fresh" && *view != "downtime_events_latest");
+            let by_plant = ["station_windows", "downtime_events"].contains(view) || sums == "fresh";
             if by_plant {
                 assert!(!physical.contains("plant=AUSTIN"), "{what}");
             }
@@ -197,7 +195,7 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
 
 /// Every latest view and roll-up gives the rows its definition before `window_sums` gave
 /// (written out here as the reference): on the replayed sample with fresh sums, after
-/// compacting some days, and with one day's sums gone.
+/// compacting some days, and with one day's sums and event class gone.
 #[test]
 fn every_view_answers_as_its_definition_before_the_sums() {
     let out = tempfile::tempdir().expect("tempdir");
