@@ -4,7 +4,8 @@
 # them held back 10 minutes by their device, so windows get revised), timed with
 # `stationflow query` (release build; each run a new process: listing, planning and
 # all) and with DuckDB on the same files running the views as they were defined before
-# the `window_sums` dataset (ROW_NUMBER over every row read). Median of RUNS warm runs.
+# the `window_sums` dataset (ROW_NUMBER over every row read): a new process each run as
+# ours, and warm in one connection. Medians of RUNS runs, page cache warm.
 #   benches/bi-queries.sh       (DAYS=365 STATIONS=1000 RUNS=5 BENCH_DIR=target/bi-bench)
 # Needs DuckDB: run `source scripts/services.sh` first (it installs the pinned one).
 set -euo pipefail
@@ -46,34 +47,47 @@ queries=(
 )
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-printf '%-36s %14s %14s %8s\n' query stationflow_s duckdb_s rows
-for q in "${queries[@]}"; do
-    IFS='|' read -r name ours theirs <<<"$q"
-    "$bin" query --data "$dir/out" --format csv "$ours" >/dev/null # warm the page cache
-    ours_s=$(for _ in $(seq "$runs"); do
+# Milliseconds a command takes, median of RUNS.
+time_ms() {
+    for _ in $(seq "$runs"); do
         start=$(date +%s%N)
-        "$bin" query --data "$dir/out" --format csv "$ours" >"$dir/ours.csv"
+        "$@" >"$dir/last.csv"
         echo $((($(date +%s%N) - start) / 1000000))
-    done | median)
-    rows=$(($(wc -l <"$dir/ours.csv") - 1))
-    theirs_s=$("$python" - "$dir/out" "$theirs" "$runs" <<'PY'
+    done | median
+}
+cat >"$dir/duckdb_views.py" <<'PY'
+# DuckDB over the same files with the views as they were before window_sums.
+#   duckdb_views.py <root> <sql> warm <runs>: median seconds of runs in one connection
+#   duckdb_views.py <root> <sql> once: the query once (timed from outside, like ours)
 import sys, time, duckdb
-root, sql, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, sql, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
-cols = lambda d: f"read_parquet('{root}/{d}/*/*/*.parquet', hive_partitioning = true)"
+files = lambda d: f"read_parquet('{root}/{d}/*/*/*.parquet', hive_partitioning = true)"
 con.execute(f"""CREATE VIEW latest AS SELECT * EXCLUDE (rn) FROM (SELECT *,
     row_number() OVER (PARTITION BY date, station, window_start ORDER BY revision DESC) AS rn
-    FROM {cols('station_windows')}) WHERE rn = 1""")
+    FROM {files('station_windows')}) WHERE rn = 1""")
 con.execute(f"""CREATE VIEW events AS SELECT * EXCLUDE (rn) FROM (SELECT *,
     row_number() OVER (PARTITION BY date, station, "start" ORDER BY revision DESC) AS rn
-    FROM {cols('downtime_events')}) WHERE rn = 1 AND reason <> 'retracted'""")
+    FROM {files('downtime_events')}) WHERE rn = 1 AND reason <> 'retracted'""")
+if mode == "once":
+    con.execute(sql).fetchall()
+    sys.exit()
 con.execute(sql).fetchall()
 times = []
-for _ in range(runs):
+for _ in range(int(sys.argv[4])):
     t = time.perf_counter(); con.execute(sql).fetchall(); times.append(time.perf_counter() - t)
 print(sorted(times)[len(times) // 2])
 PY
-)
-    printf '%-36s %14.3f %14.3f %8d\n' "$name" "$(echo "$ours_s" | awk '{print $1 / 1000}')" \
-        "$theirs_s" "$rows"
+seconds() { awk '{printf "%.3f", $1 / 1000}'; }
+echo "stationflow: a new \`stationflow query\` process each run (listing, planning, output);"
+echo "DuckDB: a new Python process each run (connect, views, query), and warm in one connection"
+printf '%-34s %12s %14s %12s %7s\n' query stationflow duckdb_process duckdb_warm rows
+for q in "${queries[@]}"; do
+    IFS='|' read -r name ours theirs <<<"$q"
+    "$bin" query --data "$dir/out" --format csv "$ours" >/dev/null # warm the page cache
+    ours_s=$(time_ms "$bin" query --data "$dir/out" --format csv "$ours" | seconds)
+    rows=$(($(wc -l <"$dir/last.csv") - 1))
+    cold_s=$(time_ms "$python" "$dir/duckdb_views.py" "$dir/out" "$theirs" once | seconds)
+    warm_s=$("$python" "$dir/duckdb_views.py" "$dir/out" "$theirs" warm "$runs")
+    printf '%-34s %12s %14s %12.3f %7d\n' "$name" "$ours_s" "$cold_s" "$warm_s" "$rows"
 done

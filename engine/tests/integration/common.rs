@@ -178,3 +178,48 @@ pub fn serve(out: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Served {
     });
     Served { child, pg, http }
 }
+
+/// `station_windows_latest` as it was defined before `window_sums`: the reference the
+/// views are compared with.
+pub fn reference_latest() -> String {
+    format!(
+        "SELECT {}, date FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \
+         window_start ORDER BY revision DESC) AS rn FROM station_windows) WHERE rn = 1",
+        stationflow_schemas::window::WINDOW_COLUMNS.join(", ")
+    )
+}
+
+/// `downtime_events_latest` as it was defined before the events' day classes.
+pub fn reference_events_latest() -> String {
+    let columns = stationflow_schemas::window::EVENT_COLUMNS.map(|c| format!("\"{c}\""));
+    format!(
+        "SELECT {}, date FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \
+         \"start\" ORDER BY revision DESC) AS rn FROM downtime_events) \
+         WHERE rn = 1 AND reason <> 'retracted'",
+        columns.join(", ")
+    )
+}
+
+/// A roll-up by `keys` as the `oee_by_*` views were defined before `window_sums`.
+pub fn reference_rollup(keys: &str) -> String {
+    format!(
+        "SELECT {keys}, {} FROM ({}) GROUP BY {keys}",
+        stationflow_engine::query::ROLLUP_MEASURES,
+        reference_latest()
+    )
+}
+
+/// Rows of CSV cells equal, numbers to 1e-9 (sums added in another order differ in
+/// the last bits).
+pub fn assert_rows_match(got: &[Vec<String>], want: &[Vec<String>], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: rows");
+    for (a, b) in got.iter().zip(want).skip(1) {
+        for (x, y) in a.iter().zip(b) {
+            let same = match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                _ => x == y,
+            };
+            assert!(same, "{what}: {a:?} != {b:?}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::common::{number, query, replay, workspace};
+use crate::common::{assert_rows_match, number, query, reference_rollup, replay, workspace};
 
 const COLUMNS: [&str; 12] = [
     "planned_s",
@@ -42,6 +42,15 @@ fn golden_cases_match_through_replay_and_query() {
             &dir.join("context.toml"),
             out.path(),
         );
+        // The roll-ups over the case's sums equal the roll-up of its latest windows (the
+        // two with the grain's every column: shift and SKU).
+        let rollups = stationflow_engine::query::ROLLUPS;
+        for (name, keys, _) in [rollups[0], rollups[4]] {
+            let got = query(out.path(), &format!("SELECT * FROM {name} ORDER BY {keys}"));
+            let reference = reference_rollup(keys);
+            let want = query(out.path(), &format!("{reference} ORDER BY {keys}"));
+            assert_rows_match(&got, &want, &format!("{}: {name}", dir.display()));
+        }
         let cols = COLUMNS.join(", ");
         let rows = query(
             out.path(),

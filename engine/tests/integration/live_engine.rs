@@ -597,28 +597,14 @@ fn sums_match_the_windows(live: &Path) {
         crate::common::query(live, &format!("{days} station_windows_files")),
         "every day has fresh sums"
     );
-    let latest = "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \
-         window_start ORDER BY revision DESC) AS rn FROM station_windows) WHERE rn = 1";
     let keys = "plant, line, station, production_date";
-    let measures = stationflow_engine::query::ROLLUP_MEASURES;
     let got = crate::common::query(
         live,
         &format!("SELECT * FROM oee_by_station_day ORDER BY {keys}"),
     );
-    let want = crate::common::query(
-        live,
-        &format!("SELECT {keys}, {measures} FROM ({latest}) GROUP BY {keys} ORDER BY {keys}"),
-    );
-    assert_eq!(got.len(), want.len());
-    for (a, b) in got.iter().zip(&want).skip(1) {
-        for (x, y) in a.iter().zip(b) {
-            let same = match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
-                _ => x == y,
-            };
-            assert!(same, "{a:?} != {b:?}");
-        }
-    }
+    let reference = crate::common::reference_rollup(keys);
+    let want = crate::common::query(live, &format!("{reference} ORDER BY {keys}"));
+    crate::common::assert_rows_match(&got, &want, "oee_by_station_day");
 }
 
 /// How many of replay's dead letters (in `dir/replay`) have each reason.

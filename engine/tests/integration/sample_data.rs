@@ -7,7 +7,10 @@ use std::fs;
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{number, query, replay_sample};
+use crate::common::{
+    assert_rows_match, number, query, reference_events_latest, reference_latest, reference_rollup,
+    replay_sample,
+};
 
 #[test]
 fn replay_of_the_sample() {
@@ -194,29 +197,26 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
 }
 
 /// Every latest view and roll-up gives the rows its definition before `window_sums` gave
-/// (written out here as the reference): on the replayed sample with fresh sums, after
+/// (written out as the reference): on the replayed sample with fresh sums, after
 /// compacting some days, and with one day's sums and event class gone.
 #[test]
 fn every_view_answers_as_its_definition_before_the_sums() {
     let out = tempfile::tempdir().expect("tempdir");
     replay_sample(out.path());
-    let columns = stationflow_schemas::window::WINDOW_COLUMNS.join(", ");
-    let latest = format!(
-        "SELECT {columns}, date FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY date, station, \
-         window_start ORDER BY revision DESC) AS rn FROM station_windows) WHERE rn = 1"
-    );
-    let mut views = vec![(
-        "station_windows_latest".to_string(),
-        latest.clone(),
-        "date, station, window_start".to_string(),
-    )];
+    let mut views = vec![
+        (
+            "station_windows_latest".to_string(),
+            reference_latest(),
+            "date, station, window_start".to_string(),
+        ),
+        (
+            "downtime_events_latest".to_string(),
+            reference_events_latest(),
+            "date, station, \"start\"".to_string(),
+        ),
+    ];
     for (name, keys, _) in stationflow_engine::query::ROLLUPS {
-        let measures = stationflow_engine::query::ROLLUP_MEASURES;
-        views.push((
-            name.to_string(),
-            format!("SELECT {keys}, {measures} FROM ({latest}) GROUP BY {keys}"),
-            keys.to_string(),
-        ));
+        views.push((name.to_string(), reference_rollup(keys), keys.to_string()));
     }
     let data = out.path().display().to_string();
     for state in [
@@ -237,11 +237,11 @@ fn every_view_answers_as_its_definition_before_the_sums() {
             }
             "one day's sums gone" => {
                 for plant in ["LEEDS", "AUSTIN"] {
-                    let day = out
-                        .path()
-                        .join(format!("window_sums/plant={plant}/date=2026-03-05"));
-                    fs::remove_dir_all(day).expect("remove a day's sums");
+                    let sums = format!("window_sums/plant={plant}/date=2026-03-05");
+                    fs::remove_dir_all(out.path().join(sums)).expect("remove a day's sums");
                 }
+                let class = out.path().join("_classes/downtime_events/date=2026-03-05");
+                fs::remove_dir_all(class).expect("remove a day's event class");
             }
             _ => {}
         }
@@ -251,17 +251,8 @@ fn every_view_answers_as_its_definition_before_the_sums() {
                 out.path(),
                 &format!("SELECT * FROM ({reference}) ORDER BY {keys}"),
             );
-            assert_eq!(now.len(), before.len(), "{state}: {view}");
             assert!(now.len() > 1, "{state}: {view} is empty");
-            for (a, b) in now.iter().zip(&before) {
-                for (x, y) in a.iter().zip(b) {
-                    let same = match (x.parse::<f64>(), y.parse::<f64>()) {
-                        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
-                        _ => x == y,
-                    };
-                    assert!(same, "{state}: {view}: {a:?} != {b:?}");
-                }
-            }
+            assert_rows_match(&now, &before, &format!("{state}: {view}"));
         }
     }
 }
