@@ -10,6 +10,7 @@
 //! the days without them, computed from their latest windows. Each class is a listing of
 //! the same files (`Class::keep`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -199,22 +200,56 @@ impl Class {
         ))?)
     }
 
-    fn keep(self, freshness: Arc<Freshness>) -> commits::Keep {
-        Arc::new(move |path: &Path| {
-            let date = date_of(path);
-            let class = match self.dataset {
-                Dataset::StationWindows => date.and_then(|d| freshness.class(d)),
-                Dataset::DowntimeEvents => date.and_then(|d| freshness.event_class(d)),
-            };
-            match self.kind {
-                Kind::Clean => class == Some(DayClass::Clean),
-                Kind::Revised => class == Some(DayClass::Revised),
-                Kind::Copies => class == Some(DayClass::Copies),
-                Kind::AcrossPlants => matches!(class, None | Some(DayClass::Moved)),
-                Kind::Unsummed => class.is_none(),
-                Kind::Sums => freshness.is_fresh(path),
-            }
-        })
+    /// Whether `path` is in this class, by `freshness`.
+    fn holds(self, freshness: &Freshness, path: &Path) -> bool {
+        let date = date_of(path);
+        let class = match self.dataset {
+            Dataset::StationWindows => date.and_then(|d| freshness.class(d)),
+            Dataset::DowntimeEvents => date.and_then(|d| freshness.event_class(d)),
+        };
+        match self.kind {
+            Kind::Clean => class == Some(DayClass::Clean),
+            Kind::Revised => class == Some(DayClass::Revised),
+            Kind::Copies => class == Some(DayClass::Copies),
+            Kind::AcrossPlants => matches!(class, None | Some(DayClass::Moved)),
+            Kind::Unsummed => class.is_none(),
+            Kind::Sums => freshness.is_fresh(path),
+        }
+    }
+}
+
+/// The freshness of a root's sums and classes, loaded when a statement first lists a
+/// class's table (a statement that reads none, `SELECT 1`, pays nothing), then kept for
+/// the statement: every table of one statement sees the same classes.
+struct LazyFreshness {
+    root: Root,
+    commits: BTreeMap<i32, u64>,
+    loaded: tokio::sync::OnceCell<Freshness>,
+}
+
+/// The files of one class, as a listing filter.
+struct ClassFilter {
+    class: Class,
+    freshness: Arc<LazyFreshness>,
+}
+
+#[async_trait::async_trait]
+impl commits::Keep for ClassFilter {
+    async fn prepare(&self) -> object_store::Result<()> {
+        let lazy = &self.freshness;
+        lazy.loaded
+            .get_or_try_init(|| Freshness::load(&lazy.root, &lazy.commits))
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "stationflow",
+                source: e.into(),
+            })?;
+        Ok(())
+    }
+
+    fn keep(&self, path: &Path) -> bool {
+        let loaded = self.freshness.loaded.get();
+        loaded.is_some_and(|f| self.class.holds(f, path))
     }
 }
 
@@ -449,15 +484,19 @@ fn sums_columns() -> String {
 pub async fn register_store(ctx: &SessionContext, root: &Root) -> anyhow::Result<()> {
     let url = url::Url::parse(&root.url)?;
     let commits = commits::load(&*root.store, &root.prefix).await?;
-    let freshness = Arc::new(Freshness::load(root, &commits).await?);
+    let freshness = Arc::new(LazyFreshness {
+        root: root.clone(),
+        commits: commits.clone(),
+        loaded: tokio::sync::OnceCell::new(),
+    });
     let committed: Arc<dyn ObjectStore> = Arc::new(CommittedView::new(root.store.clone(), commits));
     ctx.register_object_store(&url, committed.clone());
     for class in Class::ALL {
-        let view = CommittedView::filtered(
-            committed.clone(),
-            class.kind_name(),
-            class.keep(freshness.clone()),
-        );
+        let filter = ClassFilter {
+            class,
+            freshness: freshness.clone(),
+        };
+        let view = CommittedView::filtered(committed.clone(), class.kind_name(), Arc::new(filter));
         ctx.register_object_store(&class.root_url(root)?, Arc::new(view));
     }
     Ok(())

@@ -72,14 +72,34 @@ pub fn is_committed(commits: &BTreeMap<i32, u64>, location: &Path) -> bool {
     }
 }
 
-/// Whether a listed file is shown.
-pub type Keep = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+/// Which listed files a `CommittedView` shows.
+#[async_trait]
+pub trait Keep: Send + Sync {
+    /// Runs before each listing is filtered: a filter that needs a listing of its own
+    /// loads it here, once, only when a listing is asked for.
+    async fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
 
-/// A store whose listings show only the files `keep` accepts (reads pass through): the
-/// committed live output (`CommittedView::new`), or one class of it (`query`'s views).
+    fn keep(&self, path: &Path) -> bool;
+}
+
+/// Live files of epochs past their partition's commit are hidden.
+struct Committed(BTreeMap<i32, u64>);
+
+#[async_trait]
+impl Keep for Committed {
+    fn keep(&self, path: &Path) -> bool {
+        is_committed(&self.0, path)
+    }
+}
+
+/// A store whose listings show only the files a `Keep` accepts (reads pass through):
+/// the committed live output (`CommittedView::new`), or one class of it (`query`'s
+/// views).
 pub struct CommittedView {
     inner: Arc<dyn ObjectStore>,
-    keep: Keep,
+    keep: Arc<dyn Keep>,
     what: &'static str,
 }
 
@@ -92,16 +112,11 @@ impl std::fmt::Debug for CommittedView {
 impl CommittedView {
     /// Hides live files of epochs past their partition's commit.
     pub fn new(inner: Arc<dyn ObjectStore>, commits: BTreeMap<i32, u64>) -> Self {
-        let commits = Arc::new(commits);
-        Self::filtered(
-            inner,
-            "committed output",
-            Arc::new(move |path| is_committed(&commits, path)),
-        )
+        Self::filtered(inner, "committed output", Arc::new(Committed(commits)))
     }
 
     /// Shows only what `keep` accepts of what `inner` lists.
-    pub fn filtered(inner: Arc<dyn ObjectStore>, what: &'static str, keep: Keep) -> Self {
+    pub fn filtered(inner: Arc<dyn ObjectStore>, what: &'static str, keep: Arc<dyn Keep>) -> Self {
         CommittedView { inner, keep, what }
     }
 }
@@ -143,16 +158,22 @@ impl ObjectStore for CommittedView {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let keep = self.keep.clone();
-        self.inner
-            .list(prefix)
-            .try_filter(move |meta| futures::future::ready(keep(&meta.location)))
-            .boxed()
+        let (keep, inner, prefix) = (self.keep.clone(), self.inner.clone(), prefix.cloned());
+        futures::stream::once(async move {
+            keep.prepare().await?;
+            let listed = inner.list(prefix.as_ref());
+            let kept =
+                listed.try_filter(move |meta| futures::future::ready(keep.keep(&meta.location)));
+            Ok::<_, object_store::Error>(kept)
+        })
+        .try_flatten()
+        .boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.keep.prepare().await?;
         let mut listed = self.inner.list_with_delimiter(prefix).await?;
-        listed.objects.retain(|meta| (self.keep)(&meta.location));
+        listed.objects.retain(|meta| self.keep.keep(&meta.location));
         Ok(listed)
     }
 
