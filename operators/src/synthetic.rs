@@ -163,6 +163,71 @@ pub fn signals(
     interval_ms: i64,
     seed: u64,
 ) -> impl Iterator<Item = SignalRecord> {
+    paced(stations, records, Pace::Every(interval_ms), seed)
+}
+
+/// How far apart a station's records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Every station every this many ms (stations staggered within it).
+    Every(i64),
+    /// Each record of a station between this many and that many ms after its last, drawn
+    /// anew each time (a discrete station completing a unit every 20–60 s).
+    Between(i64, i64),
+}
+
+/// Which station reports next, and when: records in event-time order.
+struct Clock {
+    stations: usize,
+    pace: Pace,
+    rng: Rng,
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+}
+
+impl Clock {
+    fn new(stations: usize, pace: Pace, seed: u64) -> Clock {
+        let mut rng = Rng::new(seed);
+        let mut due = std::collections::BinaryHeap::new();
+        if let Pace::Between(_, most) = pace {
+            for i in 0..stations {
+                let first = START_MS + rng.below(most.max(1) as u64) as i64;
+                due.push(std::cmp::Reverse((first, i)));
+            }
+        }
+        Clock {
+            stations,
+            pace,
+            rng,
+            due,
+        }
+    }
+
+    /// The station and time of record `n`.
+    fn next(&mut self, n: usize) -> (usize, i64) {
+        match self.pace {
+            Pace::Every(interval_ms) => {
+                let i = n % self.stations;
+                let round = (n / self.stations) as i64;
+                let jitter = (i as i64 * 7_919) % interval_ms.max(1);
+                (i, START_MS + round * interval_ms + jitter)
+            }
+            Pace::Between(least, most) => {
+                let std::cmp::Reverse((ts, i)) = self.due.pop().expect("a station is due");
+                let gap = least.max(1) + self.rng.below((most - least).max(0) as u64 + 1) as i64;
+                self.due.push(std::cmp::Reverse((ts + gap, i)));
+                (i, ts)
+            }
+        }
+    }
+}
+
+/// `signals` at any `Pace`.
+pub fn paced(
+    stations: usize,
+    records: usize,
+    pace: Pace,
+    seed: u64,
+) -> impl Iterator<Item = SignalRecord> {
     let mut rng = Rng::new(seed);
     let mut devices: Vec<Device> = (0..stations)
         .map(|i| Device {
@@ -173,12 +238,9 @@ pub fn signals(
             seq: 0,
         })
         .collect();
-    let stations = stations.max(1);
+    let mut clock = Clock::new(stations.max(1), pace, seed ^ 0xc10c);
     (0..records).map(move |n| {
-        let i = n % stations;
-        let round = (n / stations) as i64;
-        let jitter = (i as i64 * 7_919) % interval_ms.max(1);
-        let ts = START_MS + round * interval_ms + jitter;
+        let (i, ts) = clock.next(n);
         let d = &mut devices[i];
         d.seq += 1;
         let mut readings = smallvec::SmallVec::new();
@@ -225,4 +287,30 @@ pub fn signals(
             unknown_keys: 0,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_station_reports_every_cycle_in_its_range_in_time_order() {
+        let records: Vec<SignalRecord> =
+            paced(50, 20_000, Pace::Between(20_000, 60_000), 3).collect();
+        assert!(records.windows(2).all(|w| w[0].ts <= w[1].ts));
+        let mut last: std::collections::HashMap<&str, i64> = Default::default();
+        for r in &records {
+            if let Some(before) = last.insert(&r.station, r.ts) {
+                assert!(
+                    (20_000..=60_000).contains(&(r.ts - before)),
+                    "{}",
+                    r.ts - before
+                );
+            }
+        }
+        // Every station reports, about once every 40 s: 400 records over ~4.4 hours.
+        assert_eq!(last.len(), 50);
+        let span_h = (records.last().unwrap().ts - START_MS) as f64 / 3.6e6;
+        assert!((4.0..4.9).contains(&span_h), "{span_h} hours");
+    }
 }

@@ -20,6 +20,11 @@ pub struct GenerateArgs {
     /// Milliseconds between two records of one station.
     #[arg(long, default_value_t = 1_000)]
     pub interval_ms: i64,
+    /// Seconds between two records of one station drawn anew for each, `MIN-MAX` (a
+    /// discrete station completing a unit every 20–60 s: `20-60`); instead of
+    /// `--interval-ms`.
+    #[arg(long, value_parser = seconds_range, conflicts_with = "interval_ms")]
+    pub cycle_s: Option<(i64, i64)>,
     #[arg(long, default_value = "./stationflow-generated")]
     pub out: PathBuf,
     /// Records a device holds back and sends later (a DAU buffering through a network
@@ -43,7 +48,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
     );
     let mut line = String::with_capacity(256);
-    let signals = synthetic::signals(args.stations, args.records, args.interval_ms, args.seed);
+    let pace = match args.cycle_s {
+        Some((least, most)) => synthetic::Pace::Between(least * 1000, most * 1000),
+        None => synthetic::Pace::Every(args.interval_ms),
+    };
+    let signals = synthetic::paced(args.stations, args.records, pace, args.seed);
     let late = Late {
         share: args.late_percent / 100.0,
         by_ms: args.late_by_s * 1000,
@@ -72,6 +81,23 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// `MIN-MAX` (or one number) seconds, at least 1.
+fn seconds_range(text: &str) -> Result<(i64, i64), String> {
+    let (least, most) = text.split_once('-').unwrap_or((text, text));
+    let number = |t: &str| {
+        t.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| format!("{text:?}: give seconds as MIN-MAX, e.g. 20-60"))
+    };
+    let (least, most) = (number(least)?, number(most)?);
+    if least > most {
+        return Err(format!("{text:?}: MIN is above MAX"));
+    }
+    Ok((least, most))
 }
 
 /// Holds back a share of the records and lets each go once the file has come `by_ms` of
