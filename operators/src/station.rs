@@ -629,7 +629,15 @@ impl StationOp {
             }
             self.emitted_from += MINUTE_MS;
         }
-        self.events.retain(|_, e| e.end >= keep_from);
+        // Only a span that began before `keep_from` can have ended before it: the rest of
+        // the map (every span of the allowed lateness) is not walked.
+        let ended: Vec<i64> = (self.events.range(..keep_from))
+            .filter(|(_, e)| e.end < keep_from)
+            .map(|(start, _)| *start)
+            .collect();
+        for start in ended {
+            self.events.remove(&start);
+        }
     }
 }
 
