@@ -491,51 +491,95 @@ fn read_columns(path: &Path, bytes: &Bytes, columns: &[&str]) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
 }
 
+/// Keys one pass of `latest_of_day` holds at most (about 40 bytes each): a day with
+/// more rows is read in passes, its stations split between them by a hash.
+const KEYS_PER_PASS: usize = 4_000_000;
+
 /// For each file, which of its rows are the latest revision of their key (one copy
 /// kept where a revision is there twice), and the day's class.
 fn latest_of_day(
     files: &[(&str, &Path, Bytes)],
     dataset: Dataset,
 ) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
-    let keys = ["station", dataset.time_column(), "revision"];
-    let mut batches = Vec::with_capacity(files.len());
-    for (_, path, bytes) in files {
-        batches.push(read_columns(path, bytes, &keys)?);
-    }
-    // (station, window_start) -> (revision, file, row within the file)
-    let mut best: HashMap<(&str, i64), (i32, usize, usize)> = HashMap::new();
+    latest_in_passes(files, dataset, KEYS_PER_PASS)
+}
+
+/// The pass (of `passes`) that handles `station`'s keys.
+fn pass_of(station: &str, passes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    station.hash(&mut hasher);
+    (hasher.finish() % passes as u64) as usize
+}
+
+fn latest_in_passes(
+    files: &[(&str, &Path, Bytes)],
+    dataset: Dataset,
+    keys_per_pass: usize,
+) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
+    let rows = files
+        .iter()
+        .map(|(_, path, bytes)| {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+                .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+            Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
+    let passes = rows
+        .iter()
+        .sum::<usize>()
+        .div_ceil(keys_per_pass.max(1))
+        .max(1);
+    let mut kept: Vec<Vec<bool>> = rows.iter().map(|n| vec![false; *n]).collect();
     let (mut copies, mut superseded, mut moved) = (false, false, false);
-    for (f, file) in batches.iter().enumerate() {
-        let mut row = 0;
-        for batch in file {
-            let k = RowKeys::of(batch, dataset)?;
-            for r in 0..batch.num_rows() {
-                let revision = k.revision.value(r);
-                let at = (revision, f, row + r);
-                match best.entry((k.station(r), k.time.value(r))) {
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(at);
+    let keys = ["station", dataset.time_column(), "revision"];
+    for pass in 0..passes {
+        // Stations by number, so that a key is small and owns nothing.
+        let mut stations: HashMap<String, u32> = HashMap::new();
+        // (station, time) -> (revision, file, row within the file)
+        let mut best: HashMap<(u32, i64), (i32, u32, u32)> = HashMap::new();
+        for (f, (_, path, bytes)) in files.iter().enumerate() {
+            let mut row = 0;
+            for batch in read_columns(path, bytes, &keys)? {
+                let k = RowKeys::of(&batch, dataset)?;
+                for r in 0..batch.num_rows() {
+                    let station = k.station(r);
+                    if passes > 1 && pass_of(station, passes) != pass {
+                        continue;
                     }
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        let (kept, kept_file, _) = *o.get();
-                        moved |= files[kept_file].0 != files[f].0;
-                        copies |= kept == revision;
-                        superseded |= kept != revision;
-                        if revision > kept {
-                            o.insert(at);
+                    let id = match stations.get(station) {
+                        Some(id) => *id,
+                        None => {
+                            let id = stations.len() as u32;
+                            stations.insert(station.to_string(), id);
+                            id
+                        }
+                    };
+                    let revision = k.revision.value(r);
+                    let at = (revision, f as u32, (row + r) as u32);
+                    match best.entry((id, k.time.value(r))) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(at);
+                        }
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            let (kept, kept_file, _) = *o.get();
+                            moved |= files[kept_file as usize].0 != files[f].0;
+                            copies |= kept == revision;
+                            superseded |= kept != revision;
+                            if revision > kept {
+                                o.insert(at);
+                            }
                         }
                     }
                 }
+                row += batch.num_rows();
             }
-            row += batch.num_rows();
         }
-    }
-    let mut kept: Vec<Vec<bool>> = batches
-        .iter()
-        .map(|b| vec![false; b.iter().map(RecordBatch::num_rows).sum()])
-        .collect();
-    for (_, f, r) in best.into_values() {
-        kept[f][r] = true;
+        for (_, f, r) in best.into_values() {
+            if let Some(slot) = kept.get_mut(f as usize).and_then(|k| k.get_mut(r as usize)) {
+                *slot = true;
+            }
+        }
     }
     let class = match (moved, copies, superseded) {
         (true, _, _) => DayClass::Moved,
@@ -714,5 +758,58 @@ impl Accumulator {
                 .collect::<StringArray>(),
         ));
         Ok(RecordBatch::try_new(sums_schema(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::arrow_rows::windows_batch;
+
+    /// A day read in many passes keeps the same rows and has the same class as in one.
+    #[test]
+    fn a_day_read_in_passes_keeps_what_one_pass_keeps() {
+        let windows = crate::sinks::parquet::tests::synthetic_windows(6, 4_000, 5);
+        let revise = |every: usize, revision: i32| -> Vec<_> {
+            let mut rows: Vec<_> = windows.iter().step_by(every).cloned().collect();
+            for w in &mut rows {
+                w.revision = revision;
+            }
+            rows
+        };
+        let mut moved = revise(11, 2);
+        for w in &mut moved {
+            w.plant = "OTHER".into();
+        }
+        let cases = [
+            vec![windows.clone()],
+            vec![windows.clone(), revise(3, 1)],
+            vec![windows.clone(), revise(3, 1), revise(5, 1)],
+            vec![windows.clone(), revise(3, 1), moved],
+        ];
+        let path = Path::from("day");
+        let mut classes = Vec::new();
+        for (n, case) in cases.iter().enumerate() {
+            let files: Vec<(&str, &Path, Bytes)> = case
+                .iter()
+                .map(|rows| {
+                    let bytes = super::super::encode(&[windows_batch(rows)]).unwrap();
+                    (&*rows[0].plant, &path, Bytes::from(bytes))
+                })
+                .collect();
+            let one = latest_in_passes(&files, Dataset::StationWindows, 1 << 30).unwrap();
+            let many = latest_in_passes(&files, Dataset::StationWindows, 7).unwrap();
+            assert_eq!(one, many, "case {n}");
+            classes.push(one.1);
+        }
+        assert_eq!(
+            classes,
+            [
+                DayClass::Clean,
+                DayClass::Revised,
+                DayClass::Copies,
+                DayClass::Moved
+            ]
+        );
     }
 }
