@@ -42,7 +42,7 @@ pub fn run(args: CompactArgs) -> anyhow::Result<()> {
     let done = runtime.block_on(compact(&root, Some(&before), args.rows_per_file))?;
     // Sums of every day whose windows changed since they were computed (compacted here,
     // or written by a live engine): the roll-up views read them instead of windows.
-    let summed = runtime.block_on(sums::refresh(&root, None))?;
+    let summed = runtime.block_on(sums::refresh(&root))?;
     let partitions: Vec<String> = done
         .iter()
         .map(|c| format!("{}/plant={}/date={}", c.dataset, c.plant, c.date))

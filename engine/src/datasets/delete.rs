@@ -132,7 +132,7 @@ pub async fn delete(
     } else {
         // The sums of the days rewritten still hold the deleted rows: computed again
         // from what is left, and the old files removed.
-        super::sums::refresh(root, None).await?;
+        super::sums::refresh(root).await?;
         verify(root, criteria).await?
     };
     let rows_before = objects.iter().map(|o| o.rows_before).sum();

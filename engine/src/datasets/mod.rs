@@ -16,6 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
@@ -118,8 +119,41 @@ pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<
 
 /// A Parquet file's rows.
 pub fn decode(path: &Path, bytes: Bytes) -> anyhow::Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.with_batch_size(65_536).build())
+    decode_with(path, bytes, |_| Ok(ProjectionMask::all()))
+}
+
+/// A Parquet file's rows, the named columns only.
+pub fn decode_columns(
+    path: &Path,
+    bytes: Bytes,
+    columns: &[&str],
+) -> anyhow::Result<Vec<RecordBatch>> {
+    decode_with(path, bytes, |builder| {
+        let indices = columns
+            .iter()
+            .map(|c| {
+                builder
+                    .schema()
+                    .index_of(c)
+                    .map_err(|_| anyhow::anyhow!("{path} has no `{c}` column"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ProjectionMask::roots(builder.parquet_schema(), indices))
+    })
+}
+
+fn decode_with(
+    path: &Path,
+    bytes: Bytes,
+    projection: impl FnOnce(&ParquetRecordBatchReaderBuilder<Bytes>) -> anyhow::Result<ProjectionMask>,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+    let mask = projection(&builder)?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()
         .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
     reader
         .collect::<Result<Vec<_>, _>>()

@@ -29,9 +29,10 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 
-use super::{encode, partitions_of, put, read_bytes, remove, sha256_hex, Dataset, RowKeys};
+use super::{
+    decode_columns, encode, partitions_of, put, read_bytes, remove, sha256_hex, Dataset, RowKeys,
+};
 use crate::sinks::parquet::partition_path;
 use crate::store::{commits, Root};
 
@@ -297,9 +298,13 @@ async fn markers(root: &Root) -> anyhow::Result<Vec<(String, ObjectMeta)>> {
         .collect())
 }
 
-/// `(digest, class)` from a marker's name.
+/// `(digest, class)` from a marker's name, `<digest>-<class>`.
 fn marker_class(meta: &ObjectMeta) -> Option<(&str, DayClass)> {
-    let (digest, class) = meta.location.filename()?.split_once('-')?;
+    digest_and_class(meta.location.filename()?)
+}
+
+fn digest_and_class(text: &str) -> Option<(&str, DayClass)> {
+    let (digest, class) = text.split_once('-')?;
     Some((digest, DayClass::parse(class)?))
 }
 
@@ -317,12 +322,10 @@ fn digest(files: &[(String, ObjectMeta)]) -> String {
     sha256_hex(text.as_bytes())[..16].to_string()
 }
 
-/// `(digest, class)` from a sums file's name.
+/// `(digest, class)` from a sums file's name, `s-<digest>-<class>.parquet`.
 fn name_digest(meta: &ObjectMeta) -> Option<(&str, DayClass)> {
     let name = meta.location.filename()?;
-    let rest = name.strip_prefix("s-")?.strip_suffix(".parquet")?;
-    let (digest, class) = rest.split_once('-')?;
-    Some((digest, DayClass::parse(class)?))
+    digest_and_class(name.strip_prefix("s-")?.strip_suffix(".parquet")?)
 }
 
 /// The day's class when every plant with windows has sums of exactly these files.
@@ -351,62 +354,65 @@ pub struct Refreshed {
     pub rows: usize,
 }
 
-/// Computes the sums of every day whose sums are missing or stale (of `only` those days,
-/// when given), and removes sums of days that have no windows any more.
-pub async fn refresh(
-    root: &Root,
-    only: Option<&BTreeSet<String>>,
-) -> anyhow::Result<Vec<Refreshed>> {
+/// Computes the sums of every day whose sums are missing or stale, classifies every
+/// day of events whose class is, and removes sums and markers of days that have no
+/// rows any more.
+pub async fn refresh(root: &Root) -> anyhow::Result<Vec<Refreshed>> {
     let committed = commits::load(&*root.store, &root.prefix).await?;
     let freshness = Freshness::load(root, &committed).await?;
     let mut done = Vec::new();
     for day in freshness.days.values() {
-        if only.is_some_and(|o| !o.contains(&day.date)) {
-            continue;
-        }
         if day.class.is_none() {
             done.push(refresh_day(root, day).await?);
-            continue;
-        }
-        // Fresh, but a writer that raced this one may have left sums of older files.
-        for meta in &day.sums {
-            if name_digest(meta).is_none_or(|(d, _)| d != day.digest) {
-                remove(&*root.store, &meta.location).await?;
-            }
+        } else {
+            // Fresh, but a writer that raced this one may have left sums of older files.
+            let current = |m: &ObjectMeta| name_digest(m).is_some_and(|(d, _)| d == day.digest);
+            remove_all_but(root, &day.sums, current).await?;
         }
     }
     for day in freshness.event_days.values() {
-        if only.is_some_and(|o| !o.contains(&day.date)) {
-            continue;
-        }
         if day.class.is_none() {
             classify_event_day(root, day).await?;
         }
-        for meta in &day.sums {
-            if marker_class(meta).is_none_or(|(d, _)| d != day.digest) {
-                remove(&*root.store, &meta.location).await?;
-            }
-        }
+        let current = |m: &ObjectMeta| marker_class(m).is_some_and(|(d, _)| d == day.digest);
+        remove_all_but(root, &day.sums, current).await?;
     }
-    if only.is_none() {
-        for meta in freshness.orphans.iter().chain(&freshness.event_orphans) {
+    let orphans = freshness.orphans.iter().chain(&freshness.event_orphans);
+    remove_all_but(root, orphans, |_| false).await?;
+    Ok(done)
+}
+
+/// Removes the objects `keep` does not hold to.
+async fn remove_all_but<'a>(
+    root: &Root,
+    objects: impl IntoIterator<Item = &'a ObjectMeta>,
+    keep: impl Fn(&ObjectMeta) -> bool,
+) -> anyhow::Result<()> {
+    for meta in objects {
+        if !keep(meta) {
             remove(&*root.store, &meta.location).await?;
         }
     }
-    Ok(done)
+    Ok(())
+}
+
+/// The day's files, read whole, with their plants.
+async fn read_day<'a>(
+    root: &Root,
+    day: &'a Day,
+) -> anyhow::Result<Vec<(&'a str, &'a Path, Bytes)>> {
+    let mut files = Vec::with_capacity(day.files.len());
+    for (plant, meta) in &day.files {
+        let bytes = read_bytes(&*root.store, &meta.location).await?;
+        files.push((plant.as_str(), &meta.location, bytes));
+    }
+    Ok(files)
 }
 
 /// Computes one day's sums from its files, puts one file per plant, then removes the
 /// day's other sums files.
 async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
-    let mut files = Vec::with_capacity(day.files.len());
-    for (plant, meta) in &day.files {
-        files.push((
-            plant.as_str(),
-            &meta.location,
-            read_bytes(&*root.store, &meta.location).await?,
-        ));
-    }
+    let files = read_day(root, day).await?;
     let (kept, class) = latest_of_day(&files, Dataset::StationWindows)?;
     let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
     let mut windows = 0;
@@ -414,7 +420,7 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
         windows += kept.iter().filter(|k| **k).count();
         let acc = by_plant.entry(plant).or_default();
         let mut offset = 0;
-        for batch in read_columns(path, bytes, &sums_inputs())? {
+        for batch in decode_columns(path, bytes.clone(), &sums_inputs())? {
             let rows = offset..offset + batch.num_rows();
             acc.add(&batch, kept.get(rows).unwrap_or_default())?;
             offset += batch.num_rows();
@@ -431,11 +437,7 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
         put(&*root.store, &path, encode(&[batch])?).await?;
         written.push(path);
     }
-    for meta in &day.sums {
-        if !written.contains(&meta.location) {
-            remove(&*root.store, &meta.location).await?;
-        }
-    }
+    remove_all_but(root, &day.sums, |m| written.contains(&m.location)).await?;
     Ok(Refreshed {
         date: day.date.clone(),
         class,
@@ -445,18 +447,13 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
 }
 
 /// Classifies one day of downtime events and puts its marker.
-async fn classify_event_day(root: &Root, day: &Day) -> anyhow::Result<DayClass> {
-    let mut files = Vec::with_capacity(day.files.len());
-    for (plant, meta) in &day.files {
-        let bytes = read_bytes(&*root.store, &meta.location).await?;
-        files.push((plant.as_str(), &meta.location, bytes));
-    }
+async fn classify_event_day(root: &Root, day: &Day) -> anyhow::Result<()> {
+    let files = read_day(root, day).await?;
     let (_, class) = latest_of_day(&files, Dataset::DowntimeEvents)?;
     let marker = markers_prefix(root)
         .join(format!("date={}", day.date))
         .join(format!("{}-{}", day.digest, class.tag()));
-    put(&*root.store, &marker, Vec::new()).await?;
-    Ok(class)
+    put(&*root.store, &marker, Vec::new()).await
 }
 
 /// The window columns the sums read.
@@ -465,30 +462,6 @@ fn sums_inputs() -> Vec<&'static str> {
     columns.extend(SUMMED);
     columns.extend(["event_count", "currency"]);
     columns
-}
-
-/// The named columns of a Parquet file, in batches.
-fn read_columns(path: &Path, bytes: &Bytes, columns: &[&str]) -> anyhow::Result<Vec<RecordBatch>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
-    let indices = columns
-        .iter()
-        .map(|c| {
-            builder
-                .schema()
-                .index_of(c)
-                .map_err(|_| anyhow::anyhow!("{path} has no `{c}` column"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(65_536)
-        .build()
-        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
 }
 
 /// Keys one pass of `latest_of_day` holds at most (about 40 bytes each): a day with
@@ -540,7 +513,7 @@ fn latest_in_passes(
         let mut best: HashMap<(u32, i64), (i32, u32, u32)> = HashMap::new();
         for (f, (_, path, bytes)) in files.iter().enumerate() {
             let mut row = 0;
-            for batch in read_columns(path, bytes, &keys)? {
+            for batch in decode_columns(path, bytes.clone(), &keys)? {
                 let k = RowKeys::of(&batch, dataset)?;
                 for r in 0..batch.num_rows() {
                     let station = k.station(r);

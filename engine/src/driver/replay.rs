@@ -172,7 +172,7 @@ pub fn run(
     // The stations' state (the allowed lateness of every station) goes before the sums
     // read a day of windows back: the two would otherwise add up in the peak.
     drop(flow);
-    let summed = runtime.block_on(sums::refresh(root, None))?;
+    let summed = runtime.block_on(sums::refresh(root))?;
     Ok(ReplayReport {
         files: inputs.files,
         bytes_read: inputs.bytes,

@@ -721,17 +721,14 @@ mod tests {
         });
         runtime.block_on(assert_views_as_before(&root, "without sums"));
 
-        let done = runtime.block_on(sums::refresh(&root, None)).unwrap();
+        let done = runtime.block_on(sums::refresh(&root)).unwrap();
         assert_eq!(done.len(), 4, "{done:?}");
         assert_eq!(class_of(&root, &runtime, &day(0)), Some(DayClass::Clean));
         assert_eq!(class_of(&root, &runtime, &day(1)), Some(DayClass::Revised));
         assert_eq!(class_of(&root, &runtime, &day(2)), Some(DayClass::Copies));
         assert_eq!(class_of(&root, &runtime, &day(3)), Some(DayClass::Moved));
         runtime.block_on(assert_views_as_before(&root, "with fresh sums"));
-        assert!(runtime
-            .block_on(sums::refresh(&root, None))
-            .unwrap()
-            .is_empty());
+        assert!(runtime.block_on(sums::refresh(&root)).unwrap().is_empty());
 
         // New windows after the sums: a late revision on the clean day, a new day.
         runtime.block_on(async {
@@ -746,7 +743,7 @@ mod tests {
             .block_on(compact::compact(&root, Some(&day(2)), 1_000_000))
             .unwrap();
         runtime.block_on(assert_views_as_before(&root, "after compaction"));
-        let done = runtime.block_on(sums::refresh(&root, None)).unwrap();
+        let done = runtime.block_on(sums::refresh(&root)).unwrap();
         assert_eq!(done.len(), 3, "{done:?}"); // the two compacted days and the new one
         assert_eq!(class_of(&root, &runtime, &day(0)), Some(DayClass::Clean));
         runtime.block_on(assert_views_as_before(&root, "compacted, with fresh sums"));

@@ -374,7 +374,7 @@ pub fn run(
         // The last epochs are committed: their days get sums before the engine goes.
         let state = lock(&assigned);
         let (output, runtime) = (&state.env.output, &state.env.runtime);
-        if let Err(e) = runtime.block_on(crate::datasets::sums::refresh(output, None)) {
+        if let Err(e) = runtime.block_on(crate::datasets::sums::refresh(output)) {
             tracing::warn!(error = %format!("{e:#}"), "window sums");
         }
     }
@@ -402,7 +402,7 @@ fn keep_sums_fresh(
             // which the upload queue needs.
             let (output, runtime) = (output.clone(), tokio::runtime::Handle::current());
             let refreshed = tokio::task::spawn_blocking(move || {
-                runtime.block_on(crate::datasets::sums::refresh(&output, None))
+                runtime.block_on(crate::datasets::sums::refresh(&output))
             })
             .await;
             match refreshed.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))) {
