@@ -326,15 +326,21 @@ pub async fn scoped_session(
     root: &Root,
     scope: Option<Arc<[String]>>,
 ) -> anyhow::Result<SessionContext> {
-    let runtime = runtime_env(DEFAULT_MEMORY_MB << 20)?;
-    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
-    register_all(ctx, root, scope).await
+    new_session(root, DEFAULT_MEMORY_MB << 20, scope).await
 }
 
 /// `session` with a memory pool of `memory_bytes`.
 pub async fn limited_session(root: &Root, memory_bytes: usize) -> anyhow::Result<SessionContext> {
+    new_session(root, memory_bytes, None).await
+}
+
+async fn new_session(
+    root: &Root,
+    memory_bytes: usize,
+    scope: Option<Arc<[String]>>,
+) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime_env(memory_bytes)?);
-    register_all(ctx, root, None).await
+    register_all(ctx, root, scope).await
 }
 
 /// Registers every table and view of `session` in `ctx` (a context built with the
@@ -370,16 +376,19 @@ pub async fn register_all(
 
 /// Every view, in the order they build on each other.
 fn view_definitions() -> Vec<String> {
-    let window_cols = WINDOW_COLUMNS.join(", ");
-    let quoted_event_cols = EVENT_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+    let all_of = |dataset: Dataset| {
+        let name = dataset.name();
+        let columns = columns_of(dataset, "");
+        format!("CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {name}_files")
+    };
     let grain = format!("plant, date, {}", GRAIN.join(", "));
     let mut views = vec![
-        format!("CREATE OR REPLACE VIEW station_windows AS SELECT {window_cols}, date FROM station_windows_files"),
+        all_of(WINDOWS),
         format!(
             "CREATE OR REPLACE VIEW station_windows_latest AS {}",
             latest(WINDOWS, "TRUE")
         ),
-        format!("CREATE OR REPLACE VIEW downtime_events AS SELECT {quoted_event_cols}, date FROM downtime_events_files"),
+        all_of(EVENTS),
         // A retracted span hides the revisions before it, then goes itself.
         format!(
             "CREATE OR REPLACE VIEW downtime_events_latest AS {}",

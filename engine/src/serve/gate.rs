@@ -308,10 +308,9 @@ impl Gate {
     async fn log(
         self: &Arc<Self>,
         kind: &str,
-        fields: Value,
+        mut fields: Value,
         caller: &Caller,
     ) -> Result<(), Refused> {
-        let mut fields = fields;
         fields["from"] = json!(caller.from);
         fields["tool"] = json!(caller.tool);
         fields["protocol"] = json!(caller.protocol);
