@@ -9,7 +9,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ObjectMeta, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 mod aws_profile;
@@ -274,6 +274,15 @@ pub fn explain_store_error(message: &str) -> &'static str {
     } else {
         "see the store's answer"
     }
+}
+
+/// Every object under `prefix`, or an error that names it.
+pub async fn list_all(store: &dyn ObjectStore, prefix: &Path) -> anyhow::Result<Vec<ObjectMeta>> {
+    store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))
 }
 
 #[cfg(test)]

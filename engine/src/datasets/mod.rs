@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, TimestampMillisecondType};
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -21,7 +20,7 @@ use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
 use crate::sinks::parquet::writer_properties;
-use crate::store::Root;
+use crate::store::{list_all, Root};
 
 /// The two datasets of SPEC §5, with the columns that identify a row's versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +65,7 @@ pub async fn partitions(root: &Root, dataset: Dataset) -> anyhow::Result<Vec<Par
 /// The partitions of the hive-partitioned dataset `name`, by plant then date.
 pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partition>> {
     let prefix = root.child(name);
-    let objects: Vec<ObjectMeta> = root
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))?;
+    let objects = list_all(&*root.store, &prefix).await?;
     let mut by_folder: BTreeMap<(String, String), Vec<ObjectMeta>> = BTreeMap::new();
     for meta in objects {
         let parts: Vec<String> = meta

@@ -25,7 +25,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -34,7 +33,7 @@ use super::{
     decode_columns, encode, partitions_of, put, read_bytes, remove, sha256_hex, Dataset, RowKeys,
 };
 use crate::sinks::parquet::partition_path;
-use crate::store::{commits, Root};
+use crate::store::{commits, list_all, Root};
 
 /// The dataset's name under the root.
 pub const SUMS: &str = "window_sums";
@@ -282,12 +281,7 @@ fn markers_prefix(root: &Root) -> Path {
 /// `(date, marker)` of every class marker.
 async fn markers(root: &Root) -> anyhow::Result<Vec<(String, ObjectMeta)>> {
     let prefix = markers_prefix(root);
-    let listed: Vec<ObjectMeta> = root
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))?;
+    let listed = list_all(&*root.store, &prefix).await?;
     Ok(listed
         .into_iter()
         .filter_map(|m| {

@@ -46,11 +46,7 @@ impl Commit {
 /// The committed epoch of every partition that has one.
 pub async fn load(store: &dyn ObjectStore, root: &Path) -> anyhow::Result<BTreeMap<i32, u64>> {
     let prefix = root.clone().join(COMMITS);
-    let markers: Vec<ObjectMeta> = store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))?;
+    let markers = super::list_all(store, &prefix).await?;
     let mut commits = BTreeMap::new();
     for meta in markers {
         let read = async { store.get(&meta.location).await?.bytes().await };
