@@ -37,9 +37,11 @@ impl MergedFiles {
         let mut waiting = Vec::with_capacity(paths.len());
         let mut bytes = 0;
         let mut first = Item::default();
+        // One file needs no ordering, and is opened once: it may be a pipe.
+        let alone = paths.len() == 1;
         for path in paths {
             bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let ts = match open_reader(&path)?.read_into(&mut first)? {
+            let ts = match !alone && open_reader(&path)?.read_into(&mut first)? {
                 true => key(&first, i64::MIN),
                 false => i64::MIN,
             };
