@@ -12,6 +12,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use stationflow_operators::station::Emitted;
 use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
 use stationflow_schemas::context_topic::{ContextTopic, TopicRecord};
 use stationflow_schemas::reader::{
@@ -353,7 +354,7 @@ pub fn station_flow(data: &[u8]) {
                 flow.insert_grouped(&mut batch);
                 let now = flow.max_ts().unwrap_or(BASE);
                 let rows = 1 + input.u16() as usize;
-                let Ok(()) = flow.advance_draining(now, rows, drain_checked);
+                let Ok(()) = flow.advance_into(now, rows, &mut [(), ()], drain_checked);
             }
             7 => {
                 // Half a day of wall clock at most (see `earliest_ts_ms`).
@@ -380,14 +381,15 @@ pub fn station_flow(data: &[u8]) {
     }
     flow.insert_grouped(&mut batch);
     let now = flow.max_ts().unwrap_or(BASE);
-    let Ok(()) = flow.advance_draining(now, 4096, drain_checked);
-    let Ok(()) = flow.finish_draining(now, 4096, drain_checked);
+    let Ok(()) = flow.advance_into(now, 4096, &mut [()], drain_checked);
+    let Ok(()) = flow.finish_into(now, 4096, &mut [()], drain_checked);
     check_outputs(&mut flow);
     check_counters(&flow, fed);
 }
 
-fn drain_checked(flow: &mut StationFlow) -> Result<(), std::convert::Infallible> {
-    check_outputs(flow);
+fn drain_checked(_: &mut (), rows: &mut Emitted) -> Result<(), std::convert::Infallible> {
+    rows.windows.iter().for_each(check_window);
+    rows.events.iter().for_each(check_event);
     Ok(())
 }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::vec::Drain;
 
 use serde::{Deserialize, Serialize};
 use stationflow_schemas::context::Context;
@@ -18,6 +17,7 @@ use stationflow_schemas::RejectReason;
 use crate::plan::{ContextIndex, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::station::{Emitted, Insert, StationOp};
+use crate::station_runs::{self, Shared, StationRun};
 
 /// Event-time settings (SPEC §4). All durations in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +142,8 @@ pub struct StationFlow {
     /// Per context station: what the admission limits count. Not snapshotted.
     tallies: Vec<Tally>,
     grouping: Grouping,
+    /// Per run of stations an advance is split into: where its rows gather.
+    run_outs: Vec<Emitted>,
 }
 
 /// Error codes are interned for good: kept for the allowed lateness in records and
@@ -186,13 +188,13 @@ pub struct Admitted {
 /// in cache): records before `horizon` are late, and too late before `horizon` minus the
 /// allowed lateness or before `earliest`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Admission {
+pub(crate) struct Admission {
     horizon: i64,
     earliest: i64,
 }
 
 impl Admission {
-    fn of(station: &StationOp) -> Admission {
+    pub(crate) fn of(station: &StationOp) -> Admission {
         Admission {
             horizon: station.horizon,
             earliest: station.earliest(),
@@ -255,6 +257,7 @@ impl StationFlow {
             admission: Vec::new(),
             tallies: Vec::new(),
             grouping: Grouping::default(),
+            run_outs: Vec::new(),
         }
     }
 
@@ -547,120 +550,110 @@ impl StationFlow {
 
     /// Emits what the watermarks allow: each station up to its own watermark, quiet
     /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
-    /// changed by late records.
+    /// changed by late records. The rows wait in the flow until drained.
     pub fn advance(&mut self, now: i64) {
-        let Ok(()) = self.advance_draining(now, usize::MAX, |_| Ok::<(), Infallible>(()));
+        let mut out = std::mem::take(&mut self.out);
+        let Ok(()) = self.advance_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
+        self.out = out;
     }
 
-    /// `advance`, calling `drain` after a station's refresh whenever `rows` or more
-    /// windows wait to be drained. When the watermarks jump over days (a replay across a
-    /// plant's shutdown, every station quiet), each station emits days of windows: held
-    /// until the end of the advance, a thousand stations' rows took gigabytes. The rows
-    /// reach `drain` in the order `advance` emits them.
-    pub fn advance_draining<E>(
+    /// `advance`, handing the rows to `sinks` as they come. The stations are split into
+    /// as many runs of neighbours as there are sinks, each refreshed on a thread of its
+    /// own (the first on this one): `drain` gets a run's sink and its rows whenever
+    /// `rows` or more windows wait, and once at the end, so no row stays in the flow.
+    /// Each station's rows reach its run's sink in order. When the watermarks jump over
+    /// days (a replay across a plant's shutdown, every station quiet), each station
+    /// emits days of windows: held until the end of the advance, a thousand stations'
+    /// rows took gigabytes.
+    pub fn advance_into<S: Send, E: Send>(
         &mut self,
         now: i64,
         rows: usize,
-        drain: impl FnMut(&mut Self) -> Result<(), E>,
+        sinks: &mut [S],
+        drain: impl Fn(&mut S, &mut Emitted) -> Result<(), E> + Sync,
     ) -> Result<(), E> {
         let Some(origin) = self.origin else {
             return Ok(());
         };
-        let horizon = |flow: &Self, i: usize| {
-            let s = &flow.stations[i];
-            let watermark = s.max_ts.map(|t| t - flow.config.out_of_orderness_ms);
-            let quiet_since = s.last_seen.unwrap_or(origin);
-            let horizon = watermark.map_or(origin, minute_floor);
-            if now - quiet_since >= flow.config.idle_timeout_ms {
-                return horizon.max(minute_floor(now));
-            }
-            horizon
-        };
-        self.refresh_each(horizon, now, rows, drain)
-    }
-
-    /// Refreshes every station to its `horizon`, in order, handing rows over on the way.
-    fn refresh_each<E>(
-        &mut self,
-        horizon: impl Fn(&Self, usize) -> i64,
-        now: i64,
-        rows: usize,
-        mut drain: impl FnMut(&mut Self) -> Result<(), E>,
-    ) -> Result<(), E> {
-        for i in 0..self.stations.len() {
-            let h = horizon(self, i);
-            self.refresh_draining(i, h, now, rows, &mut drain)?;
-        }
-        Ok(())
-    }
-
-    /// Refreshes station `i` to `horizon` in steps of `max_refresh_ms` at most, handing
-    /// the rows over between steps as `advance_draining` does. In one step, a replay
-    /// whose first record a device dated decades early (a clock reset to 1970) asked for
-    /// tens of gigabytes.
-    fn refresh_draining<E>(
-        &mut self,
-        i: usize,
-        horizon: i64,
-        now: i64,
-        rows: usize,
-        drain: &mut impl FnMut(&mut Self) -> Result<(), E>,
-    ) -> Result<(), E> {
-        if !self.owned[i] {
-            return Ok(());
-        }
-        let mut at = self.stations[i].horizon;
-        loop {
-            let step = horizon.min(at.saturating_add(self.config.max_refresh_ms.max(MINUTE_MS)));
-            self.refresh(i, step, now);
-            if self.out.windows.len() >= rows {
-                drain(self)?;
-            }
-            if step >= horizon {
-                return Ok(());
-            }
-            at = step;
-        }
+        let config = &self.config;
+        let horizons: Vec<i64> = (self.stations.iter())
+            .map(|s| {
+                let watermark = s.max_ts.map(|t| t - config.out_of_orderness_ms);
+                let quiet_since = s.last_seen.unwrap_or(origin);
+                let horizon = watermark.map_or(origin, minute_floor);
+                if now - quiet_since >= config.idle_timeout_ms {
+                    return horizon.max(minute_floor(now));
+                }
+                horizon
+            })
+            .collect();
+        self.refresh_runs(&horizons, now, rows, sinks, &drain)
     }
 
     /// End of a replay: every station's windows up to and including the minute of the
-    /// last record.
+    /// last record. The rows wait in the flow until drained.
     pub fn finish(&mut self, now: i64) {
-        let Ok(()) = self.finish_draining(now, usize::MAX, |_| Ok::<(), Infallible>(()));
+        let mut out = std::mem::take(&mut self.out);
+        let Ok(()) = self.finish_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
+        self.out = out;
     }
 
-    /// `finish`, draining as `advance_draining` does.
-    pub fn finish_draining<E>(
+    /// `finish`, handing the rows to `sinks` as `advance_into` does.
+    pub fn finish_into<S: Send, E: Send>(
         &mut self,
         now: i64,
         rows: usize,
-        drain: impl FnMut(&mut Self) -> Result<(), E>,
+        sinks: &mut [S],
+        drain: impl Fn(&mut S, &mut Emitted) -> Result<(), E> + Sync,
     ) -> Result<(), E> {
         let Some(max_ts) = self.max_ts else {
             return Ok(());
         };
-        let end = minute_floor(max_ts) + MINUTE_MS;
-        self.refresh_each(|_, _| end, now, rows, drain)
+        let horizons = vec![minute_floor(max_ts) + MINUTE_MS; self.stations.len()];
+        self.refresh_runs(&horizons, now, rows, sinks, &drain)
     }
 
-    fn refresh(&mut self, i: usize, horizon: i64, now: i64) {
-        let station = &mut self.stations[i];
-        if !self.owned[i] || !station.needs_refresh(horizon) {
-            return;
-        }
-        let floor = horizon.max(station.horizon) - self.config.allowed_lateness_ms;
-        let (windows, events) = (self.out.windows.len(), self.out.events.len());
-        let underway = station.refresh(&self.ctx, &self.errors, horizon, floor, now, &mut self.out);
-        self.admission[i] = Admission::of(station);
-        let new_windows = &self.out.windows[windows..];
-        self.counters.windows_emitted += new_windows.len() as u64;
-        self.counters.revisions_emitted +=
-            new_windows.iter().filter(|w| w.revision > 0).count() as u64;
-        self.counters.events_emitted += (self.out.events.len() - events) as u64;
-        if self.underway.len() <= i {
-            self.underway.resize(self.stations.len(), None);
-        }
-        self.underway[i] = Some(underway);
+    /// Refreshes every station to its horizon, in runs of neighbours, one per sink.
+    fn refresh_runs<S: Send, E: Send>(
+        &mut self,
+        horizons: &[i64],
+        now: i64,
+        rows: usize,
+        sinks: &mut [S],
+        drain: &(impl Fn(&mut S, &mut Emitted) -> Result<(), E> + Sync),
+    ) -> Result<(), E> {
+        let count = self.stations.len();
+        debug_assert_eq!(self.owned.len(), count);
+        debug_assert_eq!(self.admission.len(), count);
+        self.underway.resize(count, None);
+        let per_run = count.div_ceil(sinks.len().max(1)).max(1);
+        self.run_outs.resize_with(sinks.len(), Emitted::default);
+        let shared = Shared {
+            ctx: &self.ctx,
+            errors: &self.errors,
+            allowed_lateness_ms: self.config.allowed_lateness_ms,
+            max_refresh_ms: self.config.max_refresh_ms,
+            now,
+            rows,
+        };
+        let runs = (self.stations.chunks_mut(per_run))
+            .zip(self.admission.chunks_mut(per_run))
+            .zip(self.underway.chunks_mut(per_run))
+            .zip(self.owned.chunks(per_run))
+            .zip(horizons.chunks(per_run))
+            .map(
+                |((((stations, admission), underway), owned), horizons)| StationRun {
+                    stations,
+                    admission,
+                    underway,
+                    owned,
+                    horizons,
+                },
+            )
+            .collect();
+        let emits = station_runs::refresh_all(runs, &shared, &mut self.run_outs, sinks, drain)?;
+        emits.add_to(&mut self.counters);
+        Ok(())
     }
 
     /// Replaces the context. Windows from `changed_from` on (inside the allowed
@@ -703,13 +696,6 @@ impl StationFlow {
 
     pub fn drain_events(&mut self) -> Vec<DowntimeEvent> {
         std::mem::take(&mut self.out.events)
-    }
-
-    /// The windows and events emitted since the last drain, handed out one by one. The
-    /// collection keeps its room: taken whole, it grew again from nothing on the next
-    /// advance, copying its rows at each doubling (1 % of a replay's instructions).
-    pub fn drain_rows(&mut self) -> (Drain<'_, StationWindow>, Drain<'_, DowntimeEvent>) {
-        (self.out.windows.drain(..), self.out.events.drain(..))
     }
 
     /// For each station whose windows moved since the last call: the downtime span
@@ -757,5 +743,21 @@ impl StationFlow {
             flow.update_context(ctx, i64::MIN);
         }
         flow
+    }
+}
+
+/// A drain that moves a run's rows into `into`.
+fn gather(into: &mut Emitted, rows: &mut Emitted) -> Result<(), Infallible> {
+    move_all(&mut into.windows, &mut rows.windows);
+    move_all(&mut into.events, &mut rows.events);
+    Ok(())
+}
+
+/// Appends `rows` to `into`; when `into` is empty, they change places instead.
+fn move_all<T>(into: &mut Vec<T>, rows: &mut Vec<T>) {
+    if into.is_empty() {
+        std::mem::swap(into, rows);
+    } else {
+        into.append(rows);
     }
 }

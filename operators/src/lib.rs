@@ -20,6 +20,7 @@ pub mod shift_calendar;
 mod snapshots;
 pub mod station;
 mod station_codes;
+mod station_runs;
 pub mod timeline;
 
 pub use flow::{

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use stationflow_operators::station::Emitted;
 use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::window::StationWindow;
@@ -224,21 +225,24 @@ fn run_with(
 /// then its events, and its counters, with watermarks advancing every `every` records.
 /// `grouped`: records are admitted in order and inserted station by station before each
 /// advance, as the replay driver does; else each is applied as it comes. `rows`: an
-/// advance hands its rows over whenever that many windows wait (`advance_draining`).
+/// advance hands its rows over whenever that many windows wait. `runs`: the stations
+/// are advanced in that many runs, each into a sink of its own (`advance_into`); the
+/// rows are then ordered by station, each station's in the order emitted.
 fn emitted(
     records: &[SignalRecord],
     every: usize,
     grouped: bool,
     rows: usize,
+    runs: usize,
 ) -> (Vec<Vec<String>>, String) {
     let mut flow = StationFlow::new(context(), FlowConfig::default());
-    let (mut windows, mut events) = (Vec::new(), Vec::new());
+    let mut sinks = vec![(Vec::new(), Vec::new()); runs];
     let mut batch = Vec::new();
     let mut now = i64::MIN;
     let mut outcomes = Vec::new();
-    let mut drain = |flow: &mut StationFlow| {
-        windows.extend(flow.drain_windows().iter().map(StationWindow::cells));
-        events.extend(flow.drain_events().iter().map(|e| e.cells()));
+    let drain = |(windows, events): &mut Cells, rows: &mut Emitted| {
+        windows.extend(rows.windows.iter().map(StationWindow::cells));
+        events.extend(rows.events.iter().map(|e| e.cells()));
         Ok::<(), ()>(())
     };
     for (i, r) in records.iter().enumerate() {
@@ -252,17 +256,27 @@ fn emitted(
         }
         if i % every == every - 1 {
             flow.insert_grouped(&mut batch);
-            flow.advance_draining(now, rows, &mut drain).unwrap();
-            drain(&mut flow).unwrap();
+            flow.advance_into(now, rows, &mut sinks, drain).unwrap();
         }
     }
     flow.insert_grouped(&mut batch);
-    flow.advance_draining(now, rows, &mut drain).unwrap();
-    flow.finish_draining(now, rows, &mut drain).unwrap();
-    drain(&mut flow).unwrap();
+    flow.advance_into(now, rows, &mut sinks, drain).unwrap();
+    flow.finish_into(now, rows, &mut sinks, drain).unwrap();
+    let by_station = |rows: &mut Vec<Vec<String>>| rows.sort_by(|a, b| a[2].cmp(&b[2]));
+    let (mut windows, mut events): Cells =
+        sinks.into_iter().fold(Default::default(), |mut all, run| {
+            all.0.extend(run.0);
+            all.1.extend(run.1);
+            all
+        });
+    by_station(&mut windows);
+    by_station(&mut events);
     windows.extend(events);
     (windows, format!("{:?} {outcomes:?}", flow.counters()))
 }
+
+/// The cells of windows and of downtime events.
+type Cells = (Vec<Vec<String>>, Vec<Vec<String>>);
 
 /// The cells that differ, named, for a readable failure.
 fn differences(a: &Latest, b: &Latest) -> Vec<String> {
@@ -352,8 +366,8 @@ proptest! {
             all.push(records[r.index(records.len())].clone());
         }
         let shuffled = shuffle(all, order);
-        let (in_order, counted) = emitted(&shuffled, every, false, usize::MAX);
-        let (grouped, counted_grouped) = emitted(&shuffled, every, true, usize::MAX);
+        let (in_order, counted) = emitted(&shuffled, every, false, usize::MAX, 1);
+        let (grouped, counted_grouped) = emitted(&shuffled, every, true, usize::MAX, 1);
         prop_assert_eq!(counted, counted_grouped);
         prop_assert_eq!(in_order, grouped);
     }
@@ -368,10 +382,28 @@ proptest! {
     ) {
         // Records after `gap_at` come hours later: every station's watermark jumps.
         let records = with_gap(records, gap_at, gap_minutes);
-        let (whole, counted) = emitted(&records, every, true, usize::MAX);
-        let (handed_over, counted_handed_over) = emitted(&records, every, true, rows);
+        let (whole, counted) = emitted(&records, every, true, usize::MAX, 1);
+        let (handed_over, counted_handed_over) = emitted(&records, every, true, rows, 1);
         prop_assert_eq!(counted, counted_handed_over);
         prop_assert_eq!(whole, handed_over);
+    }
+
+    #[test]
+    fn advancing_stations_in_runs_on_threads_changes_nothing(
+        records in records(120),
+        order in any::<proptest::sample::Index>(),
+        gap_at in any::<proptest::sample::Index>(),
+        gap_minutes in 0i64..600,
+        every in 1usize..40,
+        rows in 1usize..4,
+        runs in 2usize..5,
+    ) {
+        // Out of order and with a jump of the watermarks: revisions, drains mid-advance.
+        let records = with_gap(shuffle(records, order), gap_at, gap_minutes);
+        let (one, counted) = emitted(&records, every, true, rows, 1);
+        let (split, counted_split) = emitted(&records, every, true, rows, runs);
+        prop_assert_eq!(counted, counted_split);
+        prop_assert_eq!(one, split);
     }
 
     #[test]
