@@ -43,6 +43,10 @@ pub struct ReplayArgs {
     /// has a later valid_from is bounded by that instead.
     #[arg(long, default_value = "2010-01-01T00:00:00Z", value_parser = rfc3339_ms)]
     pub earliest_ts: i64,
+    /// Threads the stations are refreshed on, each writing Parquet files of its own
+    /// (default: every core). The output is the same whatever the number.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// No progress bar and no summary table (the summary line still prints).
     #[arg(long)]
     pub quiet: bool,
@@ -74,6 +78,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         },
         sink: ParquetSinkConfig::default(),
         batch_records: 8192,
+        threads: args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
     };
     let report = replay::run(config, &root, runtime.handle(), &progress)?;
     progress.finish_and_clear();

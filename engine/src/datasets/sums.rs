@@ -25,6 +25,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -352,18 +353,24 @@ pub struct Refreshed {
 /// day of events whose class is, and removes sums and markers of days that have no
 /// rows any more.
 pub async fn refresh(root: &Root) -> anyhow::Result<Vec<Refreshed>> {
+    refresh_days_at_once(root, 1).await
+}
+
+/// `refresh`, summing up to `days` days at once, each on a blocking thread of its own.
+/// Each day in progress holds its files and keys in memory.
+pub async fn refresh_days_at_once(root: &Root, days: usize) -> anyhow::Result<Vec<Refreshed>> {
     let committed = commits::load(&*root.store, &root.prefix).await?;
     let freshness = Freshness::load(root, &committed).await?;
-    let mut done = Vec::new();
-    for day in freshness.days.values() {
-        if day.class.is_none() {
-            done.push(refresh_day(root, day).await?);
-        } else {
-            // Fresh, but a writer that raced this one may have left sums of older files.
-            let current = |m: &ObjectMeta| name_digest(m).is_some_and(|(d, _)| d == day.digest);
-            remove_all_but(root, &day.sums, current).await?;
-        }
+    for day in freshness.days.values().filter(|d| d.class.is_some()) {
+        // Fresh, but a writer that raced this one may have left sums of older files.
+        let current = |m: &ObjectMeta| name_digest(m).is_some_and(|(d, _)| d == day.digest);
+        remove_all_but(root, &day.sums, current).await?;
     }
+    let stale = freshness.days.values().filter(|d| d.class.is_none());
+    let done: Vec<Refreshed> = futures::stream::iter(stale.map(|day| refresh_day(root, day)))
+        .buffered(days.max(1))
+        .try_collect()
+        .await?;
     for day in freshness.event_days.values() {
         if day.class.is_none() {
             classify_event_day(root, day).await?;
@@ -403,11 +410,44 @@ async fn read_day<'a>(
     Ok(files)
 }
 
-/// Computes one day's sums from its files, puts one file per plant, then removes the
-/// day's other sums files.
+/// Computes one day's sums from its files (on a blocking thread), puts one file per
+/// plant, then removes the day's other sums files.
 async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
-    let files = read_day(root, day).await?;
-    let (kept, class) = latest_of_day(&files, Dataset::StationWindows)?;
+    let files: Vec<(String, Path, Bytes)> = (read_day(root, day).await?.into_iter())
+        .map(|(plant, path, bytes)| (plant.to_string(), path.clone(), bytes))
+        .collect();
+    let (sums, class, windows) = tokio::task::spawn_blocking(move || {
+        let files: Vec<(&str, &Path, Bytes)> = (files.iter())
+            .map(|(plant, path, bytes)| (plant.as_str(), path, bytes.clone()))
+            .collect();
+        sum_day(&files)
+    })
+    .await??;
+    let day_number = super::compact::date32(&day.date)?;
+    let mut written = Vec::new();
+    let mut rows = 0;
+    for (plant, batch) in sums {
+        rows += batch.num_rows();
+        let name = format!("s-{}-{}.parquet", day.digest, class.tag());
+        let path = partition_path(&root.prefix, SUMS, &plant, day_number, &name);
+        put(&*root.store, &path, encode(&[batch])?).await?;
+        written.push(path);
+    }
+    remove_all_but(root, &day.sums, |m| written.contains(&m.location)).await?;
+    Ok(Refreshed {
+        date: day.date.clone(),
+        class,
+        windows,
+        rows,
+    })
+}
+
+/// A day's sums by plant, its class and how many latest windows it has.
+type DaySums = (Vec<(String, RecordBatch)>, DayClass, usize);
+
+/// Sums a day's latest windows by plant.
+fn sum_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<DaySums> {
+    let (kept, class) = latest_of_day(files, Dataset::StationWindows)?;
     let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
     let mut windows = 0;
     for ((plant, path, bytes), kept) in files.iter().zip(&kept) {
@@ -420,24 +460,10 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
             offset += batch.num_rows();
         }
     }
-    let day_number = super::compact::date32(&day.date)?;
-    let mut written = Vec::new();
-    let mut rows = 0;
-    for (plant, acc) in by_plant {
-        let batch = acc.finish(plant)?;
-        rows += batch.num_rows();
-        let name = format!("s-{}-{}.parquet", day.digest, class.tag());
-        let path = partition_path(&root.prefix, SUMS, plant, day_number, &name);
-        put(&*root.store, &path, encode(&[batch])?).await?;
-        written.push(path);
-    }
-    remove_all_but(root, &day.sums, |m| written.contains(&m.location)).await?;
-    Ok(Refreshed {
-        date: day.date.clone(),
-        class,
-        windows,
-        rows,
-    })
+    let sums = (by_plant.into_iter())
+        .map(|(plant, acc)| Ok((plant.to_string(), acc.finish(plant)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((sums, class, windows))
 }
 
 /// Classifies one day of downtime events and puts its marker.

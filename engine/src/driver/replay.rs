@@ -2,8 +2,9 @@
 //! `StationFlow` (with "now" the largest event time seen) → windows and events to Parquet,
 //! rejections to dead letters. Watermarks advance every `batch_records` records; the
 //! records admitted since the last advance go into their stations just before it,
-//! station by station. The end of input closes every window up to the last record's
-//! minute.
+//! station by station. Each advance refreshes the stations in `threads` runs of
+//! neighbours, each on its own thread and into its own Parquet writers. The end of input
+//! closes every window up to the last record's minute.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use object_store::{ObjectStore, ObjectStoreExt};
+use stationflow_operators::station::Emitted;
 use stationflow_operators::{Counters, FlowConfig, StationFlow};
 use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
@@ -20,7 +22,7 @@ use stationflow_schemas::{Context, RejectReason};
 use super::wall_ms;
 use crate::datasets::sums::{self, CLASSES, SUMS};
 use crate::sinks::dead_letter::DeadLetterSink;
-use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig, SinkStats};
+use crate::sinks::parquet::{DatasetRow, DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
 use crate::sources::merge::MergedFiles;
 use crate::store::Root;
@@ -32,6 +34,8 @@ pub struct ReplayConfig {
     pub sink: ParquetSinkConfig,
     /// Records between watermark advances.
     pub batch_records: usize,
+    /// Threads an advance refreshes the stations on, each writing files of its own.
+    pub threads: usize,
 }
 
 /// What a replay did.
@@ -74,28 +78,56 @@ pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::R
     Ok(())
 }
 
-/// Windows an advance may hold before they go to the sinks (about 30 MB of rows). An
-/// advance emits about one window a station, so only a jump of the watermarks over
-/// hours or days (a shutdown in the history) reaches it.
+/// Windows a run of stations may hold in an advance before they go to its writers
+/// (about 30 MB of rows). An advance emits about one window a station, so only a jump of
+/// the watermarks over hours or days (a shutdown in the history) reaches it.
 const DRAIN_ROWS: usize = 65_536;
 
-/// Hands what the flow emitted to the datasets' writers, in order, and shows on the
-/// progress bar how far in event time the windows have come (records stand still while
-/// an advance walks a long jump, a day of windows at a time).
-fn write_rows(
-    flow: &mut StationFlow,
-    windows: &mut DatasetWriter<StationWindow>,
-    events: &mut DatasetWriter<DowntimeEvent>,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let (new_windows, new_events) = flow.drain_rows();
-    if !progress.is_hidden() {
-        if let Some(end) = new_windows.as_slice().iter().map(|w| w.window_end).max() {
-            progress.set_message(format!("windows to {}", format_ms(end)));
+fn writer<R: DatasetRow>(
+    root: &Root,
+    runtime: &tokio::runtime::Handle,
+    config: &ReplayConfig,
+    names: FileNames,
+) -> DatasetWriter<R> {
+    let (store, prefix) = (root.store.clone(), root.prefix.clone());
+    DatasetWriter::new(store, prefix, runtime.clone(), config.sink.clone()).named(names)
+}
+
+/// The writers of one run of stations.
+struct RunWriters {
+    windows: DatasetWriter<StationWindow>,
+    events: DatasetWriter<DowntimeEvent>,
+}
+
+impl RunWriters {
+    fn new(
+        root: &Root,
+        runtime: &tokio::runtime::Handle,
+        config: &ReplayConfig,
+        run: usize,
+    ) -> Self {
+        let names = match config.threads {
+            0 | 1 => FileNames::PerRun,
+            _ => FileNames::PerThread(run),
+        };
+        RunWriters {
+            windows: writer(root, runtime, config, names),
+            events: writer(root, runtime, config, names),
         }
     }
-    windows.write(new_windows)?;
-    events.write(new_events)
+
+    /// Hands a run's rows to the writers, and shows on the progress bar how far in event
+    /// time the windows have come (records stand still while an advance walks a long
+    /// jump, a day of windows at a time).
+    fn write(&mut self, rows: &mut Emitted, progress: &ProgressBar) -> anyhow::Result<()> {
+        if !progress.is_hidden() {
+            if let Some(end) = rows.windows.iter().map(|w| w.window_end).max() {
+                progress.set_message(format!("windows to {}", format_ms(end)));
+            }
+        }
+        self.windows.write(rows.windows.drain(..))?;
+        self.events.write(rows.events.drain(..))
+    }
 }
 
 pub fn run(
@@ -107,26 +139,18 @@ pub fn run(
     let started = Instant::now();
     let mut inputs = MergedFiles::new(files::discover(&config.inputs)?)?;
     clear_outputs(root, runtime)?;
+    let runs = config.threads.max(1);
+    let mut writers: Vec<RunWriters> = (0..runs)
+        .map(|run| RunWriters::new(root, runtime, &config, run))
+        .collect();
     let mut flow = StationFlow::new(config.context, config.flow);
     flow.set_wall_clock(wall_ms());
-    let mut windows = DatasetWriter::new(
-        root.store.clone(),
-        root.prefix.clone(),
-        runtime.clone(),
-        config.sink.clone(),
-    );
-    let mut events = DatasetWriter::new(
-        root.store.clone(),
-        root.prefix.clone(),
-        runtime.clone(),
-        config.sink,
-    );
     let mut dead = DeadLetterSink::new()?;
     let mut now = i64::MIN;
     let mut n = 0usize;
     // Records admitted since the last advance, inserted station by station before it.
     let mut admitted = Vec::with_capacity(config.batch_records);
-    let mut write = |flow: &mut StationFlow| write_rows(flow, &mut windows, &mut events, progress);
+    let write = |run: &mut RunWriters, rows: &mut Emitted| run.write(rows, progress);
     while let Some((item, original)) = inputs.next_item()? {
         let rejected = match item.decoded() {
             Ok(record) => {
@@ -152,27 +176,28 @@ pub fn run(
         if n.is_multiple_of(config.batch_records) {
             flow.set_wall_clock(wall_ms());
             flow.insert_grouped(&mut admitted);
-            flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
-            write(&mut flow)?;
+            flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
             progress.inc(config.batch_records as u64);
         }
     }
     flow.insert_grouped(&mut admitted);
     if now > i64::MIN {
-        flow.advance_draining(now, DRAIN_ROWS, &mut write)?;
-        flow.finish_draining(now, DRAIN_ROWS, &mut write)?;
+        flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
+        flow.finish_into(now, DRAIN_ROWS, &mut writers, write)?;
     }
-    write(&mut flow)?;
     progress.set_position(n as u64);
-    let windows = windows.close()?;
-    let events = events.close()?;
+    let (mut windows, mut events) = (SinkStats::default(), SinkStats::default());
+    for run in writers {
+        windows.add(&run.windows.close()?);
+        events.add(&run.events.close()?);
+    }
     let by_reason = dead.by_reason.clone();
     dead.close(&root.store, &root.prefix, runtime)?;
     let (debounced, counters) = (flow.debounced(), flow.counters().clone());
     // The stations' state (the allowed lateness of every station) goes before the sums
     // read a day of windows back: the two would otherwise add up in the peak.
     drop(flow);
-    let summed = runtime.block_on(sums::refresh(root))?;
+    let summed = runtime.block_on(sums::refresh_days_at_once(root, runs))?;
     Ok(ReplayReport {
         files: inputs.files,
         bytes_read: inputs.bytes,

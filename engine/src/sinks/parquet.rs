@@ -98,6 +98,14 @@ pub struct SinkStats {
     pub bytes: u64,
 }
 
+impl SinkStats {
+    pub fn add(&mut self, other: &SinkStats) {
+        self.rows += other.rows;
+        self.files += other.files;
+        self.bytes += other.bytes;
+    }
+}
+
 /// A partition's file being written: rows are encoded in chunks as they come, so memory
 /// holds compressed pages, not rows.
 struct OpenFile<R> {
@@ -112,6 +120,8 @@ struct OpenFile<R> {
 pub enum FileNames {
     /// `part-<n>.parquet`, numbered per run (replay owns its output folder).
     PerRun,
+    /// `part-t<thread>-<n>.parquet`: a replay's thread's, numbered per run.
+    PerThread(usize),
     /// `p<partition>-e<epoch>-<n>.parquet`, numbered per epoch (live, per Kafka partition).
     PerEpoch { partition: i32, epoch: u64 },
 }
@@ -120,6 +130,7 @@ impl FileNames {
     fn name(self, n: u64) -> String {
         match self {
             FileNames::PerRun => format!("part-{n:06}.parquet"),
+            FileNames::PerThread(thread) => format!("part-t{thread}-{n:06}.parquet"),
             FileNames::PerEpoch { partition, epoch } => {
                 format!("p{partition:03}-e{epoch:010}-{n:04}.parquet")
             }
@@ -173,8 +184,13 @@ impl<R: DatasetRow> DatasetWriter<R> {
     }
 
     /// Names files by Kafka partition and checkpoint epoch from here on.
-    pub fn per_epoch(mut self, partition: i32, epoch: u64) -> Self {
-        self.names = FileNames::PerEpoch { partition, epoch };
+    pub fn per_epoch(self, partition: i32, epoch: u64) -> Self {
+        self.named(FileNames::PerEpoch { partition, epoch })
+    }
+
+    /// Names files so from here on.
+    pub fn named(mut self, names: FileNames) -> Self {
+        self.names = names;
         self.next_file = 0;
         self
     }

@@ -44,7 +44,13 @@ pub fn ok_with(args: &[&str], env: &[(String, String)]) -> String {
 }
 
 pub fn replay(inputs: &[&Path], context: &Path, out: &Path) -> String {
+    replay_with(inputs, context, out, &[])
+}
+
+/// `replay` with more options (`--threads 3`, say).
+pub fn replay_with(inputs: &[&Path], context: &Path, out: &Path, options: &[&str]) -> String {
     let mut args: Vec<String> = vec!["replay".into()];
+    args.extend(options.iter().map(|o| o.to_string()));
     args.extend(inputs.iter().map(|p| p.display().to_string()));
     args.extend([
         "--context".into(),
@@ -59,8 +65,18 @@ pub fn replay(inputs: &[&Path], context: &Path, out: &Path) -> String {
 
 /// `replay` of the sample week (`replay-data/`) into `out`; its summary.
 pub fn replay_sample(out: &Path) -> String {
+    replay_sample_with(out, &[])
+}
+
+/// `replay_sample` with more options.
+pub fn replay_sample_with(out: &Path, options: &[&str]) -> String {
     let data = workspace().join("replay-data");
-    replay(&[&data.join("signals")], &data.join("context.toml"), out)
+    replay_with(
+        &[&data.join("signals")],
+        &data.join("context.toml"),
+        out,
+        options,
+    )
 }
 
 /// `stationflow query` as CSV rows (header first).

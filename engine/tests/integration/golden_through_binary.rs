@@ -1,11 +1,11 @@
 //! Every golden case of the operators, through the binary: the latest windows in the
 //! Parquet dataset match the case's expected.csv (the same core, driven by the replay
-//! driver, written and read back).
+//! driver on three threads, written and read back).
 
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::common::{assert_rows_match, number, query, reference_rollup, replay, workspace};
+use crate::common::{assert_rows_match, number, query, reference_rollup, replay_with, workspace};
 
 const COLUMNS: [&str; 12] = [
     "planned_s",
@@ -37,10 +37,12 @@ fn golden_cases_match_through_replay_and_query() {
             continue;
         }
         let out = tempfile::tempdir().expect("tempdir");
-        replay(
+        // Three threads: the stations of a case of several each on a thread of its own.
+        replay_with(
             &[&dir.join("signals.jsonl")],
             &dir.join("context.toml"),
             out.path(),
+            &["--threads", "3"],
         );
         // The roll-ups over the case's sums equal the roll-up of its latest windows (the
         // two with the grain's every column: shift and SKU).

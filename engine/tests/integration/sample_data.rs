@@ -9,7 +9,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::common::{
     assert_rows_match, number, query, reference_events_latest, reference_latest, reference_rollup,
-    replay_sample,
+    replay_sample, replay_sample_with,
 };
 
 #[test]
@@ -109,6 +109,48 @@ fn replay_of_the_sample() {
         file.to_string_lossy().contains("plant=")
             && file.to_string_lossy().contains("/date=2026-03-0")
     );
+}
+
+/// Replay on several threads writes files of its own per thread, and the same rows: the
+/// latest windows and events, the revisions, the sums, the dead letters and the counts.
+#[test]
+fn threads_give_the_output_of_one() {
+    let (one, four) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let summaries = [
+        replay_sample_with(one.path(), &["--threads", "1"]),
+        replay_sample_with(four.path(), &["--threads", "4"]),
+    ];
+    // The summary but for how long it took and how many files it wrote.
+    let counts = |summary: &str| -> Vec<String> {
+        (summary.lines())
+            .filter(|l| !l.starts_with("replayed") && !l.starts_with("peak memory"))
+            .map(|l| l.split(" in ").next().unwrap_or(l).to_string())
+            .collect()
+    };
+    assert_eq!(counts(&summaries[0]), counts(&summaries[1]));
+    for sql in [
+        "SELECT * FROM station_windows ORDER BY station, window_start, revision",
+        "SELECT * FROM downtime_events ORDER BY station, start, revision",
+        "SELECT * FROM window_sums ORDER BY plant, date, station, line, sku, shift_date, shift, production_date",
+        "SELECT * FROM oee_by_line_day ORDER BY plant, line, production_date",
+    ] {
+        let want = query(one.path(), sql);
+        assert!(want.len() > 1, "{sql}: no rows");
+        assert_eq!(want, query(four.path(), sql), "{sql}");
+    }
+    let dead_letters = |root: &std::path::Path| fs::read(root.join("dead_letter.jsonl")).unwrap();
+    assert_eq!(dead_letters(one.path()), dead_letters(four.path()));
+    let files = |root: &std::path::Path| walk(&root.join("station_windows"));
+    let threaded = files(four.path());
+    assert!(
+        threaded
+            .iter()
+            .any(|f| f.to_string_lossy().contains("part-t3-")),
+        "{threaded:?}"
+    );
+    assert!(files(one.path())
+        .iter()
+        .all(|f| !f.to_string_lossy().contains("part-t")));
 }
 
 /// `plant` and `date` filters reach the listing: a query for one plant and two days
