@@ -449,6 +449,14 @@ impl StationFlow {
         new
     }
 
+    /// Whether a record of a station this flow does not answer for would pass for "now"
+    /// in a flow answering for every station: its station known, its time plausible. A
+    /// replay of a shard of the stations thus keeps the time of the whole replay.
+    pub fn plausible_elsewhere(&self, record: &SignalRecord) -> bool {
+        (self.ctx.station_id(&record.station))
+            .is_some_and(|id| self.plausible(id, record.ts).is_ok())
+    }
+
     /// Whether `ts` can be true for station `id`: not before the floor, not further ahead
     /// of the wall clock than the allowed skew.
     fn plausible(&self, id: StationId, ts: i64) -> Result<(), RejectReason> {

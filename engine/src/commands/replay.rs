@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stationflow_operators::FlowConfig;
 use stationflow_schemas::time::parse_rfc3339_ms;
 
-use crate::driver::replay::{self, ReplayConfig, ReplayReport};
+use crate::driver::replay::{self, ReplayConfig, ReplayReport, Shard};
 use crate::query;
 use crate::sinks::parquet::ParquetSinkConfig;
 use crate::store::{Root, StoreSettings};
@@ -47,6 +47,11 @@ pub struct ReplayArgs {
     /// (default: every core). The output is the same whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Replay only the stations of shard INDEX of COUNT (by a stable hash of the
+    /// station's code), replacing only that shard's files under --out: COUNT replays,
+    /// one per INDEX, on as many machines, write one root between them.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// No progress bar and no summary table (the summary line still prints).
     #[arg(long)]
     pub quiet: bool,
@@ -81,6 +86,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         threads: args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }),
+        shard: args.shard,
     };
     let report = replay::run(config, &root, runtime.handle(), &progress)?;
     progress.finish_and_clear();
@@ -131,6 +137,9 @@ fn report_text(r: &ReplayReport, out: &str) -> String {
         "applied {}, duplicates {}, debounced completions {}, late records {}, unknown signal keys {}",
         c.applied, c.duplicates, r.debounced, c.late_records, c.unknown_keys
     );
+    if r.other_shards > 0 {
+        let _ = writeln!(text, "left to the other shards {}", r.other_shards);
+    }
     let dead: Vec<String> = r
         .dead_letters
         .iter()

@@ -101,6 +101,20 @@ pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partit
 }
 
 /// An object's bytes, read whole.
+/// `read_bytes`, or `None` when the object is gone (another writer removed it).
+pub async fn read_bytes_if_there(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> anyhow::Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(got) => Ok(Some(
+            (got.bytes().await).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {path}: {e}")),
+    }
+}
+
 pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<Bytes> {
     let got = store
         .get(path)
@@ -176,11 +190,12 @@ pub async fn put(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> anyhow
     Ok(())
 }
 
+/// Removes `path`; one already gone (another writer removed it) is removed too.
 pub async fn remove(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<()> {
-    store
-        .delete(path)
-        .await
-        .map_err(|e| anyhow::anyhow!("removing {path}: {e}"))
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("removing {path}: {e}")),
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -31,7 +31,8 @@ use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{
-    decode_columns, encode, partitions_of, put, read_bytes, remove, sha256_hex, Dataset, RowKeys,
+    decode_columns, encode, partitions_of, put, read_bytes_if_there, remove, sha256_hex, Dataset,
+    RowKeys,
 };
 use crate::sinks::parquet::partition_path;
 use crate::store::{commits, list_all, Root};
@@ -367,10 +368,12 @@ pub async fn refresh_days_at_once(root: &Root, days: usize) -> anyhow::Result<Ve
         remove_all_but(root, &day.sums, current).await?;
     }
     let stale = freshness.days.values().filter(|d| d.class.is_none());
-    let done: Vec<Refreshed> = futures::stream::iter(stale.map(|day| refresh_day(root, day)))
-        .buffered(days.max(1))
-        .try_collect()
-        .await?;
+    let done: Vec<Option<Refreshed>> =
+        futures::stream::iter(stale.map(|day| refresh_day(root, day)))
+            .buffered(days.max(1))
+            .try_collect()
+            .await?;
+    let done: Vec<Refreshed> = done.into_iter().flatten().collect();
     for day in freshness.event_days.values() {
         if day.class.is_none() {
             classify_event_day(root, day).await?;
@@ -397,23 +400,29 @@ async fn remove_all_but<'a>(
     Ok(())
 }
 
-/// The day's files, read whole, with their plants.
+/// The day's files, read whole, with their plants; `None` when one is gone (a writer
+/// racing this one replaced it): the day's sums are then left for the next refresh.
 async fn read_day<'a>(
     root: &Root,
     day: &'a Day,
-) -> anyhow::Result<Vec<(&'a str, &'a Path, Bytes)>> {
+) -> anyhow::Result<Option<Vec<(&'a str, &'a Path, Bytes)>>> {
     let mut files = Vec::with_capacity(day.files.len());
     for (plant, meta) in &day.files {
-        let bytes = read_bytes(&*root.store, &meta.location).await?;
+        let Some(bytes) = read_bytes_if_there(&*root.store, &meta.location).await? else {
+            return Ok(None);
+        };
         files.push((plant.as_str(), &meta.location, bytes));
     }
-    Ok(files)
+    Ok(Some(files))
 }
 
 /// Computes one day's sums from its files (on a blocking thread), puts one file per
 /// plant, then removes the day's other sums files.
-async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
-    let files: Vec<(String, Path, Bytes)> = (read_day(root, day).await?.into_iter())
+async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Option<Refreshed>> {
+    let Some(files) = read_day(root, day).await? else {
+        return Ok(None);
+    };
+    let files: Vec<(String, Path, Bytes)> = (files.into_iter())
         .map(|(plant, path, bytes)| (plant.to_string(), path.clone(), bytes))
         .collect();
     let (sums, class, windows) = tokio::task::spawn_blocking(move || {
@@ -434,12 +443,12 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Refreshed> {
         written.push(path);
     }
     remove_all_but(root, &day.sums, |m| written.contains(&m.location)).await?;
-    Ok(Refreshed {
+    Ok(Some(Refreshed {
         date: day.date.clone(),
         class,
         windows,
         rows,
-    })
+    }))
 }
 
 /// A day's sums by plant, its class and how many latest windows it has.
@@ -468,7 +477,9 @@ fn sum_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<DaySums> {
 
 /// Classifies one day of downtime events and puts its marker.
 async fn classify_event_day(root: &Root, day: &Day) -> anyhow::Result<()> {
-    let files = read_day(root, day).await?;
+    let Some(files) = read_day(root, day).await? else {
+        return Ok(());
+    };
     let (_, class) = latest_of_day(&files, Dataset::DowntimeEvents)?;
     let marker = markers_prefix(root)
         .join(format!("date={}", day.date))

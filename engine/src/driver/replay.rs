@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -21,6 +22,7 @@ use stationflow_schemas::{Context, RejectReason};
 
 use super::wall_ms;
 use crate::datasets::sums::{self, CLASSES, SUMS};
+use crate::kafka::partitioner::partition_for;
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetRow, DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
@@ -36,6 +38,52 @@ pub struct ReplayConfig {
     pub batch_records: usize,
     /// Threads an advance refreshes the stations on, each writing files of its own.
     pub threads: usize,
+    /// The share of the stations this replay answers for; all when `None`.
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` replays that split the stations between them by a stable hash of the
+/// station's code (Kafka's default partitioner): `replay --shard index/count`. Each
+/// writes files of its own and replaces only those, so the shards may run at once on
+/// different machines into one root. Records no station can be read from (malformed
+/// lines) are the first shard's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// `i/N`, with `i` from 0 to N - 1.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if index < count => Ok(Shard { index, count }),
+            _ => Err(format!(
+                "{text:?} is not a shard: give INDEX/COUNT, INDEX from 0 to COUNT - 1 (0/3, 1/3, 2/3)"
+            )),
+        }
+    }
+
+    pub fn owns(self, station: &str) -> bool {
+        partition_for(station, self.count) == self.index
+    }
+
+    /// How the names of this shard's files begin.
+    fn file_prefix(self) -> String {
+        format!("part-s{}of{}-", self.index, self.count)
+    }
+
+    fn dead_letters(self) -> String {
+        format!("dead_letter-s{}of{}.jsonl", self.index, self.count)
+    }
+}
+
+/// Where a replay's dead letters go.
+fn dead_letters_name(shard: Option<Shard>) -> String {
+    shard.map_or("dead_letter.jsonl".into(), Shard::dead_letters)
 }
 
 /// What a replay did.
@@ -50,27 +98,42 @@ pub struct ReplayReport {
     pub events: SinkStats,
     /// Days whose `window_sums` were written.
     pub summed_days: usize,
+    /// Records read and left to the other shards.
+    pub other_shards: u64,
     pub elapsed: Duration,
 }
 
-/// Removes what an earlier replay wrote under `root` (replay owns its output datasets).
-pub fn clear_outputs(root: &Root, runtime: &tokio::runtime::Handle) -> anyhow::Result<()> {
+/// Removes what an earlier replay wrote under `root`: a replay owns its output
+/// datasets; a shard its own files and dead letters (the sums, shared by all, go stale
+/// and are computed again).
+pub fn clear_outputs(
+    root: &Root,
+    runtime: &tokio::runtime::Handle,
+    shard: Option<Shard>,
+) -> anyhow::Result<()> {
+    let dead_letters = dead_letters_name(shard);
+    let names: &[&str] = match shard {
+        None => &["station_windows", "downtime_events", SUMS, CLASSES],
+        Some(_) => &["station_windows", "downtime_events"],
+    };
+    let owned = |path: &object_store::path::Path| match shard {
+        None => true,
+        Some(s) => path
+            .filename()
+            .is_some_and(|f| f.starts_with(&s.file_prefix())),
+    };
     runtime.block_on(async {
-        for name in [
-            "station_windows",
-            "downtime_events",
-            SUMS,
-            CLASSES,
-            "dead_letter.jsonl",
-        ] {
-            let prefix = root.child(name);
-            let mut listing = root.store.list(Some(&prefix));
-            let mut paths = Vec::new();
+        let mut paths = vec![root.child(&dead_letters)];
+        for name in names {
+            let mut listing = root.store.list(Some(&root.child(name)));
             while let Some(meta) = listing.next().await {
-                paths.push(meta?.location);
+                paths.extend(Some(meta?.location).filter(owned));
             }
-            for p in paths {
-                root.store.delete(&p).await?;
+        }
+        for p in paths {
+            match root.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok::<_, object_store::Error>(())
@@ -106,9 +169,9 @@ impl RunWriters {
         config: &ReplayConfig,
         run: usize,
     ) -> Self {
-        let names = match config.threads {
-            0 | 1 => FileNames::PerRun,
-            _ => FileNames::PerThread(run),
+        let names = FileNames::Replay {
+            shard: config.shard.map(|s| (s.index, s.count)),
+            thread: (config.threads > 1).then_some(run),
         };
         RunWriters {
             windows: writer(root, runtime, config, names),
@@ -138,13 +201,17 @@ pub fn run(
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let mut inputs = MergedFiles::new(files::discover(&config.inputs)?)?;
-    clear_outputs(root, runtime)?;
+    clear_outputs(root, runtime, config.shard)?;
     let runs = config.threads.max(1);
     let mut writers: Vec<RunWriters> = (0..runs)
         .map(|run| RunWriters::new(root, runtime, &config, run))
         .collect();
     let mut flow = StationFlow::new(config.context, config.flow);
+    if let Some(shard) = config.shard {
+        flow = flow.with_stations(Arc::new(move |station: &str| shard.owns(station)));
+    }
     flow.set_wall_clock(wall_ms());
+    let mut other_shards = 0u64;
     let mut dead = DeadLetterSink::new()?;
     let mut now = i64::MIN;
     let mut n = 0usize;
@@ -152,7 +219,22 @@ pub fn run(
     let mut admitted = Vec::with_capacity(config.batch_records);
     let write = |run: &mut RunWriters, rows: &mut Emitted| run.write(rows, progress);
     while let Some((item, original)) = inputs.next_item()? {
+        let theirs = match (config.shard, item.decoded()) {
+            (Some(shard), Ok(record)) => !shard.owns(&record.station),
+            (Some(shard), Err(_)) => shard.index != 0,
+            (None, _) => false,
+        };
         let rejected = match item.decoded() {
+            _ if theirs => {
+                other_shards += 1;
+                // Another shard's record moves "now" as it would in one replay of all.
+                if let Ok(record) = item.decoded() {
+                    if flow.plausible_elsewhere(record) {
+                        now = now.max(record.ts);
+                    }
+                }
+                None
+            }
             Ok(record) => {
                 // A rejected record (from the future, say) must not become "now".
                 let at = now.max(record.ts);
@@ -192,7 +274,12 @@ pub fn run(
         events.add(&run.events.close()?);
     }
     let by_reason = dead.by_reason.clone();
-    dead.close(&root.store, &root.prefix, runtime)?;
+    dead.close(
+        &root.store,
+        &root.prefix,
+        &dead_letters_name(config.shard),
+        runtime,
+    )?;
     let (debounced, counters) = (flow.debounced(), flow.counters().clone());
     // The stations' state (the allowed lateness of every station) goes before the sums
     // read a day of windows back: the two would otherwise add up in the peak.
@@ -207,6 +294,27 @@ pub fn run(
         windows,
         events,
         summed_days: summed.len(),
+        other_shards,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn a_shard_is_index_of_count() {
+        assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
+        for wrong in ["3/3", "1", "a/3", "1/0", "-1/3", ""] {
+            let error = Shard::parse(wrong).unwrap_err();
+            assert!(error.contains("INDEX/COUNT"), "{wrong}: {error}");
+        }
+        // Every station is one shard's, and the hash is the Kafka partitioner's.
+        let shards: Vec<Shard> = (0..4).map(|index| Shard { index, count: 4 }).collect();
+        for station in ["CNC-01", "Press #2", "ST-00412", ""] {
+            assert_eq!(shards.iter().filter(|s| s.owns(station)).count(), 1);
+        }
+        assert!(Shard { index: 0, count: 1 }.owns("anything"));
+    }
 }

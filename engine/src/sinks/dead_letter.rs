@@ -62,16 +62,17 @@ impl DeadLetterSink {
         self.by_reason.values().sum()
     }
 
-    /// Puts the dead letters at `<root>/dead_letter.jsonl` (an empty file when none).
+    /// Puts the dead letters at `<root>/<name>` (an empty file when none).
     pub fn close(
         self,
         store: &Arc<dyn ObjectStore>,
         root: &Path,
+        name: &str,
         runtime: &tokio::runtime::Handle,
     ) -> anyhow::Result<()> {
         let mut file = self.spool.into_inner().map_err(|e| e.into_error())?;
         file.rewind()?;
-        let path = root.clone().join("dead_letter.jsonl");
+        let path = root.clone().join(name);
         // In parts, never whole in memory: a run over a damaged archive may dead-letter
         // gigabytes.
         let mut upload = StoreWriter::new(store.clone(), path);

@@ -118,10 +118,12 @@ struct OpenFile<R> {
 /// How a dataset's files are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileNames {
-    /// `part-<n>.parquet`, numbered per run (replay owns its output folder).
-    PerRun,
-    /// `part-t<thread>-<n>.parquet`: a replay's thread's, numbered per run.
-    PerThread(usize),
+    /// A replay's: `part-[s<shard>of<shards>-][t<thread>-]<n>.parquet`, numbered per
+    /// run. A replay owns its output folder, or a shard of it its own files.
+    Replay {
+        shard: Option<(u32, u32)>,
+        thread: Option<usize>,
+    },
     /// `p<partition>-e<epoch>-<n>.parquet`, numbered per epoch (live, per Kafka partition).
     PerEpoch { partition: i32, epoch: u64 },
 }
@@ -129,8 +131,11 @@ pub enum FileNames {
 impl FileNames {
     fn name(self, n: u64) -> String {
         match self {
-            FileNames::PerRun => format!("part-{n:06}.parquet"),
-            FileNames::PerThread(thread) => format!("part-t{thread}-{n:06}.parquet"),
+            FileNames::Replay { shard, thread } => {
+                let shard = shard.map_or(String::new(), |(i, of)| format!("s{i}of{of}-"));
+                let thread = thread.map_or(String::new(), |t| format!("t{t}-"));
+                format!("part-{shard}{thread}{n:06}.parquet")
+            }
             FileNames::PerEpoch { partition, epoch } => {
                 format!("p{partition:03}-e{epoch:010}-{n:04}.parquet")
             }
@@ -175,7 +180,10 @@ impl<R: DatasetRow> DatasetWriter<R> {
             runtime,
             config,
             open: BTreeMap::new(),
-            names: FileNames::PerRun,
+            names: FileNames::Replay {
+                shard: None,
+                thread: None,
+            },
             queue: None,
             next_file: 0,
             writes: 0,
