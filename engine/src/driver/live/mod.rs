@@ -369,16 +369,24 @@ pub fn run(
     state.release_all(wall_ms())?;
     drop(state);
     consumer.unsubscribe();
-    if let Some(task) = sums {
-        task.abort();
-        // The last epochs are committed: their days get sums before the engine goes.
+    if let Some(sums) = sums {
+        // The last epochs are committed: their days get sums before the engine goes,
+        // once the turn under way (if any) is over.
         let state = lock(&assigned);
         let (output, runtime) = (&state.env.output, &state.env.runtime);
+        let _ = sums.stop.send(());
+        let _ = runtime.block_on(sums.task);
         if let Err(e) = runtime.block_on(crate::datasets::sums::refresh(output)) {
             tracing::warn!(error = %format!("{e:#}"), "window sums");
         }
     }
     Ok(())
+}
+
+/// The task that keeps `window_sums` fresh, and how to stop it between two turns.
+struct SumsTask {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Computes `window_sums` again every `every_s` seconds for the days whose committed
@@ -388,16 +396,20 @@ fn keep_sums_fresh(
     output: &Root,
     runtime: &tokio::runtime::Handle,
     every_s: u32,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<SumsTask> {
     if every_s == 0 {
         return None;
     }
     let output = output.clone();
-    Some(runtime.spawn(async move {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = runtime.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(every_s.into()));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut stopped => return,
+            }
             // Decoding a day of windows is seconds of CPU: off the runtime's worker,
             // which the upload queue needs.
             let (output, runtime) = (output.clone(), tokio::runtime::Handle::current());
@@ -413,7 +425,8 @@ fn keep_sums_fresh(
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "window sums"),
             }
         }
-    }))
+    });
+    Some(SumsTask { task, stop })
 }
 
 /// Offsets also go to the group (for lag tools); the engine itself reads them from its
