@@ -252,7 +252,15 @@ pub fn run(
             }
         };
         if let Some((reason, detail)) = rejected {
-            dead.write(reason, &item.position, &detail, original)?;
+            (dead.write(reason, &item.position, &detail, original)).map_err(|e| {
+                anyhow::anyhow!(
+                    "spooling dead letter {} ({reason}, {}) in {} until the end of the replay \
+                     (TMPDIR moves it): {e}",
+                    dead.total(),
+                    item.position,
+                    std::env::temp_dir().display()
+                )
+            })?;
         }
         n += 1;
         if n.is_multiple_of(config.batch_records) {
