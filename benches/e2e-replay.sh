@@ -13,6 +13,7 @@
 # count per station-minute into Parquet, with the ratio. Files are reused between runs.
 #   benches/e2e-replay.sh   (BENCH_DIR=... for the data; BUILDS="pgo" or "release";
 #                            SHAPES="realistic" or "record-heavy"; THREADS="1 2";
+#                            ROUNDS=5 for interleaved rounds, a row each, medians yours;
 #                            DuckDB from `source scripts/services.sh`, skipped without it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ dir=${BENCH_DIR:-target/e2e-bench}
 builds=${BUILDS:-pgo release}
 shapes=${SHAPES:-realistic record-heavy}
 thread_counts=${THREADS:-1 2}
+rounds=${ROUNDS:-1}
 binary() {
     case $1 in
     pgo) echo target/pgo/stationflow ;;
@@ -58,7 +60,7 @@ for shape in $shapes; do
     # after a pause is slow as well (1.8 s for 918 MB against 0.12 s the second time:
     # the host maps the guest's memory back in), so it is read once first.
     cat "$file" >/dev/null
-    for threads in $thread_counts; do
+    for threads in $(for _ in $(seq "$rounds"); do echo "$thread_counts"; done); do
         for build in $builds; do
             report=$(pin "$threads" "$(binary "$build")" replay "$file" --threads "$threads" \
                 --context "$dir/$shape/context.toml" --out "$dir/$shape/out" --quiet)
