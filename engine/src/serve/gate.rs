@@ -77,6 +77,9 @@ pub struct Gate {
     /// The log's head is anchored in the data root every this many lines.
     pub anchor_every: u64,
     anchors: Mutex<Anchors>,
+    /// Whether lines may still be written: false once the server closes its log, so
+    /// that the head anchored at shutdown is the last line.
+    open: tokio::sync::RwLock<bool>,
 }
 
 /// The last head this server wrote, and the last it anchored.
@@ -110,11 +113,14 @@ impl Gate {
             limits,
             anchor_every: anchor_every.max(1),
             anchors: Mutex::new(Anchors::default()),
+            open: tokio::sync::RwLock::new(true),
         }
     }
 
-    /// Anchors the last head this server wrote, if it is not anchored yet (at shutdown).
-    pub async fn anchor_latest(&self) -> anyhow::Result<Option<Head>> {
+    /// At shutdown: waits for the lines being written, writes no more (what would need
+    /// one is refused), and anchors the last head this server wrote if it is not yet.
+    pub async fn close_and_anchor(&self) -> anyhow::Result<Option<Head>> {
+        *self.open.write().await = false;
         let head = {
             let mut anchors = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
             match anchors.latest.clone() {
@@ -314,6 +320,12 @@ impl Gate {
         fields["from"] = json!(caller.from);
         fields["tool"] = json!(caller.tool);
         fields["protocol"] = json!(caller.protocol);
+        let open = self.open.read().await;
+        if !*open {
+            return Err(Refused::Server(anyhow::anyhow!(
+                "the server is stopping: nothing more is logged"
+            )));
+        }
         let gate = self.clone();
         let kind = kind.to_string();
         let head = tokio::task::spawn_blocking(move || gate.audit.append(&kind, fields))

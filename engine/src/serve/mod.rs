@@ -190,7 +190,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
         shutdown_signal().await;
-        match gate.anchor_latest().await {
+        match gate.close_and_anchor().await {
             Ok(Some(head)) => {
                 eprintln!("stationflow serve: audit log anchored at line {}", head.seq)
             }
