@@ -8,7 +8,8 @@
 # ours, and warm in one connection. Medians of RUNS runs (DUCKDB_RUNS for DuckDB: over
 # a year its roll-ups take minutes a run), page cache warm.
 #   benches/bi-queries.sh       (DAYS=365 STATIONS=1000 RUNS=5 DUCKDB_RUNS=1
-#                                BENCH_DIR=target/bi-bench)
+#                                DUCKDB_WARM=0 to skip the warm runs, QUERIES=1,3
+#                                for some of the queries, BENCH_DIR=target/bi-bench)
 # Needs DuckDB: run `source scripts/services.sh` first (it installs the pinned one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ days=${DAYS:-365}
 stations=${STATIONS:-1000}
 runs=${RUNS:-5}
 duckdb_runs=${DUCKDB_RUNS:-$runs}
+duckdb_warm=${DUCKDB_WARM:-1}
+only=${QUERIES:-}
 dir=${BENCH_DIR:-target/bi-bench}/${stations}x${days}d
 python=${STATIONFLOW_READERS_PYTHON:?run "source scripts/services.sh" first (DuckDB)}
 cargo build --release --locked -p stationflow-engine --bin stationflow
@@ -95,12 +98,19 @@ seconds() { awk '{printf "%.3f", $1 / 1000}'; }
 echo "stationflow: a new \`stationflow query\` process each run (listing, planning, output);"
 echo "DuckDB: a new Python process each run (connect, views, query), and warm in one connection"
 printf '%-34s %12s %14s %12s %7s\n' query stationflow duckdb_process duckdb_warm rows
+n=0
 for q in "${queries[@]}"; do
+    n=$((n + 1))
+    if [ -n "$only" ] && [[ ",$only," != *",$n,"* ]]; then continue; fi
     IFS='|' read -r name ours theirs <<<"$q"
     "$bin" query --data "$dir/out" --format csv "$ours" >/dev/null # warm the page cache
     ours_s=$(time_ms "$bin" query --data "$dir/out" --format csv "$ours" | seconds)
     rows=$(($(wc -l <"$dir/last.csv") - 1))
     cold_s=$(runs=$duckdb_runs time_ms "$python" "$dir/duckdb_views.py" "$dir/out" "$theirs" once | seconds)
-    warm_s=$("$python" "$dir/duckdb_views.py" "$dir/out" "$theirs" warm "$duckdb_runs")
-    printf '%-34s %12s %14s %12.3f %7d\n' "$name" "$ours_s" "$cold_s" "$warm_s" "$rows"
+    warm_s=-
+    if [ "$duckdb_warm" != 0 ]; then
+        warm_s=$("$python" "$dir/duckdb_views.py" "$dir/out" "$theirs" warm "$duckdb_runs")
+        warm_s=$(printf '%.3f' "$warm_s")
+    fi
+    printf '%-34s %12s %14s %12s %7d\n' "$name" "$ours_s" "$cold_s" "$warm_s" "$rows"
 done
