@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use indicatif::ProgressBar;
-use object_store::{ObjectStore, ObjectStoreExt};
 use stationflow_operators::station::Emitted;
 use stationflow_operators::{Counters, FlowConfig, StationFlow};
 use stationflow_schemas::time::format_ms;
@@ -21,13 +19,14 @@ use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
 
 use super::wall_ms;
+use crate::datasets::remove;
 use crate::datasets::sums::{self, CLASSES, SUMS};
 use crate::kafka::partitioner::partition_for;
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetRow, DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
 use crate::sources::files;
 use crate::sources::merge::MergedFiles;
-use crate::store::Root;
+use crate::store::{list_all, Root};
 
 pub struct ReplayConfig {
     pub inputs: Vec<PathBuf>,
@@ -71,11 +70,6 @@ impl Shard {
         partition_for(station, self.count) == self.index
     }
 
-    /// How the names of this shard's files begin.
-    fn file_prefix(self) -> String {
-        format!("part-s{}of{}-", self.index, self.count)
-    }
-
     fn dead_letters(self) -> String {
         format!("dead_letter-s{}of{}.jsonl", self.index, self.count)
     }
@@ -111,34 +105,25 @@ pub fn clear_outputs(
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
 ) -> anyhow::Result<()> {
-    let dead_letters = dead_letters_name(shard);
     let names: &[&str] = match shard {
         None => &["station_windows", "downtime_events", SUMS, CLASSES],
         Some(_) => &["station_windows", "downtime_events"],
     };
-    let owned = |path: &object_store::path::Path| match shard {
-        None => true,
-        Some(s) => path
-            .filename()
-            .is_some_and(|f| f.starts_with(&s.file_prefix())),
+    let prefix = shard.map(|s| FileNames::replay_prefix(Some((s.index, s.count))));
+    let owned = |path: &object_store::path::Path| {
+        (prefix.as_ref()).is_none_or(|p| path.filename().is_some_and(|f| f.starts_with(p)))
     };
     runtime.block_on(async {
-        let mut paths = vec![root.child(&dead_letters)];
+        let mut paths = vec![root.child(&dead_letters_name(shard))];
         for name in names {
-            let mut listing = root.store.list(Some(&root.child(name)));
-            while let Some(meta) = listing.next().await {
-                paths.extend(Some(meta?.location).filter(owned));
-            }
+            let listed = list_all(&*root.store, &root.child(name)).await?;
+            paths.extend(listed.into_iter().map(|m| m.location).filter(owned));
         }
-        for p in paths {
-            match root.store.delete(&p).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        for path in paths {
+            remove(&*root.store, &path).await?;
         }
-        Ok::<_, object_store::Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Windows a run of stations may hold in an advance before they go to its writers
@@ -219,20 +204,18 @@ pub fn run(
     let mut admitted = Vec::with_capacity(config.batch_records);
     let write = |run: &mut RunWriters, rows: &mut Emitted| run.write(rows, progress);
     while let Some((item, original)) = inputs.next_item()? {
-        let theirs = match (config.shard, item.decoded()) {
-            (Some(shard), Ok(record)) => !shard.owns(&record.station),
-            (Some(shard), Err(_)) => shard.index != 0,
-            (None, _) => false,
-        };
+        let shard = config.shard;
         let rejected = match item.decoded() {
-            _ if theirs => {
+            Ok(record) if shard.is_some_and(|s| !s.owns(&record.station)) => {
                 other_shards += 1;
                 // Another shard's record moves "now" as it would in one replay of all.
-                if let Ok(record) = item.decoded() {
-                    if flow.plausible_elsewhere(record) {
-                        now = now.max(record.ts);
-                    }
+                if flow.plausible_elsewhere(record) {
+                    now = now.max(record.ts);
                 }
+                None
+            }
+            Err(_) if shard.is_some_and(|s| s.index != 0) => {
+                other_shards += 1;
                 None
             }
             Ok(record) => {

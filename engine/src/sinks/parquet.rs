@@ -132,14 +132,20 @@ impl FileNames {
     fn name(self, n: u64) -> String {
         match self {
             FileNames::Replay { shard, thread } => {
-                let shard = shard.map_or(String::new(), |(i, of)| format!("s{i}of{of}-"));
                 let thread = thread.map_or(String::new(), |t| format!("t{t}-"));
-                format!("part-{shard}{thread}{n:06}.parquet")
+                format!("{}{thread}{n:06}.parquet", Self::replay_prefix(shard))
             }
             FileNames::PerEpoch { partition, epoch } => {
                 format!("p{partition:03}-e{epoch:010}-{n:04}.parquet")
             }
         }
+    }
+
+    /// How the names of a replay's files begin: `part-`, and `s<shard>of<shards>-` for a
+    /// shard's, whose files are exactly those that begin so.
+    pub fn replay_prefix(shard: Option<(u32, u32)>) -> String {
+        let shard = shard.map_or(String::new(), |(i, of)| format!("s{i}of{of}-"));
+        format!("part-{shard}")
     }
 
     /// The partition and epoch in a live file's name.
