@@ -100,7 +100,6 @@ pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partit
         .collect())
 }
 
-/// An object's bytes, read whole.
 /// `read_bytes`, or `None` when the object is gone (another writer removed it).
 pub async fn read_bytes_if_there(
     store: &dyn ObjectStore,
@@ -115,6 +114,7 @@ pub async fn read_bytes_if_there(
     }
 }
 
+/// An object's bytes, read whole.
 pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<Bytes> {
     let got = store
         .get(path)

@@ -400,18 +400,18 @@ async fn remove_all_but<'a>(
     Ok(())
 }
 
-/// The day's files, read whole, with their plants; `None` when one is gone (a writer
-/// racing this one replaced it): the day's sums are then left for the next refresh.
-async fn read_day<'a>(
-    root: &Root,
-    day: &'a Day,
-) -> anyhow::Result<Option<Vec<(&'a str, &'a Path, Bytes)>>> {
+/// One of a day's files, read whole: its plant, path and bytes.
+type DayFile = (String, Path, Bytes);
+
+/// The day's files; `None` when one is gone (a writer racing this one replaced it): the
+/// day's sums are then left for the next refresh.
+async fn read_day(root: &Root, day: &Day) -> anyhow::Result<Option<Vec<DayFile>>> {
     let mut files = Vec::with_capacity(day.files.len());
     for (plant, meta) in &day.files {
         let Some(bytes) = read_bytes_if_there(&*root.store, &meta.location).await? else {
             return Ok(None);
         };
-        files.push((plant.as_str(), &meta.location, bytes));
+        files.push((plant.clone(), meta.location.clone(), bytes));
     }
     Ok(Some(files))
 }
@@ -422,16 +422,7 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Option<Refreshed>
     let Some(files) = read_day(root, day).await? else {
         return Ok(None);
     };
-    let files: Vec<(String, Path, Bytes)> = (files.into_iter())
-        .map(|(plant, path, bytes)| (plant.to_string(), path.clone(), bytes))
-        .collect();
-    let (sums, class, windows) = tokio::task::spawn_blocking(move || {
-        let files: Vec<(&str, &Path, Bytes)> = (files.iter())
-            .map(|(plant, path, bytes)| (plant.as_str(), path, bytes.clone()))
-            .collect();
-        sum_day(&files)
-    })
-    .await??;
+    let (sums, class, windows) = tokio::task::spawn_blocking(move || sum_day(&files)).await??;
     let day_number = super::compact::date32(&day.date)?;
     let mut written = Vec::new();
     let mut rows = 0;
@@ -455,13 +446,13 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Option<Refreshed>
 type DaySums = (Vec<(String, RecordBatch)>, DayClass, usize);
 
 /// Sums a day's latest windows by plant.
-fn sum_day(files: &[(&str, &Path, Bytes)]) -> anyhow::Result<DaySums> {
+fn sum_day(files: &[DayFile]) -> anyhow::Result<DaySums> {
     let (kept, class) = latest_of_day(files, Dataset::StationWindows)?;
     let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
     let mut windows = 0;
     for ((plant, path, bytes), kept) in files.iter().zip(&kept) {
         windows += kept.iter().filter(|k| **k).count();
-        let acc = by_plant.entry(plant).or_default();
+        let acc = by_plant.entry(plant.as_str()).or_default();
         let mut offset = 0;
         for batch in decode_columns(path, bytes.clone(), &sums_inputs())? {
             let rows = offset..offset + batch.num_rows();
@@ -502,7 +493,7 @@ const KEYS_PER_PASS: usize = 4_000_000;
 /// For each file, which of its rows are the latest revision of their key (one copy
 /// kept where a revision is there twice), and the day's class.
 fn latest_of_day(
-    files: &[(&str, &Path, Bytes)],
+    files: &[DayFile],
     dataset: Dataset,
 ) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
     latest_in_passes(files, dataset, KEYS_PER_PASS)
@@ -517,7 +508,7 @@ fn pass_of(station: &str, passes: usize) -> usize {
 }
 
 fn latest_in_passes(
-    files: &[(&str, &Path, Bytes)],
+    files: &[DayFile],
     dataset: Dataset,
     keys_per_pass: usize,
 ) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
@@ -794,11 +785,11 @@ mod tests {
         let path = Path::from("day");
         let mut classes = Vec::new();
         for (n, case) in cases.iter().enumerate() {
-            let files: Vec<(&str, &Path, Bytes)> = case
+            let files: Vec<DayFile> = case
                 .iter()
                 .map(|rows| {
                     let bytes = super::super::encode(&[windows_batch(rows)]).unwrap();
-                    (&*rows[0].plant, &path, Bytes::from(bytes))
+                    (rows[0].plant.to_string(), path.clone(), Bytes::from(bytes))
                 })
                 .collect();
             let one = latest_in_passes(&files, Dataset::StationWindows, 1 << 30).unwrap();
