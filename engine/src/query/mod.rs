@@ -3,6 +3,7 @@
 //! `station_windows_latest` and `downtime_events_latest` (highest revision per key), and
 //! roll-ups that divide sums — never averages of ratios.
 
+mod days;
 mod views;
 
 use std::sync::Arc;

@@ -25,6 +25,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use stationflow_schemas::window::{EVENT_COLUMNS, WINDOW_COLUMNS};
 
+use super::days::DayPrunedTable;
 use crate::access::scope::ScopedTable;
 use crate::datasets::sums::{sums_schema, DayClass, Freshness, CONDITIONAL, GRAIN, SUMMED, SUMS};
 use crate::datasets::Dataset;
@@ -180,6 +181,14 @@ impl Class {
         }
     }
 
+    /// The column whose UTC day is each row's `date` folder.
+    fn instant(self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Sums => None,
+            _ => Some(instant_of(self.dataset)),
+        }
+    }
+
     fn schema(self) -> SchemaRef {
         match (self.kind, self.dataset) {
             (Kind::Sums, _) => sums_schema(),
@@ -253,6 +262,14 @@ impl commits::Keep for ClassFilter {
     }
 }
 
+/// The column whose UTC day is the `date=` folder of a dataset's row.
+fn instant_of(dataset: Dataset) -> &'static str {
+    match dataset {
+        Dataset::StationWindows => "window_start",
+        Dataset::DowntimeEvents => "start",
+    }
+}
+
 /// The `date=` folder of a dataset file's path.
 fn date_of(path: &Path) -> Option<&str> {
     path.as_ref()
@@ -271,12 +288,13 @@ fn without(schema: &SchemaRef, column: &str) -> SchemaRef {
     ))
 }
 
-/// Registers table `name` over the hive-partitioned Parquet files at `url`.
+/// Registers table `name` over the hive-partitioned Parquet files at `url`; filters on
+/// `instant`, whose UTC day is each row's `date`, prune `date` folders too.
 fn register_files(
     ctx: &SessionContext,
     name: &str,
     url: &str,
-    schema: SchemaRef,
+    (schema, instant): (SchemaRef, Option<&'static str>),
     scope: Option<&Arc<[String]>>,
 ) -> anyhow::Result<()> {
     // `plant` comes from the partition path (so filters on it prune files); the copy
@@ -290,7 +308,10 @@ fn register_files(
     let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
         .with_listing_options(options)
         .with_schema(without(&schema, "plant"));
-    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    let mut table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    if let Some(instant) = instant {
+        table = Arc::new(DayPrunedTable::new(table, instant));
+    }
     let table = match scope {
         Some(plants) => Arc::new(ScopedTable::new(table, plants.clone())),
         None => table,
@@ -357,16 +378,16 @@ pub async fn register_all(
         }
     }
     let scope = scope.as_ref();
-    for (dataset, schema) in [
-        ("station_windows", window_schema()),
-        ("downtime_events", event_schema()),
-    ] {
-        let url = format!("{}{dataset}/", root.url);
-        register_files(&ctx, &format!("{dataset}_files"), &url, schema, scope)?;
+    for (dataset, schema) in [(WINDOWS, window_schema()), (EVENTS, event_schema())] {
+        let name = dataset.name();
+        let url = format!("{}{name}/", root.url);
+        let columns = (schema, Some(instant_of(dataset)));
+        register_files(&ctx, &format!("{name}_files"), &url, columns, scope)?;
     }
     for class in Class::ALL {
         let url = format!("{}{}/", class.root_url(root)?, class.folder());
-        register_files(&ctx, &class.table(), &url, class.schema(), scope)?;
+        let columns = (class.schema(), class.instant());
+        register_files(&ctx, &class.table(), &url, columns, scope)?;
     }
     for sql in view_definitions() {
         ctx.sql(&sql).await?;

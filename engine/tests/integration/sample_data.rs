@@ -320,6 +320,83 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
     }
 }
 
+/// A filter on the instant whose UTC day is the `date` folder (`window_start`, an
+/// event's `start`) reads only the days it implies, in the raw tables and the latest
+/// views alike, and gives the rows of the same filter with the days spelled out.
+#[test]
+fn time_filters_read_only_the_days_they_imply() {
+    let out = tempfile::tempdir().expect("tempdir");
+    replay_sample(out.path());
+    let folders: Vec<String> = fs::read_dir(out.path().join("station_windows/plant=LEEDS"))
+        .expect("LEEDS's windows")
+        .map(|e| {
+            e.expect("a folder")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    // The view, the filter, and the first and last day it implies.
+    let cases = [
+        (
+            "station_windows_latest",
+            "window_start >= TIMESTAMP '2026-03-05 12:00:00'",
+            ("2026-03-05", None),
+        ),
+        (
+            "station_windows",
+            "window_start BETWEEN TIMESTAMP '2026-03-03 23:00:00' AND TIMESTAMP '2026-03-04 01:00:00'",
+            ("2026-03-03", Some("2026-03-04")),
+        ),
+        (
+            "station_windows_latest",
+            "CAST(window_start AS DATE) = DATE '2026-03-04'",
+            ("2026-03-04", Some("2026-03-04")),
+        ),
+        (
+            "downtime_events_latest",
+            "\"start\" < TIMESTAMP '2026-03-04 00:00:00'",
+            ("0001-01-01", Some("2026-03-03")),
+        ),
+    ];
+    for (view, filter, (first, last)) in cases {
+        let plan = query(
+            out.path(),
+            &format!("EXPLAIN SELECT count(*) FROM {view} WHERE {filter}"),
+        );
+        let physical = plan
+            .iter()
+            .find(|r| r[0] == "physical_plan")
+            .map(|r| r[1].clone())
+            .expect("a physical plan");
+        let what = format!("{view} WHERE {filter}: {physical}");
+        let implied = |day: &str| day >= first && last.is_none_or(|last| day <= last);
+        let mut outside = 0;
+        for folder in &folders {
+            let day = folder.trim_start_matches("date=");
+            if !implied(day) {
+                outside += 1;
+                assert!(
+                    !physical.contains(folder.as_str()),
+                    "{folder} read by {what}"
+                );
+            }
+        }
+        assert!(outside > 0, "every day is implied by {filter}: {folders:?}");
+        let by_time = query(
+            out.path(),
+            &format!("SELECT count(*), sum(revision) FROM {view} WHERE {filter}"),
+        );
+        let spelled = format!("date >= '{first}' AND date <= '{}'", last.unwrap_or("9999"));
+        let by_date = query(
+            out.path(),
+            &format!("SELECT count(*), sum(revision) FROM {view} WHERE {filter} AND {spelled}"),
+        );
+        assert_eq!(by_time, by_date, "{what}");
+        assert!(number(&by_time[1][0]) > 0.0, "{what}: {by_time:?}");
+    }
+}
+
 /// Every latest view and roll-up gives the rows its definition before `window_sums` gave
 /// (written out as the reference): on the replayed sample with fresh sums, after
 /// compacting some days, and with one day's sums and event class gone.
