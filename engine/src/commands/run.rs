@@ -109,6 +109,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         partitions,
         output: Root::open(&settings.output.root, &settings.store)?,
         uploads: uploads.clone(),
+        commits_landed: Default::default(),
         checkpoints: CheckpointStore::new(
             Root::open(&settings.checkpoint_root(), &settings.store)?,
             &settings.kafka.group_id,

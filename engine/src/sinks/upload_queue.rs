@@ -40,6 +40,8 @@ struct Upload {
     path: Path,
     payload: Payload,
     len: u64,
+    /// Told once the object is in the store.
+    landed: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Default)]
@@ -105,6 +107,17 @@ impl UploadQueue {
         path: Path,
         bytes: Vec<u8>,
     ) -> anyhow::Result<()> {
+        self.put_then(store, path, bytes, None)
+    }
+
+    /// `put`, and `landed` is notified once the object is in the store.
+    pub fn put_then(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        bytes: Vec<u8>,
+        landed: Option<Arc<tokio::sync::Notify>>,
+    ) -> anyhow::Result<()> {
         let len = bytes.len() as u64;
         let limits = &self.shared.limits;
         let mut state = self.shared.lock();
@@ -147,6 +160,7 @@ impl UploadQueue {
             path,
             payload,
             len,
+            landed,
         });
         drop(state);
         self.shared.changed.notify_all();
@@ -250,6 +264,9 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
         match result {
             Ok(()) => {
                 if let Some(done) = state.queue.pop_front() {
+                    if let Some(landed) = done.landed {
+                        landed.notify_one();
+                    }
                     match done.payload {
                         Payload::Memory(_) => state.memory_bytes -= done.len,
                         Payload::Spooled(file) => {
@@ -402,12 +419,23 @@ mod tests {
         assert_eq!(status.spool_bytes, 4_000);
         assert_eq!(std::fs::read_dir(spool_parent.path()).unwrap().count(), 1);
 
-        // A checkpoint after the files; the store comes back; all land, spool emptied.
+        // A checkpoint after the files, told when it lands; the store comes back; all
+        // land, spool emptied.
+        let landed = Arc::new(tokio::sync::Notify::new());
+        let told = || futures::FutureExt::now_or_never(landed.notified()).is_some();
         queue
-            .put(store.clone(), Path::from("checkpoint"), b"cp".to_vec())
+            .put_then(
+                store.clone(),
+                Path::from("checkpoint"),
+                b"cp".to_vec(),
+                Some(landed.clone()),
+            )
             .unwrap_or_else(|_| unreachable!());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!told(), "told before the store took it");
         down.store(false, Ordering::Relaxed);
         queue.drain();
+        assert!(told(), "not told once it landed");
         assert_eq!(queue.status(), QueueStatus::default());
         assert!(queue.retries() > 0);
         let names: Vec<String> = runtime

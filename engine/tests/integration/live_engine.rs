@@ -574,9 +574,14 @@ fn assert_topic_matches_parquet(broker: &str, root: &Output) {
 fn live_run_gives_replays_windows_and_dead_letters() {
     let pipeline = Pipeline::new();
     pipeline.publish_sample();
-    let engine = pipeline.start("run", &[]);
+    let mut engine = pipeline.start("run", &[]);
     let replay = replay_latest(pipeline.dir.path());
-    ends_like_replay(&pipeline, engine, &replay, Duration::from_secs(480));
+    wait_for_replay_equality(&engine, &pipeline.out(), &replay, Duration::from_secs(480));
+    sums_follow_the_commits(&engine, &pipeline.out());
+    engine.assert_running();
+    engine.stop();
+    assert_no_duplicate_rows(&pipeline.out());
+    assert_topic_matches_parquet(&pipeline.broker.address, &pipeline.out());
     sums_match_the_windows(&pipeline.dir.path().join("out"));
 
     // The sample's bad records, each once, for the reasons replay gives.
@@ -585,6 +590,21 @@ fn live_run_gives_replays_windows_and_dead_letters() {
     assert_eq!(got, want, "dead letters by reason");
 
     assert_alerts_follow_the_output(&pipeline.broker.address, &pipeline.out());
+}
+
+/// While it runs, the engine computes the sums of the days its epochs commit: the
+/// sample's first day, long finished, gets fresh sums without a stop.
+fn sums_follow_the_commits(engine: &Engine, live: &Output) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fresh = "SELECT count(*) FROM window_sums_files WHERE date = '2026-03-02'";
+    while sql(live, fresh)[1][0] == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "no fresh sums of 2026-03-02 while running; the engine's log ends:\n{}",
+            engine.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// The live engine, stopped, left fresh `window_sums` for every day it wrote, and the

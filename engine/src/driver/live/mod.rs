@@ -52,6 +52,8 @@ pub struct LiveEnv {
     pub checkpoints: CheckpointStore,
     /// Parquet files and checkpoints on their way to the store, in order.
     pub uploads: Arc<UploadQueue>,
+    /// Told when an epoch's commit is in the store: the cue to compute sums again.
+    pub commits_landed: Arc<tokio::sync::Notify>,
     pub sink: ParquetSinkConfig,
     pub runtime: tokio::runtime::Handle,
     pub producer: Publisher,
@@ -292,6 +294,7 @@ pub fn run(
             &env.output,
             &env.runtime,
             env.settings.output.sums_interval_s,
+            env.commits_landed.clone(),
         )
     };
     let mut last_lag_check = 0;
@@ -389,13 +392,15 @@ struct SumsTask {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Computes `window_sums` again every `every_s` seconds for the days whose committed
-/// windows changed (`datasets::sums`). It reads only committed files, so it needs no
-/// word from the partitions; a failure is logged and tried again at the next turn.
+/// Computes `window_sums` again for the days whose committed windows changed
+/// (`datasets::sums`) once an epoch's commit has landed, and at most once every
+/// `every_s` seconds: the commits landing meanwhile are one cue. A failure is logged and
+/// tried again at the next cue.
 fn keep_sums_fresh(
     output: &Root,
     runtime: &tokio::runtime::Handle,
     every_s: u32,
+    commits_landed: Arc<tokio::sync::Notify>,
 ) -> Option<SumsTask> {
     if every_s == 0 {
         return None;
@@ -403,11 +408,10 @@ fn keep_sums_fresh(
     let output = output.clone();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let task = runtime.spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(every_s.into()));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let spacing = Duration::from_secs(every_s.into());
         loop {
             tokio::select! {
-                _ = every.tick() => {}
+                _ = commits_landed.notified() => {}
                 _ = &mut stopped => return,
             }
             // Decoding a day of windows is seconds of CPU: off the runtime's worker,
@@ -423,6 +427,10 @@ fn keep_sums_fresh(
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "window sums"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(spacing) => {}
+                _ = &mut stopped => return,
             }
         }
     });

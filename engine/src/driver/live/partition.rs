@@ -377,10 +377,11 @@ impl PartitionTask {
             partition: self.partition,
             epoch: self.epoch - 1,
         };
-        env.uploads.put(
+        env.uploads.put_then(
             env.output.store.clone(),
             Commit::path(&env.output.prefix, self.partition),
             commit.to_bytes(),
+            Some(env.commits_landed.clone()),
         )?;
         self.last_checkpoint_ms = wall;
         self.changed = false;
