@@ -35,6 +35,35 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Standard output for rows as they come; when its reader goes away
+/// (`stationflow query … | head`), the process ends there, successfully.
+pub struct RowsOut(std::io::BufWriter<std::io::StdoutLock<'static>>);
+
+impl Default for RowsOut {
+    fn default() -> Self {
+        RowsOut(std::io::BufWriter::new(std::io::stdout().lock()))
+    }
+}
+
+impl RowsOut {
+    fn or_exit<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            other => other,
+        }
+    }
+}
+
+impl std::io::Write for RowsOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::or_exit(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::or_exit(self.0.flush())
+    }
+}
+
 /// The commands' async runtime: one worker (the I/O waits; the work is on the caller).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -24,14 +24,17 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let batches = runtime.block_on(query::run_limited(
-        &root,
-        &args.sql,
-        args.memory_limit_mb << 20,
-    ))?;
-    let mut text = query::render(&batches, args.format)?;
-    if args.format == OutputFormat::Table {
-        text.push('\n');
+    let statement = query::planned(&root, &args.sql, args.memory_limit_mb << 20);
+    let df = runtime.block_on(statement)?;
+    if args.format != OutputFormat::Table {
+        // Rows go out as they come: a large result never waits whole in memory.
+        let out = super::RowsOut::default();
+        return runtime.block_on(query::write_rows(df, args.format, out));
     }
+    let batches = runtime
+        .block_on(df.collect())
+        .map_err(|e| anyhow::anyhow!(query::plainly(&e)))?;
+    let mut text = query::render(&batches, args.format)?;
+    text.push('\n');
     super::print(&text)
 }

@@ -38,16 +38,84 @@ pub async fn run_limited(
     sql: &str,
     memory_bytes: usize,
 ) -> anyhow::Result<Vec<RecordBatch>> {
+    let df = planned(root, sql, memory_bytes).await?;
+    df.collect().await.map_err(|e| anyhow::anyhow!(plainly(&e)))
+}
+
+/// One read-only SQL statement planned over `root`, with a memory pool of
+/// `memory_bytes`, ready to run (`collect`, or `write_rows` as the rows come).
+pub async fn planned(
+    root: &Root,
+    sql: &str,
+    memory_bytes: usize,
+) -> anyhow::Result<datafusion::dataframe::DataFrame> {
     let ctx = limited_session(root, memory_bytes).await?;
-    let df = ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
+    ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
         let refused = matches!(&e, DataFusionError::Plan(m) if m.contains("not supported"));
         if refused {
             anyhow::anyhow!("queries are read-only: {e}")
         } else {
             anyhow::anyhow!(plainly(&e))
         }
-    })?;
-    df.collect().await.map_err(|e| anyhow::anyhow!(plainly(&e)))
+    })
+}
+
+/// Runs `df` and writes its rows to `out` as CSV or JSON lines batch by batch, so a
+/// large result takes the memory of a batch, not of all its rows.
+pub async fn write_rows(
+    df: datafusion::dataframe::DataFrame,
+    format: OutputFormat,
+    out: impl std::io::Write,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let mut rows = df
+        .execute_stream()
+        .await
+        .map_err(|e| anyhow::anyhow!(plainly(&e)))?;
+    let mut writer = RowWriter::new(format, out);
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(|e| anyhow::anyhow!(plainly(&e)))?;
+        writer.write(&batch)?;
+    }
+    writer.finish()
+}
+
+/// A CSV or JSON-lines writer: a CSV header once, before the first rows.
+enum RowWriter<W: std::io::Write> {
+    Csv(Box<arrow::csv::Writer<W>>),
+    Json(arrow::json::LineDelimitedWriter<W>),
+}
+
+impl<W: std::io::Write> RowWriter<W> {
+    fn new(format: OutputFormat, out: W) -> Self {
+        match format {
+            OutputFormat::Json => RowWriter::Json(arrow::json::LineDelimitedWriter::new(out)),
+            OutputFormat::Csv | OutputFormat::Table => RowWriter::Csv(Box::new(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
+            )),
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        match self {
+            RowWriter::Csv(w) => w.write(&lists_as_text(batch)?)?,
+            RowWriter::Json(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        let mut out = match self {
+            RowWriter::Csv(w) => w.into_inner(),
+            RowWriter::Json(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+        };
+        Ok(out.flush()?)
+    }
 }
 
 /// A query error as a person should read it: an unknown column is named once with the
@@ -177,30 +245,14 @@ pub fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
 }
 
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> anyhow::Result<String> {
-    Ok(match format {
-        OutputFormat::Table => arrow::util::pretty::pretty_format_batches(batches)?.to_string(),
-        OutputFormat::Csv => {
-            let mut out = Vec::new();
-            {
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out);
-                for b in batches {
-                    w.write(&lists_as_text(b)?)?;
-                }
-            }
-            String::from_utf8(out)?
-        }
-        OutputFormat::Json => {
-            let mut out = Vec::new();
-            {
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
-                for b in batches {
-                    w.write(b)?;
-                }
-                w.finish()?;
-            }
-            String::from_utf8(out)?
-        }
-    })
+    if format == OutputFormat::Table {
+        return Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string());
+    }
+    let mut out = Vec::new();
+    let mut writer = RowWriter::new(format, &mut out);
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    Ok(String::from_utf8(out)?)
 }

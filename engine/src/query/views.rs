@@ -19,6 +19,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::TableProvider;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::path::Path;
@@ -330,8 +331,14 @@ pub const DEFAULT_MEMORY_MB: usize = 2048;
 /// Listing caches are keyed by path, and the views list the same paths through stores
 /// that show different files (`Class`), so a cached listing would be the wrong one.
 pub fn runtime_env(memory_bytes: usize) -> anyhow::Result<Arc<RuntimeEnv>> {
+    // Fair to what can spill: a sort gets its share of the pool beside the repartitions
+    // and joins of the same query, where the greedy pool let the first take it all.
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(memory_bytes),
+        std::num::NonZeroUsize::new(5).expect("not zero"),
+    );
     Ok(RuntimeEnvBuilder::new()
-        .with_memory_limit(memory_bytes, 1.0)
+        .with_memory_pool(Arc::new(pool))
         .with_object_list_cache_limit(0)
         .build_arc()?)
 }

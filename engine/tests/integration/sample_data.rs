@@ -397,6 +397,33 @@ fn time_filters_read_only_the_days_they_imply() {
     }
 }
 
+/// A query keeps to `--memory-limit-mb`: a sort of every window gives the same rows
+/// within 256 MB as within the default 2 GB, and one that cannot fit in 1 MB fails,
+/// saying so, rather than taking more.
+#[test]
+fn a_query_keeps_to_its_memory_limit() {
+    let out = tempfile::tempdir().expect("tempdir");
+    replay_sample(out.path());
+    let data = out.path().display().to_string();
+    let sql = "SELECT * FROM station_windows ORDER BY station, window_start, revision";
+    let run = |limit: &str| {
+        let args = ["query", sql, "--data", &data, "--format", "csv"];
+        crate::common::stationflow(&[&args[..], &["--memory-limit-mb", limit]].concat())
+    };
+    let (default, within) = (run("2048"), run("256"));
+    assert!(default.status.success() && within.status.success());
+    assert!(
+        default.stdout.len() > 10_000_000,
+        "{}",
+        default.stdout.len()
+    );
+    assert!(within.stdout == default.stdout, "other rows within 256 MB");
+    let tiny = run("1");
+    assert!(!tiny.status.success());
+    let err = String::from_utf8_lossy(&tiny.stderr);
+    assert!(err.contains("Resources exhausted"), "{err}");
+}
+
 /// Every latest view and roll-up gives the rows its definition before `window_sums` gave
 /// (written out as the reference): on the replayed sample with fresh sums, after
 /// compacting some days, and with one day's sums and event class gone.
