@@ -23,10 +23,16 @@ use crate::seq_set::SeqSet;
 use crate::snapshots::Snapshots;
 use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 
-/// Snapshots are kept at every minute this close to the horizon, and every
-/// `SPARSE_SNAPSHOT_MS` further back.
+/// Snapshots are kept at every minute this close to the horizon while the station's
+/// records come late, and every `SPARSE_SNAPSHOT_MS` further back. A late record walks
+/// from the snapshot at or before its minute.
 const DENSE_SNAPSHOT_MS: i64 = 30 * MINUTE_MS;
 const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
+/// The dense span of a station whose records come in order: its refreshes start at the
+/// horizon. At a million stations, thirty dense snapshots each would take gigabytes.
+const IN_ORDER_DENSE_SNAPSHOT_MS: i64 = 2 * MINUTE_MS;
+/// A station counts as sending late records for this long after one came.
+const LATE_FOR_MS: i64 = 30 * MINUTE_MS;
 /// History kept before the allowed lateness, so that stops begun just before it can
 /// still be re-evaluated.
 const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
@@ -130,6 +136,9 @@ pub struct StationOp {
     debounced_pruned: u64,
     #[serde(skip)]
     shifts: ShiftCache,
+    /// Until this horizon the station counts as sending late records (`LATE_FOR_MS`).
+    #[serde(default)]
+    late_until: i64,
 }
 
 /// The output of walking minutes forward from a snapshot.
@@ -219,6 +228,7 @@ impl StationOp {
             last_seen: None,
             debounced_pruned: 0,
             shifts: ShiftCache::default(),
+            late_until: i64::MIN,
         }
     }
 
@@ -330,7 +340,11 @@ impl StationOp {
             now,
         };
         let underway = self.emit(&env, &walk, out);
-        self.keep_snapshots(&walk, horizon);
+        let dense_from = self.horizon - self.dense_span(self.horizon);
+        if self.dirty_from.is_some() {
+            self.late_until = self.late_until.max(horizon + LATE_FOR_MS);
+        }
+        self.keep_snapshots(&walk, horizon, dense_from);
         self.horizon = horizon;
         self.dirty_from = None;
         self.prune(retention_floor, errors);
@@ -581,11 +595,22 @@ impl StationOp {
         out.events.push(event.clone());
     }
 
+    /// How far back from `horizon` a snapshot is kept every minute.
+    fn dense_span(&self, horizon: i64) -> i64 {
+        if horizon < self.late_until {
+            DENSE_SNAPSHOT_MS
+        } else {
+            IN_ORDER_DENSE_SNAPSHOT_MS
+        }
+    }
+
     /// Stores the states the walk passed, with what their pending span resolved to.
-    fn keep_snapshots(&mut self, walk: &Walk, horizon: i64) {
+    /// `dense_from`: where the dense snapshots began before this refresh.
+    fn keep_snapshots(&mut self, walk: &Walk, horizon: i64, dense_from: i64) {
+        let dense_span = self.dense_span(horizon);
         for (m, state) in walk.states.iter().enumerate() {
             let at = walk.from + (m as i64 + 1) * MINUTE_MS;
-            let dense = horizon - at <= DENSE_SNAPSHOT_MS;
+            let dense = horizon - at <= dense_span;
             if !dense && at.rem_euclid(SPARSE_SNAPSHOT_MS) != 0 {
                 self.snapshots.remove(at);
                 continue;
@@ -605,8 +630,7 @@ impl StationOp {
         // Snapshots that just left the dense span thin out to sparse ones; the earliest
         // stays as the base of every recomputation.
         let earliest = self.earliest();
-        let left_dense =
-            (self.horizon - DENSE_SNAPSHOT_MS).max(earliest + 1)..(horizon - DENSE_SNAPSHOT_MS);
+        let left_dense = dense_from.max(earliest + 1)..(horizon - dense_span);
         if !left_dense.is_empty() {
             self.snapshots
                 .thin(left_dense, |k| k.rem_euclid(SPARSE_SNAPSHOT_MS) == 0);

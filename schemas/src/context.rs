@@ -241,6 +241,7 @@ fn default_for_minutes() -> u32 {
 
 /// The whole context: every version of every entity, as loaded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Context {
     #[serde(default)]
     pub plants: Vec<Plant>,
@@ -291,6 +292,9 @@ impl Context {
     /// Parses and validates a TOML context; `source_name` (usually the path) names
     /// the file in errors.
     pub fn from_toml_str(text: &str, source_name: &str) -> Result<Self, ContextError> {
+        if let Ok(ctx) = toml::from_str::<Context>(text) {
+            return ctx.validated(source_name);
+        }
         let doc: toml::Table = toml::from_str(text).map_err(|e| ContextError {
             source_name: source_name.into(),
             entity: "file".into(),
@@ -306,12 +310,27 @@ impl Context {
 
     /// Parses and validates a JSON context with the same keys as the TOML form.
     pub fn from_json_str(text: &str, source_name: &str) -> Result<Self, ContextError> {
+        if let Ok(ctx) = serde_json::from_str::<Context>(text) {
+            return ctx.validated(source_name);
+        }
         let json: Value = serde_json::from_str(text).map_err(|e| ContextError {
             source_name: source_name.into(),
             entity: "file".into(),
             message: format!("not valid JSON: {e}"),
         })?;
         Self::from_value(json, source_name)
+    }
+
+    /// A context parsed straight into its entity lists, checked. Parsing a large file
+    /// into a tree of values first took gigabytes at a million stations; only a file
+    /// that does not parse so goes that way, for an error that names the entity.
+    fn validated(self, source_name: &str) -> Result<Self, ContextError> {
+        self.validate().map_err(|(entity, message)| ContextError {
+            source_name: source_name.into(),
+            entity,
+            message,
+        })?;
+        Ok(self)
     }
 
     /// Picks the format from the name: `.json` is JSON, anything else TOML.
@@ -367,9 +386,7 @@ impl Context {
                 ctx.push(&kind, item).map_err(|m| err(label, m))?;
             }
         }
-        ctx.validate()
-            .map_err(|(entity, message)| err(entity, message))?;
-        Ok(ctx)
+        ctx.validated(source_name)
     }
 
     fn push(&mut self, kind: &str, item: Value) -> Result<(), String> {
