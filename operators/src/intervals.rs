@@ -35,6 +35,11 @@ impl<T> Default for IntervalIndex<T> {
 }
 
 impl<T> IntervalIndex<T> {
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Builds the index from `(key, start, end, valid_from, value)` versions: versions of
     /// one key replace each other from their `valid_from` on.
     pub fn build<K: Ord + Clone>(mut versions: Vec<(K, i64, i64, i64, T)>) -> Self {

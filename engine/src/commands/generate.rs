@@ -1,5 +1,6 @@
 //! `stationflow generate --stations N --records M [--seed S] [--out <dir>]`: a synthetic
-//! plant of the shapes the sample has, as `<dir>/context.toml` and `<dir>/signals.jsonl`.
+//! plant of the shapes the sample has, as `<dir>/context.toml` (or `.json`) and
+//! `<dir>/signals.jsonl`.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -34,14 +35,27 @@ pub struct GenerateArgs {
     pub late_percent: f64,
     #[arg(long, default_value_t = 600)]
     pub late_by_s: i64,
+    /// `context.toml`, or `context.json`: a large plant's context loads from JSON in
+    /// a fraction of the memory (a million stations' TOML takes gigabytes to parse).
+    #[arg(long, value_enum, default_value_t = ContextFormat::Toml)]
+    pub context_format: ContextFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContextFormat {
+    Toml,
+    Json,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let context = synthetic::plant(args.stations);
-    let toml = toml::to_string(&context).context("encoding the context")?;
-    std::fs::write(args.out.join("context.toml"), toml).context("writing context.toml")?;
+    let (name, text) = match args.context_format {
+        ContextFormat::Toml => ("context.toml", toml::to_string(&context)?),
+        ContextFormat::Json => ("context.json", serde_json::to_string_pretty(&context)?),
+    };
+    std::fs::write(args.out.join(name), text).with_context(|| format!("writing {name}"))?;
     let path = args.out.join("signals.jsonl");
     let mut out = BufWriter::with_capacity(
         1 << 20,
