@@ -4,6 +4,12 @@
 use clap::{Parser, Subcommand};
 use stationflow_engine::commands;
 
+/// mimalloc returns freed memory where glibc's per-thread arenas kept it: the realistic
+/// replay's peak RSS was 602 MiB with glibc, most of it freed memory held after the
+/// sums' threads began (docs/performance.md, "Memory per station").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stationflow",
