@@ -128,6 +128,9 @@ impl CheckpointStore {
             "checkpoint {path} has format {} where this version reads {FORMAT}",
             checkpoint.format
         );
+        if let Err(e) = checkpoint.flow.check() {
+            anyhow::bail!("checkpoint {path} is damaged: {e}");
+        }
         anyhow::ensure!(
             checkpoint.topic == topic && checkpoint.partition == partition,
             "checkpoint {path} belongs to {}/{}",
@@ -205,6 +208,96 @@ mod tests {
             assert_eq!(a, b);
             assert_eq!(straight.counters(), restored.counters());
         }
+    }
+
+    /// A checkpoint of format 1 as written on 2026-12-07 (`STATIONFLOW_WRITE_FIXTURE=1`
+    /// writes it again): 8 synthetic stations after 3,000 records.
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/checkpoint-format-1.json.gz"
+    );
+
+    #[tokio::test]
+    async fn a_checkpoint_written_before_restores_and_continues() {
+        let records: Vec<_> = synthetic::signals(8, 8_000, 1_000, 5).collect();
+        let (first, rest) = records.split_at(3_000);
+        let mut straight = StationFlow::new(synthetic::plant(8), FlowConfig::default());
+        drive(&mut straight, first);
+        let store = CheckpointStore::new(
+            Root::open("memory://cp", &Default::default()).unwrap(),
+            "stationflow",
+        );
+        if std::env::var_os("STATIONFLOW_WRITE_FIXTURE").is_some() {
+            let checkpoint = PartitionCheckpoint {
+                format: FORMAT,
+                topic: "signals".into(),
+                partition: 0,
+                partitions: 1,
+                epoch: 7,
+                next_offset: 3_000,
+                written_at_ms: 0,
+                generation: 0,
+                clean: false,
+                flow: straight.snapshot(),
+                alerts: Default::default(),
+                context_fingerprint: 7,
+            };
+            std::fs::write(FIXTURE, store.encode(&checkpoint).unwrap().1).unwrap();
+        }
+        let bytes = std::fs::read(FIXTURE).expect("the fixture");
+        let path = store.path("signals", 0);
+        store
+            .root
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .unwrap();
+        let loaded = store.load("signals", 0).await.unwrap().expect("there");
+        assert_eq!((loaded.epoch, loaded.next_offset), (7, 3_000));
+        let mut restored = StationFlow::restore(synthetic::plant(8), loaded.flow);
+        let (a, b) = (drive(&mut straight, rest), drive(&mut restored, rest));
+        assert!(a > 0);
+        assert_eq!(a, b);
+        assert_eq!(straight.counters(), restored.counters());
+    }
+
+    /// Valid JSON with a station's encoded records cut short: refused when loaded,
+    /// naming the station and the block, rather than a panic when the block is read.
+    #[tokio::test]
+    async fn a_checkpoint_with_damaged_records_is_refused_when_loaded() {
+        let mut json = Vec::new();
+        let fixture = std::fs::read(FIXTURE).expect("the fixture");
+        GzDecoder::new(&fixture[..]).read_to_end(&mut json).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let stations = doc["flow"]["stations"].as_array_mut().expect("stations");
+        let station = stations
+            .iter_mut()
+            .find(|s| {
+                s["records"]["cold"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+            })
+            .expect("a station with encoded records");
+        let code = station["code"].as_str().unwrap().to_string();
+        let block = &mut station["records"]["cold"][0];
+        let start = block["start"].as_i64().unwrap();
+        block["bytes"].as_array_mut().unwrap().pop();
+        let store =
+            CheckpointStore::new(Root::open("memory://cp", &Default::default()).unwrap(), "g");
+        let path = store.path("signals", 0);
+        let damaged = gzip(&serde_json::to_vec(&doc).unwrap());
+        store
+            .root
+            .store
+            .put(&path, PutPayload::from(damaged))
+            .await
+            .unwrap();
+        let err = format!("{:#}", store.load("signals", 0).await.unwrap_err());
+        let want = format!(
+            "g/signals/partition-0.json.gz is damaged: station `{code}`: \
+             the block of records from {start}: it ends early"
+        );
+        assert!(err.contains(&want), "{err}");
     }
 
     #[tokio::test]

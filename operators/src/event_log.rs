@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use stationflow_schemas::time::MINUTE_MS;
 
-use crate::record::{ErrorCodes, Obs, Rec};
+use crate::record::{ErrorCodes, ErrorId, Obs, Rec};
 
 /// Span of event time one cold block covers (aligned).
 pub const BLOCK_MS: i64 = 2 * 60_000;
@@ -228,6 +228,26 @@ impl EventLog {
         self.hot_from = until;
     }
 
+    /// Whether the log is whole, as a checkpoint may not be: every block decodes to its
+    /// count of records with known tags, in order, and every error code is one of the
+    /// `error_codes` known. The first fault otherwise.
+    pub fn check(&self, error_codes: usize) -> Result<(), String> {
+        let known = |id: &ErrorId| (*id as usize) < error_codes;
+        for r in &self.hot {
+            if let Some(Obs::Error(Some(id))) = r.obs.iter().find(|o| match o {
+                Obs::Error(Some(id)) => !known(id),
+                _ => false,
+            }) {
+                return Err(format!("a record at {} has unknown error code {id}", r.ts));
+            }
+        }
+        for block in &self.cold {
+            check_block(block, error_codes)
+                .map_err(|e| format!("the block of records from {}: {e}", block.start))?;
+        }
+        Ok(())
+    }
+
     /// Drops the blocks wholly before `ts`, calling `removed` for each record.
     pub fn prune_before(&mut self, ts: i64, errors: &ErrorCodes, mut removed: impl FnMut(&Rec)) {
         while self.cold.front().is_some_and(|b| b.start + BLOCK_MS <= ts) {
@@ -297,6 +317,62 @@ impl Writer<'_> {
     fn word(&mut self, word: [u8; 8]) {
         self.room[self.at..self.at + 8].copy_from_slice(&word);
         self.at += 8;
+    }
+}
+
+/// `decode` with every read checked: what a damaged block would have made it do.
+fn check_block(block: &Block, error_codes: usize) -> Result<(), String> {
+    let bytes = &block.bytes;
+    let at = &mut 0usize;
+    let byte = |at: &mut usize| -> Result<u8, String> {
+        let b = bytes.get(*at).copied().ok_or("it ends early")?;
+        *at += 1;
+        Ok(b)
+    };
+    let varint = |at: &mut usize| -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = byte(at)?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("a number runs on past 64 bits".into())
+    };
+    let mut ts = block.start;
+    for _ in 0..block.count {
+        ts = ts
+            .checked_add(varint(at)? as i64)
+            .ok_or("a time overflows")?;
+        if !(block.start..block.start + BLOCK_MS).contains(&ts) {
+            return Err(format!("a record at {ts} lies outside it"));
+        }
+        varint(at)?;
+        for _ in 0..byte(at)? {
+            let tag = byte(at)?;
+            match (tag >> 1, tag & 1) {
+                (1, _) | (2, 0) => {}
+                (2, _) => {
+                    let id = varint(at)?;
+                    if id >= error_codes as u64 {
+                        return Err(format!("unknown error code {id}"));
+                    }
+                }
+                (3..=10, 0) => _ = varint(at)?,
+                (3..=10, _) => {
+                    *at += 8;
+                    if *at > bytes.len() {
+                        return Err("it ends early".into());
+                    }
+                }
+                (kind, _) => return Err(format!("unknown kind of reading {kind}")),
+            }
+        }
+    }
+    match *at == bytes.len() {
+        true => Ok(()),
+        false => Err(format!("{} bytes follow its records", bytes.len() - *at)),
     }
 }
 
@@ -444,7 +520,8 @@ fn decode(block: &Block, errors: &ErrorCodes) -> Vec<Rec> {
                 7 => Obs::LineSpeed(value(&mut at)),
                 8 => Obs::KwhTotal(value(&mut at)),
                 9 => Obs::KwhDelta(value(&mut at)),
-                _ => Obs::Rssi(value(&mut at)),
+                10 => Obs::Rssi(value(&mut at)),
+                _ => unreachable!("blocks are encoded here, or checked when restored"),
             });
         }
         out.push(Rec::new(ts, seq, obs, errors));
@@ -511,6 +588,36 @@ mod tests {
         };
         assert_eq!(bits(&decoded), bits(&records));
         assert!(block.bytes.len() < records.len() * 24);
+        assert_eq!(check_block(&block, errors.len()), Ok(()));
+    }
+
+    /// A checkpoint's block may be damaged while its JSON is valid: the check names
+    /// what is wrong, where decoding would have read past the end or made a reading up.
+    #[test]
+    fn a_damaged_block_is_found_not_decoded() {
+        let mut errors = ErrorCodes::default();
+        let records: Vec<Rec> = (0..5)
+            .map(|i| {
+                let readings = [Reading::ErrorCode(Some("E1".into())), Reading::Rssi(-50.5)];
+                Rec::from_readings(i * 1_000, Some(i as u64), &readings, &mut errors)
+            })
+            .collect();
+        let block = encode(0, &records);
+        let damaged = |change: &dyn Fn(&mut Block)| {
+            let mut b = block.clone();
+            change(&mut b);
+            check_block(&b, errors.len()).expect_err("damage found")
+        };
+        assert_eq!(damaged(&|b| _ = b.bytes.pop()), "it ends early");
+        assert_eq!(damaged(&|b| b.count += 1), "it ends early");
+        assert_eq!(damaged(&|b| b.bytes.push(0)), "1 bytes follow its records");
+        // The first reading's tag (after ts, seq and the count): an unknown kind.
+        assert_eq!(
+            damaged(&|b| b.bytes[3] = 11 << 1),
+            "unknown kind of reading 11"
+        );
+        let none_known = check_block(&block, 0).expect_err("codes unknown");
+        assert_eq!(none_known, "unknown error code 0");
     }
 
     #[test]

@@ -111,6 +111,28 @@ pub struct FlowSnapshot {
     counters: Counters,
 }
 
+impl FlowSnapshot {
+    /// Whether the snapshot is whole (one read from a checkpoint may be damaged while
+    /// its JSON is valid): every station's records decode, with known error codes. A
+    /// flow restored from a snapshot that passes does not fail on it later.
+    pub fn check(&self) -> Result<(), String> {
+        // No station has a state before the first record.
+        let some = !self.stations.is_empty();
+        if some && self.stations.len() != self.station_codes.len() {
+            return Err(format!(
+                "{} stations' states for {} stations",
+                self.stations.len(),
+                self.station_codes.len()
+            ));
+        }
+        for station in &self.stations {
+            (station.check(self.errors.len()))
+                .map_err(|e| format!("station `{}`: {e}", station.code))?;
+        }
+        Ok(())
+    }
+}
+
 /// Picks the stations a flow answers for, by code. Live, one flow per partition of the
 /// signals topic answers for the stations whose key hashes to that partition; replay
 /// answers for all.

@@ -257,6 +257,12 @@ impl StationOp {
         self.mark_dirty(origin);
     }
 
+    /// Whether the station's state is whole (as a checkpoint's may not be), knowing
+    /// `error_codes` codes: the first fault otherwise.
+    pub fn check(&self, error_codes: usize) -> Result<(), String> {
+        self.records.check(error_codes)
+    }
+
     /// Forgets what was derived from the old context (shift occurrences).
     pub fn context_changed(&mut self) {
         self.shifts = ShiftCache::default();
