@@ -45,16 +45,21 @@ pub struct FlowConfig {
     pub max_refresh_ms: i64,
 }
 
+impl FlowConfig {
+    /// The defaults, in one place: replay's flags and `run`'s `default.toml` take them.
+    pub const DEFAULT: FlowConfig = FlowConfig {
+        out_of_orderness_ms: 5_000,
+        allowed_lateness_ms: 24 * 3_600_000,
+        idle_timeout_ms: 120_000,
+        max_clock_skew_ms: Some(5 * MINUTE_MS),
+        earliest_ts_ms: DEFAULT_EARLIEST_TS_MS,
+        max_refresh_ms: 24 * 60 * MINUTE_MS,
+    };
+}
+
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig {
-            out_of_orderness_ms: 5_000,
-            allowed_lateness_ms: 24 * 3_600_000,
-            idle_timeout_ms: 120_000,
-            max_clock_skew_ms: Some(5 * MINUTE_MS),
-            earliest_ts_ms: DEFAULT_EARLIEST_TS_MS,
-            max_refresh_ms: 24 * 60 * MINUTE_MS,
-        }
+        FlowConfig::DEFAULT
     }
 }
 

@@ -26,17 +26,17 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "./stationflow-out")]
     pub out: String,
     /// Records older than a station's watermark by more than this are too late.
-    #[arg(long, default_value_t = 24 * 3600)]
+    #[arg(long, default_value_t = DEFAULTS.allowed_lateness_ms / 1000)]
     pub allowed_lateness_s: i64,
     /// A station's watermark trails its largest ts by this much.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DEFAULTS.out_of_orderness_ms / 1000)]
     pub out_of_orderness_s: i64,
     /// A station quiet for this long (in event time) has its windows emitted.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = DEFAULTS.idle_timeout_ms / 1000)]
     pub idle_timeout_s: i64,
     /// Records further than this ahead of the wall clock are dead-lettered as future_ts:
     /// history cannot come from the future.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = DEFAULTS.max_clock_skew_ms.unwrap_or(0) / 1000)]
     pub max_clock_skew_s: i64,
     /// Records before this instant (RFC 3339) are dead-lettered as bad_ts (a device whose
     /// clock was lost reports 1970 or 2000). A station whose first version in the context
@@ -57,6 +57,22 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
+/// The event-time defaults: the operators' own, which `run`'s `default.toml` repeats (a
+/// test holds the two together).
+const DEFAULTS: FlowConfig = FlowConfig::DEFAULT;
+
+/// The event-time settings the flags give.
+fn flow_config(args: &ReplayArgs) -> FlowConfig {
+    FlowConfig {
+        out_of_orderness_ms: args.out_of_orderness_s * 1000,
+        allowed_lateness_ms: args.allowed_lateness_s * 1000,
+        idle_timeout_ms: args.idle_timeout_s * 1000,
+        max_clock_skew_ms: Some(args.max_clock_skew_s * 1000),
+        earliest_ts_ms: args.earliest_ts,
+        ..FlowConfig::default()
+    }
+}
+
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let context = super::load_context(&args.context)?;
     let root = Root::open(&args.out, &StoreSettings::from_env()?)?;
@@ -71,16 +87,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         bar
     };
     let config = ReplayConfig {
+        flow: flow_config(&args),
         inputs: args.inputs,
         context,
-        flow: FlowConfig {
-            out_of_orderness_ms: args.out_of_orderness_s * 1000,
-            allowed_lateness_ms: args.allowed_lateness_s * 1000,
-            idle_timeout_ms: args.idle_timeout_s * 1000,
-            max_clock_skew_ms: Some(args.max_clock_skew_s * 1000),
-            earliest_ts_ms: args.earliest_ts,
-            ..FlowConfig::default()
-        },
         sink: ParquetSinkConfig::default(),
         batch_records: 8192,
         threads: args.threads.unwrap_or_else(|| {
@@ -171,4 +180,23 @@ fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        replay: ReplayArgs,
+    }
+
+    /// Replay without flags windows as the operators' defaults say.
+    #[test]
+    fn the_flags_default_to_the_operators_defaults() {
+        let cli = Cli::parse_from(["replay", "signals.jsonl", "--context", "plant.toml"]);
+        assert_eq!(flow_config(&cli.replay), FlowConfig::DEFAULT);
+    }
 }

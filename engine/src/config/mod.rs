@@ -228,6 +228,13 @@ mod tests {
     use super::*;
     use figment::Jail;
 
+    /// `default.toml` says what the operators' defaults are, and no other thing.
+    #[test]
+    fn the_default_file_holds_the_operators_defaults() {
+        let config: LiveConfig = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(config.flow(), FlowConfig::DEFAULT);
+    }
+
     #[test]
     fn defaults_file_then_environment() {
         Jail::expect_with(|jail| {
