@@ -52,6 +52,9 @@ struct State {
     /// The store failed the front upload's last attempt.
     failing_since: Option<Instant>,
     next_spool_file: u64,
+    /// The store refused an upload in a way that trying again cannot change (the
+    /// credentials were revoked, say): what it said. Nothing more is uploaded.
+    refused: Option<String>,
 }
 
 /// What the queue holds and has done, for metrics.
@@ -123,6 +126,9 @@ impl UploadQueue {
         let mut state = self.shared.lock();
         let mut told_paused = false;
         let payload = loop {
+            if let Some(refused) = &state.refused {
+                anyhow::bail!("{refused}");
+            }
             let empty = state.queue.is_empty();
             if empty || state.memory_bytes + len <= limits.memory_bytes {
                 state.memory_bytes += len;
@@ -167,11 +173,15 @@ impl UploadQueue {
         Ok(())
     }
 
-    /// Waits until everything queued so far is durable.
-    pub fn drain(&self) {
+    /// Waits until everything queued so far is durable; fails if the store refused it
+    /// for good.
+    pub fn drain(&self) -> anyhow::Result<()> {
         let mut state = self.shared.lock();
         let mut logged = false;
         while !state.queue.is_empty() {
+            if let Some(refused) = &state.refused {
+                anyhow::bail!("{refused}");
+            }
             if !logged && state.failing_since.is_some() {
                 tracing::warn!(
                     queued = state.queue.len(),
@@ -181,6 +191,7 @@ impl UploadQueue {
             }
             state = self.shared.wait(state);
         }
+        Ok(())
     }
 
     pub fn status(&self) -> QueueStatus {
@@ -231,6 +242,23 @@ fn write_spool_file(file: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))
 }
 
+/// Whether trying a put again may succeed: not when the store says the credentials or
+/// their permissions do not allow it, or that the request itself is wrong. (Timeouts
+/// and server errors have been retried inside the store's client already; they and
+/// anything else are tried again here, with backoff, for as long as they last.)
+fn retryable(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    !matches!(
+        e,
+        E::PermissionDenied { .. }
+            | E::Unauthenticated { .. }
+            | E::InvalidPath { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. }
+            | E::UnknownConfigurationKey { .. }
+    )
+}
+
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -257,11 +285,23 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
             Ok(bytes) => runtime
                 .block_on(store.put(&path, PutPayload::from(bytes)))
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("reading the spool: {e}")),
+                .map_err(|e| (retryable(&e), e.to_string())),
+            Err(e) => Err((true, format!("reading the spool: {e}"))),
         };
         let mut state = shared.lock();
         match result {
+            Err((false, e)) => {
+                tracing::error!(object = %path, error = %e, "the object store refused output for good");
+                state.refused = Some(format!(
+                    "the object store refused {path}, and trying again will not change that \
+                     ({e}); the output from there on was not written and no checkpoint \
+                     was taken after it: fix the store's credentials or permissions and \
+                     restart, and the engine goes on from the last checkpoint"
+                ));
+                drop(state);
+                shared.changed.notify_all();
+                return;
+            }
             Ok(()) => {
                 if let Some(done) = state.queue.pop_front() {
                     if let Some(landed) = done.landed {
@@ -286,7 +326,7 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
                 drop(state);
                 shared.changed.notify_all();
             }
-            Err(e) => {
+            Err((_, e)) => {
                 shared.retries.fetch_add(1, Ordering::Relaxed);
                 if state.failing_since.is_none() {
                     state.failing_since = Some(Instant::now());
@@ -313,11 +353,12 @@ mod tests {
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
 
-    /// A store that refuses every put while `down` is set.
+    /// A store that fails every put while `down` is set, and denies every put if `denied`.
     #[derive(Debug)]
     struct Flaky {
         inner: InMemory,
         down: Arc<AtomicBool>,
+        denied: bool,
     }
 
     impl std::fmt::Display for Flaky {
@@ -334,6 +375,12 @@ mod tests {
             payload: PutPayload,
             opts: object_store::PutOptions,
         ) -> object_store::Result<object_store::PutResult> {
+            if self.denied {
+                return Err(object_store::Error::PermissionDenied {
+                    path: location.to_string(),
+                    source: "403 Forbidden: the access key was revoked".into(),
+                });
+            }
             if self.down.load(Ordering::Relaxed) {
                 return Err(object_store::Error::Generic {
                     store: "flaky",
@@ -392,6 +439,7 @@ mod tests {
         let flaky = Arc::new(Flaky {
             inner: InMemory::new(),
             down: down.clone(),
+            denied: false,
         });
         let store: Arc<dyn ObjectStore> = flaky.clone();
         let spool_parent = tempfile::tempdir().unwrap();
@@ -434,7 +482,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert!(!told(), "told before the store took it");
         down.store(false, Ordering::Relaxed);
-        queue.drain();
+        queue.drain().unwrap();
         assert!(told(), "not told once it landed");
         assert_eq!(queue.status(), QueueStatus::default());
         assert!(queue.retries() > 0);
@@ -458,5 +506,37 @@ mod tests {
                 .unwrap();
             assert_eq!(&got[..], &vec![i; 1_000][..]);
         }
+    }
+
+    /// Revoked credentials are not an outage: the queue stops at the first refusal,
+    /// without retrying, and every later put and drain says why.
+    #[test]
+    fn a_refusal_for_good_stops_the_queue_and_says_why() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let denied = Arc::new(Flaky {
+            inner: InMemory::new(),
+            down: Arc::new(AtomicBool::new(false)),
+            denied: true,
+        });
+        let store: Arc<dyn ObjectStore> = denied.clone();
+        let spool_parent = tempfile::tempdir().unwrap();
+        let limits = QueueLimits {
+            memory_bytes: 2_000,
+            spool_bytes: 5_000,
+            spool_parent: spool_parent.path().to_path_buf(),
+        };
+        let queue = UploadQueue::start(limits, runtime.handle().clone()).unwrap();
+        queue
+            .put(store.clone(), Path::from("epoch-1.parquet"), vec![1; 10])
+            .unwrap();
+        let err = queue.drain().unwrap_err().to_string();
+        assert!(err.contains("refused epoch-1.parquet"), "{err}");
+        assert!(err.contains("access key was revoked"), "{err}");
+        assert!(err.contains("restart"), "{err}");
+        let later = queue.put(store, Path::from("checkpoint"), vec![2; 10]);
+        assert_eq!(later.unwrap_err().to_string(), err);
+        assert_eq!(queue.retries(), 0);
+        let stored = runtime.block_on(denied.inner.list(None).try_collect::<Vec<_>>());
+        assert!(stored.unwrap().is_empty());
     }
 }

@@ -172,7 +172,7 @@ impl Assigned {
             tracing::info!(partition = p, "partition released");
         }
         // The next owner reads the checkpoints: they must be in the store first.
-        self.env.uploads.drain();
+        self.env.uploads.drain()?;
         Ok(())
     }
 

@@ -67,7 +67,7 @@ impl PartitionTask {
     pub fn open(env: &LiveEnv, partition: i32, wall: i64) -> anyhow::Result<Self> {
         let topic = &env.settings.kafka.signals_topic;
         // Our own queued output for it (taken back soon after release) lands first.
-        env.uploads.drain();
+        env.uploads.drain()?;
         let saved = env
             .runtime
             .block_on(env.checkpoints.load(topic, partition))?;
