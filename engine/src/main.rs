@@ -4,9 +4,8 @@
 use clap::{Parser, Subcommand};
 use stationflow_engine::commands;
 
-/// mimalloc returns freed memory where glibc's per-thread arenas kept it: the realistic
-/// replay's peak RSS was 602 MiB with glibc, most of it freed memory held after the
-/// sums' threads began (docs/performance.md, "Memory per station").
+/// mimalloc returns freed memory that glibc's per-thread arenas kept once the window
+/// sums ran on threads of their own (docs/performance.md, "The allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

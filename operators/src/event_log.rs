@@ -261,7 +261,7 @@ impl EventLog {
 /// Index of the first record at or after `ts`. A walk starts near the end of the log
 /// and reads every record from there on: scanning back from the tail brings those lines
 /// in as a stream for it, where a binary search's probes each wait for the last one's
-/// cache miss (perf put all of the search's samples, 2.9 % of a replay, on its probes).
+/// cache miss.
 /// Past `SCAN_BACK` records, a walk far behind the tail, it gallops and searches.
 fn first_at_or_after(records: &[Rec], ts: i64) -> usize {
     const SCAN_BACK: usize = 512;

@@ -160,8 +160,8 @@ pub struct StationFlow {
     /// Windows and events emitted since they were last drained.
     out: Emitted,
     /// Per station (by index) refreshed since the last drain: the downtime open at its
-    /// horizon. Keyed by code only when drained: a replay never drains, and a code
-    /// cloned per refresh was 1.5 % of its time.
+    /// horizon. Keyed by code only when drained: a replay never drains, and would clone
+    /// a code per refresh for nothing.
     underway: Vec<Option<Option<DowntimeEvent>>>,
     /// Per station (by index): what admitting a record reads, kept in step with
     /// `stations` by every change to a station's horizon or history.
