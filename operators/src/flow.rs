@@ -97,8 +97,7 @@ impl Counters {
         self.rejected.values().sum()
     }
 
-    /// Counts a record rejected before it reached the flow (malformed bytes, bad ts).
-    pub fn count_rejected(&mut self, reason: RejectReason) {
+    fn count_rejected(&mut self, reason: RejectReason) {
         self.records_in += 1;
         *self.rejected.entry(reason).or_default() += 1;
     }
@@ -318,8 +317,11 @@ impl StationFlow {
         &self.counters
     }
 
-    pub fn counters_mut(&mut self) -> &mut Counters {
-        &mut self.counters
+    /// Counts a record the driver could not decode (malformed bytes, a missing `ts`):
+    /// it came in and was rejected before it reached the flow. The only change a driver
+    /// makes to the counters.
+    pub fn count_undecodable(&mut self, reason: RejectReason) {
+        self.counters.count_rejected(reason);
     }
 
     /// Tells the flow the wall clock, against which `max_clock_skew_ms` is judged. The

@@ -127,7 +127,7 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
                 let outcome = flow.apply(r, now);
                 assert_ne!(outcome, Outcome::Rejected(RejectReason::FutureTs));
             }
-            Input::Rejected(reason) => flow.counters_mut().count_rejected(*reason),
+            Input::Rejected(reason) => flow.count_undecodable(*reason),
         }
         if i % 7 == 6 {
             flow.advance(now);

@@ -230,7 +230,7 @@ pub fn run(
                 }
             }
             Err(rejection) => {
-                flow.counters_mut().count_rejected(rejection.reason);
+                flow.count_undecodable(rejection.reason);
                 Some((rejection.reason, rejection.detail.clone()))
             }
         };

@@ -202,7 +202,7 @@ impl PartitionTask {
         };
         let rejection = match decoded {
             Err(rejection) => {
-                self.flow.counters_mut().count_rejected(rejection.reason);
+                self.flow.count_undecodable(rejection.reason);
                 Some((rejection.reason, rejection.detail))
             }
             Ok(()) => {
