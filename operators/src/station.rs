@@ -119,15 +119,15 @@ pub struct Emitted {
 #[repr(C, align(64))]
 pub struct StationOp {
     emitted_from: i64,
-    pub code: String,
+    pub(crate) code: String,
     records: EventLog,
-    pub max_ts: Option<i64>,
+    pub(crate) max_ts: Option<i64>,
     dirty_from: Option<i64>,
     /// The driver's `now` when this station last received a record.
-    pub last_seen: Option<i64>,
+    pub(crate) last_seen: Option<i64>,
     /// Windows ending at or before this instant have been emitted (minute aligned).
-    pub horizon: i64,
-    pub id: StationId,
+    pub(crate) horizon: i64,
+    pub(crate) id: StationId,
     seqs: SeqSet,
     snapshots: Snapshots<Snapshot>,
     emitted: VecDeque<Option<EmittedWindow>>,
