@@ -197,25 +197,19 @@ impl Root {
         let prefix = self.prefix.clone();
         let listed = std::thread::scope(|s| {
             s.spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
+                let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()?
-                    .block_on(async move {
-                        store
-                            .list(Some(&prefix))
-                            .try_next()
-                            .await
-                            .map_err(anyhow::Error::from)
-                    })
+                    .build()?;
+                anyhow::Ok(runtime.block_on(store.list(Some(&prefix)).try_next()))
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the store check panicked"))?
-        });
+        })?;
         listed.map(|_| ()).map_err(|e| {
             anyhow::anyhow!(
                 "object store {}: cannot list it ({}): {e}",
                 self.url,
-                explain_store_error(&e.to_string())
+                explain_store_error(&e)
             )
         })
     }
@@ -250,7 +244,20 @@ fn with_prefix(base: &str, prefix: &Path) -> String {
 /// matched with their reason phrase: a bare "403" also occurs in the elapsed time the
 /// retry error reports ("in 2.40346574s"), and every retry error names its
 /// `retry_timeout` setting, which says nothing of what went wrong.
-pub fn explain_store_error(message: &str) -> &'static str {
+pub fn explain_store_error(e: &object_store::Error) -> &'static str {
+    use object_store::Error as E;
+    match e {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => REFUSED_CREDENTIALS,
+        _ => explain_store_message(&e.to_string()),
+    }
+}
+
+const REFUSED_CREDENTIALS: &str =
+    "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile";
+
+/// `explain_store_error` for what the store's client reports only in words (its
+/// `Generic` errors: a list request's status, a connection that failed).
+fn explain_store_message(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase().replace("retry_timeout", "");
     if m.contains("169.254.169.254") || m.contains("169.254.170.2") {
         "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a shared credentials file"
@@ -259,7 +266,7 @@ pub fn explain_store_error(message: &str) -> &'static str {
         || m.contains("403 forbidden")
         || m.contains("accessdenied")
     {
-        "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile"
+        REFUSED_CREDENTIALS
     } else if m.contains("nosuchbucket") || m.contains("404 not found") {
         "the bucket does not exist"
     } else if m.contains("connect")
@@ -295,22 +302,37 @@ mod tests {
             http://127.0.0.1:46295/stationflow-test?list-type=2&prefix=refused%2F in \
             2.40346574s, after 10 retries, max_retries: 10, retry_timeout: 3s  - HTTP error: \
             error sending request";
-        assert!(explain_store_error(dead).contains("unreachable"));
+        assert!(explain_store_message(dead).contains("unreachable"));
         let slow_404 = dead.replace("2.40346574s", "1.404s");
-        assert!(explain_store_error(&slow_404).contains("unreachable"));
+        assert!(explain_store_message(&slow_404).contains("unreachable"));
         let refused = "Error performing GET http://s3/b in 1.2s - Server returned non-2xx \
             status code: 403 Forbidden: <Error><Code>SignatureDoesNotMatch</Code></Error>";
-        assert!(explain_store_error(refused).contains("refused the credentials"));
+        assert!(explain_store_message(refused).contains("refused the credentials"));
         let forbidden = "Server returned non-2xx status code: 403 Forbidden: ";
-        assert!(explain_store_error(forbidden).contains("refused the credentials"));
+        assert!(explain_store_message(forbidden).contains("refused the credentials"));
         let missing = "Server returned non-2xx status code: 404 Not Found: ";
-        assert!(explain_store_error(missing).contains("does not exist"));
+        assert!(explain_store_message(missing).contains("does not exist"));
         let failing = "Error performing GET http://s3/b in 9.1s, after 10 retries, \
             max_retries: 10, retry_timeout: 180s - Server returned non-2xx status code: \
             500 Internal Server Error: ";
-        assert_eq!(explain_store_error(failing), "see the store's answer");
+        assert_eq!(explain_store_message(failing), "see the store's answer");
         let slow = "Error performing GET http://s3/b in 30s - operation timed out";
-        assert!(explain_store_error(slow).contains("unreachable"));
+        assert!(explain_store_message(slow).contains("unreachable"));
+    }
+
+    /// The client's own kinds of refusal are read by kind, not by their words.
+    #[test]
+    fn a_refusal_the_client_names_is_explained_by_its_kind() {
+        let denied = object_store::Error::PermissionDenied {
+            path: "out/station_windows".into(),
+            source: "the key may not write here".into(),
+        };
+        assert_eq!(explain_store_error(&denied), REFUSED_CREDENTIALS);
+        let generic = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request: connection refused".into(),
+        };
+        assert!(explain_store_error(&generic).contains("unreachable"));
     }
 
     #[test]
