@@ -31,6 +31,9 @@ const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
 /// The dense span of a station whose records come in order: its refreshes start at the
 /// horizon. At a million stations, thirty dense snapshots each would take gigabytes.
 const IN_ORDER_DENSE_SNAPSHOT_MS: i64 = 2 * MINUTE_MS;
+/// The sparse snapshots' spacing for such a station: over a day's allowed lateness, 24
+/// rather than 96 of them. A record that does come late walks at most an hour.
+const IN_ORDER_SPARSE_SNAPSHOT_MS: i64 = 60 * MINUTE_MS;
 /// A station counts as sending late records for this long after one came.
 const LATE_FOR_MS: i64 = 30 * MINUTE_MS;
 /// History kept before the allowed lateness, so that stops begun just before it can
@@ -610,14 +613,24 @@ impl StationOp {
         }
     }
 
+    /// The spacing of the snapshots before the dense span.
+    fn sparse_spacing(&self, horizon: i64) -> i64 {
+        if horizon < self.late_until {
+            SPARSE_SNAPSHOT_MS
+        } else {
+            IN_ORDER_SPARSE_SNAPSHOT_MS
+        }
+    }
+
     /// Stores the states the walk passed, with what their pending span resolved to.
     /// `dense_from`: where the dense snapshots began before this refresh.
     fn keep_snapshots(&mut self, walk: &Walk, horizon: i64, dense_from: i64) {
         let dense_span = self.dense_span(horizon);
+        let spacing = self.sparse_spacing(horizon);
         for (m, state) in walk.states.iter().enumerate() {
             let at = walk.from + (m as i64 + 1) * MINUTE_MS;
             let dense = horizon - at <= dense_span;
-            if !dense && at.rem_euclid(SPARSE_SNAPSHOT_MS) != 0 {
+            if !dense && at.rem_euclid(spacing) != 0 {
                 self.snapshots.remove(at);
                 continue;
             }
@@ -639,7 +652,7 @@ impl StationOp {
         let left_dense = dense_from.max(earliest + 1)..(horizon - dense_span);
         if !left_dense.is_empty() {
             self.snapshots
-                .thin(left_dense, |k| k.rem_euclid(SPARSE_SNAPSHOT_MS) == 0);
+                .thin(left_dense, |k| k.rem_euclid(spacing) == 0);
         }
     }
 
