@@ -58,11 +58,7 @@ impl TableProvider for ScopedTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let args = ScanArgs::default()
-            .with_projection(projection.map(Vec::as_slice))
-            .with_filters(Some(filters))
-            .with_limit(limit);
-        Ok(self.scan_with_args(state, args).await?.into_inner())
+        scan_with_args_of(self, state, projection, filters, limit).await
     }
 
     async fn scan_with_args<'a>(
@@ -110,6 +106,21 @@ impl TableProvider for ScopedTable {
             })
             .collect())
     }
+}
+
+/// `TableProvider::scan` for a table that does its work in `scan_with_args`.
+pub async fn scan_with_args_of(
+    table: &dyn TableProvider,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let args = ScanArgs::default()
+        .with_projection(projection.map(Vec::as_slice))
+        .with_filters(Some(filters))
+        .with_limit(limit);
+    Ok(table.scan_with_args(state, args).await?.into_inner())
 }
 
 /// Whether `expr` evaluates without error on any row: columns and literals compared,

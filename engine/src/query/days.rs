@@ -22,6 +22,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use stationflow_schemas::window::format_date32;
 
+use crate::access::scope::scan_with_args_of;
+
 /// A listing whose `date` partition is the UTC day of the column `instant`; filters on
 /// `instant` also prune by `date`.
 #[derive(Debug)]
@@ -55,11 +57,7 @@ impl TableProvider for DayPrunedTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let args = ScanArgs::default()
-            .with_projection(projection.map(Vec::as_slice))
-            .with_filters(Some(filters))
-            .with_limit(limit);
-        Ok(self.scan_with_args(state, args).await?.into_inner())
+        scan_with_args_of(self, state, projection, filters, limit).await
     }
 
     async fn scan_with_args<'a>(
