@@ -28,15 +28,13 @@ pub fn load_context(path: &Path) -> anyhow::Result<Context> {
 /// quietly instead of panicking as `println!` would.
 pub fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        other => Ok(other?),
-    }
+    let mut out = RowsOut::default();
+    out.write_all(text.as_bytes())?;
+    Ok(out.flush()?)
 }
 
-/// Standard output for rows as they come; when its reader goes away
-/// (`stationflow query … | head`), the process ends there, successfully.
+/// Standard output, buffered; when its reader goes away (`stationflow query … | head`),
+/// the process ends there, successfully.
 pub struct RowsOut(std::io::BufWriter<std::io::StdoutLock<'static>>);
 
 impl Default for RowsOut {

@@ -39,7 +39,8 @@ impl Dataset {
         }
     }
 
-    /// The timestamp that, with the station, names a row; revisions share it.
+    /// The timestamp that, with the station, names a row; revisions share it. Its UTC
+    /// day is the row's `date=` partition.
     pub fn time_column(self) -> &'static str {
         match self {
             Dataset::StationWindows => "window_start",

@@ -186,7 +186,7 @@ impl Class {
     fn instant(self) -> Option<&'static str> {
         match self.kind {
             Kind::Sums => None,
-            _ => Some(instant_of(self.dataset)),
+            _ => Some(self.dataset.time_column()),
         }
     }
 
@@ -263,14 +263,6 @@ impl commits::Keep for ClassFilter {
     }
 }
 
-/// The column whose UTC day is the `date=` folder of a dataset's row.
-fn instant_of(dataset: Dataset) -> &'static str {
-    match dataset {
-        Dataset::StationWindows => "window_start",
-        Dataset::DowntimeEvents => "start",
-    }
-}
-
 /// The `date=` folder of a dataset file's path.
 fn date_of(path: &Path) -> Option<&str> {
     path.as_ref()
@@ -295,7 +287,8 @@ fn register_files(
     ctx: &SessionContext,
     name: &str,
     url: &str,
-    (schema, instant): (SchemaRef, Option<&'static str>),
+    schema: SchemaRef,
+    instant: Option<&'static str>,
     scope: Option<&Arc<[String]>>,
 ) -> anyhow::Result<()> {
     // `plant` comes from the partition path (so filters on it prune files); the copy
@@ -388,13 +381,13 @@ pub async fn register_all(
     for (dataset, schema) in [(WINDOWS, window_schema()), (EVENTS, event_schema())] {
         let name = dataset.name();
         let url = format!("{}{name}/", root.url);
-        let columns = (schema, Some(instant_of(dataset)));
-        register_files(&ctx, &format!("{name}_files"), &url, columns, scope)?;
+        let instant = Some(dataset.time_column());
+        register_files(&ctx, &format!("{name}_files"), &url, schema, instant, scope)?;
     }
     for class in Class::ALL {
         let url = format!("{}{}/", class.root_url(root)?, class.folder());
-        let columns = (class.schema(), class.instant());
-        register_files(&ctx, &class.table(), &url, columns, scope)?;
+        let (schema, instant) = (class.schema(), class.instant());
+        register_files(&ctx, &class.table(), &url, schema, instant, scope)?;
     }
     for sql in view_definitions() {
         ctx.sql(&sql).await?;
