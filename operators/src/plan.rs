@@ -191,8 +191,6 @@ pub struct IndexWork {
     /// Schedule entries, planned stops and downtime causes gathered for the stations:
     /// each entry once per station it applies to.
     pub entries_gathered: usize,
-    /// Context entries read to find which station, line or plant each names.
-    pub entries_scanned: usize,
     /// Shift calendars built: one per time zone and pattern, shared by stations.
     pub calendars: usize,
 }
@@ -362,12 +360,7 @@ impl ContextIndex {
             line: positions_by(&context.planned_stops, |x| x.line.as_deref()),
             plant: positions_by(&context.planned_stops, |x| x.plant.as_deref()),
         };
-        let mut work = IndexWork {
-            entries_scanned: context.schedule.len()
-                + context.downtime_causes.len()
-                + 3 * context.planned_stops.len(),
-            ..IndexWork::default()
-        };
+        let mut work = IndexWork::default();
         for code in order {
             let settings = versions
                 .remove(&code)

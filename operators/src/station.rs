@@ -349,7 +349,7 @@ impl StationOp {
             now,
         };
         let underway = self.emit(&env, &walk, out);
-        let dense_from = self.horizon - self.dense_span(self.horizon);
+        let dense_from = self.horizon - self.snapshot_spacing(self.horizon).0;
         if self.dirty_from.is_some() {
             self.late_until = self.late_until.max(horizon + LATE_FOR_MS);
         }
@@ -604,29 +604,20 @@ impl StationOp {
         out.events.push(event.clone());
     }
 
-    /// How far back from `horizon` a snapshot is kept every minute.
-    fn dense_span(&self, horizon: i64) -> i64 {
+    /// How far back from `horizon` a snapshot is kept every minute, and the spacing of
+    /// those before: wider while the station's records come in order.
+    fn snapshot_spacing(&self, horizon: i64) -> (i64, i64) {
         if horizon < self.late_until {
-            DENSE_SNAPSHOT_MS
+            (DENSE_SNAPSHOT_MS, SPARSE_SNAPSHOT_MS)
         } else {
-            IN_ORDER_DENSE_SNAPSHOT_MS
-        }
-    }
-
-    /// The spacing of the snapshots before the dense span.
-    fn sparse_spacing(&self, horizon: i64) -> i64 {
-        if horizon < self.late_until {
-            SPARSE_SNAPSHOT_MS
-        } else {
-            IN_ORDER_SPARSE_SNAPSHOT_MS
+            (IN_ORDER_DENSE_SNAPSHOT_MS, IN_ORDER_SPARSE_SNAPSHOT_MS)
         }
     }
 
     /// Stores the states the walk passed, with what their pending span resolved to.
     /// `dense_from`: where the dense snapshots began before this refresh.
     fn keep_snapshots(&mut self, walk: &Walk, horizon: i64, dense_from: i64) {
-        let dense_span = self.dense_span(horizon);
-        let spacing = self.sparse_spacing(horizon);
+        let (dense_span, spacing) = self.snapshot_spacing(horizon);
         for (m, state) in walk.states.iter().enumerate() {
             let at = walk.from + (m as i64 + 1) * MINUTE_MS;
             let dense = horizon - at <= dense_span;

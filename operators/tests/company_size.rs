@@ -63,8 +63,6 @@ fn a_hundred_thousand_stations_index_in_work_proportional_to_the_entries() {
     // line's: two, plus its own.
     let want_gathered =
         context.schedule.len() + context.downtime_causes.len() + 2 * STATIONS + STATIONS / 100;
-    let scanned =
-        context.schedule.len() + context.downtime_causes.len() + 3 * context.planned_stops.len();
     assert!(!context.schedule.is_empty());
     let index = ContextIndex::new(context);
 
@@ -73,7 +71,6 @@ fn a_hundred_thousand_stations_index_in_work_proportional_to_the_entries() {
         index.work(),
         IndexWork {
             entries_gathered: want_gathered,
-            entries_scanned: scanned,
             // One pattern in the time zones of two plants.
             calendars: 2,
         }
