@@ -242,23 +242,6 @@ fn write_spool_file(file: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))
 }
 
-/// Whether trying a put again may succeed: not when the store says the credentials or
-/// their permissions do not allow it, or that the request itself is wrong. (Timeouts
-/// and server errors have been retried inside the store's client already; they and
-/// anything else are tried again here, with backoff, for as long as they last.)
-fn retryable(e: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    !matches!(
-        e,
-        E::PermissionDenied { .. }
-            | E::Unauthenticated { .. }
-            | E::InvalidPath { .. }
-            | E::NotSupported { .. }
-            | E::NotImplemented { .. }
-            | E::UnknownConfigurationKey { .. }
-    )
-}
-
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -285,7 +268,7 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
             Ok(bytes) => runtime
                 .block_on(store.put(&path, PutPayload::from(bytes)))
                 .map(|_| ())
-                .map_err(|e| (retryable(&e), e.to_string())),
+                .map_err(|e| (crate::store::retryable(&e), e.to_string())),
             Err(e) => Err((true, format!("reading the spool: {e}"))),
         };
         let mut state = shared.lock();
