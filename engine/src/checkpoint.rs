@@ -166,6 +166,25 @@ mod tests {
         windows
     }
 
+    /// What partition `partition` of `partition + 1` writes at epoch 7, its next offset
+    /// 3,000, with `flow`'s state.
+    fn written_by(flow: &StationFlow, partition: i32) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            format: FORMAT,
+            topic: "signals".into(),
+            partition,
+            partitions: partition + 1,
+            epoch: 7,
+            next_offset: 3_000,
+            written_at_ms: 0,
+            generation: 0,
+            clean: false,
+            flow: flow.snapshot(),
+            alerts: Default::default(),
+            context_fingerprint: 7,
+        }
+    }
+
     #[tokio::test]
     async fn a_restored_partition_continues_as_if_never_stopped() {
         for root in [
@@ -182,20 +201,7 @@ mod tests {
             let (first, rest) = records.split_at(3_000);
             let mut straight = StationFlow::new(synthetic::plant(8), FlowConfig::default());
             drive(&mut straight, first);
-            let checkpoint = PartitionCheckpoint {
-                format: FORMAT,
-                topic: "signals".into(),
-                partition: 3,
-                partitions: 4,
-                epoch: 7,
-                next_offset: 3_000,
-                written_at_ms: 0,
-                generation: 0,
-                clean: false,
-                flow: straight.snapshot(),
-                alerts: Default::default(),
-                context_fingerprint: 7,
-            };
+            let checkpoint = written_by(&straight, 3);
             store.save(&checkpoint).await.unwrap();
 
             let loaded = store.load("signals", 3).await.unwrap().expect("saved");
@@ -228,20 +234,7 @@ mod tests {
             "stationflow",
         );
         if std::env::var_os("STATIONFLOW_WRITE_FIXTURE").is_some() {
-            let checkpoint = PartitionCheckpoint {
-                format: FORMAT,
-                topic: "signals".into(),
-                partition: 0,
-                partitions: 1,
-                epoch: 7,
-                next_offset: 3_000,
-                written_at_ms: 0,
-                generation: 0,
-                clean: false,
-                flow: straight.snapshot(),
-                alerts: Default::default(),
-                context_fingerprint: 7,
-            };
+            let checkpoint = written_by(&straight, 0);
             std::fs::write(FIXTURE, store.encode(&checkpoint).unwrap().1).unwrap();
         }
         let bytes = std::fs::read(FIXTURE).expect("the fixture");
@@ -327,20 +320,7 @@ mod tests {
         assert!(format!("{err:#}").contains("is not gzip"), "{err:#}");
 
         let flow = StationFlow::new(synthetic::plant(2), FlowConfig::default());
-        let other = PartitionCheckpoint {
-            format: FORMAT,
-            topic: "signals".into(),
-            partition: 1,
-            partitions: 2,
-            epoch: 1,
-            next_offset: 0,
-            written_at_ms: 0,
-            generation: 0,
-            clean: false,
-            flow: flow.snapshot(),
-            alerts: Default::default(),
-            context_fingerprint: 0,
-        };
+        let other = written_by(&flow, 1);
         store.save(&other).await.unwrap();
         let bytes = store
             .root

@@ -90,6 +90,15 @@ pub fn query_at(root: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<Stri
     csv_rows(text.as_bytes())
 }
 
+/// The physical plan in the rows `EXPLAIN` answers with.
+pub fn physical_plan(explained: &[Vec<String>]) -> String {
+    explained
+        .iter()
+        .find(|row| row[0] == "physical_plan")
+        .map(|row| row[1].clone())
+        .expect("a physical plan")
+}
+
 /// CSV text as rows of cells, the header row first.
 pub fn csv_rows(text: &[u8]) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()

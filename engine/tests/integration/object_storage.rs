@@ -104,11 +104,7 @@ fn replay_into_a_bucket_equals_replay_into_a_folder_and_prunes_partitions() {
         "EXPLAIN SELECT SUM(good_qty) FROM station_windows WHERE plant = 'LEEDS' AND date = '2026-03-04'",
         &env,
     );
-    let physical = plan
-        .iter()
-        .find(|row| row[0] == "physical_plan")
-        .map(|row| row[1].clone())
-        .expect("a physical plan");
+    let physical = crate::common::physical_plan(&plan);
     let read: Vec<&&String> = windows
         .iter()
         .filter(|k| physical.contains(k.trim_start_matches("plants/sample/")))

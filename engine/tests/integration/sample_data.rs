@@ -280,11 +280,7 @@ fn plant_and_date_filters_read_only_those_folders_in_every_view() {
                 out.path(),
                 &format!("EXPLAIN SELECT DISTINCT plant FROM {view} WHERE {filter}"),
             );
-            let physical = plan
-                .iter()
-                .find(|r| r[0] == "physical_plan")
-                .map(|r| r[1].clone())
-                .expect("a physical plan");
+            let physical = crate::common::physical_plan(&plan);
             let what = format!("{view} with sums {sums}: {physical}");
             assert!(physical.contains("plant=LEEDS"), "{what}");
             let by_plant = ["station_windows", "downtime_events"].contains(view) || sums == "fresh";
@@ -364,11 +360,7 @@ fn time_filters_read_only_the_days_they_imply() {
             out.path(),
             &format!("EXPLAIN SELECT count(*) FROM {view} WHERE {filter}"),
         );
-        let physical = plan
-            .iter()
-            .find(|r| r[0] == "physical_plan")
-            .map(|r| r[1].clone())
-            .expect("a physical plan");
+        let physical = crate::common::physical_plan(&plan);
         let what = format!("{view} WHERE {filter}: {physical}");
         let implied = |day: &str| day >= first && last.is_none_or(|last| day <= last);
         let mut outside = 0;
