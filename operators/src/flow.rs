@@ -137,10 +137,11 @@ impl FlowSnapshot {
     }
 }
 
-/// Picks the stations a flow answers for, by code. Live, one flow per partition of the
-/// signals topic answers for the stations whose key hashes to that partition; replay
-/// answers for all.
-pub type StationFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Picks the stations a flow answers for, given a station's code and its plant (as the
+/// station's latest version in the context has it). Live, one flow per partition of the
+/// signals topic answers for the stations whose key hashes to that partition; a replay
+/// answers for all, or a shard's share by station or by plant.
+pub type StationFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 pub struct StationFlow {
     ctx: Arc<ContextIndex>,
@@ -296,11 +297,17 @@ impl StationFlow {
         self
     }
 
+    /// Whether this flow answers for `station`; `None` for a station the context does not
+    /// know (whose records it rejects as `unknown_station`).
+    pub fn answers_for(&self, station: &str) -> Option<bool> {
+        (self.ctx.station_id(station)).map(|id| self.owned[id as usize])
+    }
+
     fn mark_owned(&mut self) {
         self.owned = (0..self.ctx.station_count() as u32)
             .map(|id| {
-                let code = &self.ctx.station_latest(id).code;
-                self.filter.as_ref().is_none_or(|owns| owns(code))
+                let station = self.ctx.station_latest(id);
+                (self.filter.as_ref()).is_none_or(|owns| owns(&station.code, &station.plant))
             })
             .collect();
     }
@@ -478,12 +485,25 @@ impl StationFlow {
         new
     }
 
-    /// Whether a record of a station this flow does not answer for would pass for "now"
-    /// in a flow answering for every station: its station known, its time plausible. A
-    /// replay of a shard of the stations thus keeps the time of the whole replay.
-    pub fn plausible_elsewhere(&self, record: &SignalRecord) -> bool {
-        (self.ctx.station_id(&record.station))
-            .is_some_and(|id| self.plausible(id, record.ts).is_ok())
+    /// Takes the time of a record of a station this flow does not answer for, as a flow
+    /// answering for every station would, so that a replay of a shard of the stations
+    /// keeps the time of the whole replay. Its station known and its time plausible, the
+    /// record passes for "now" (the answer is `true`) and counts for the last minute
+    /// `finish` closes. It sets the origin every station's windows start from when it is
+    /// the first record, or moves the origin back when it is earlier and within the
+    /// allowed lateness of `now` (so not too late for any station).
+    pub fn note_elsewhere(&mut self, record: &SignalRecord, now: i64) -> bool {
+        let ts = record.ts;
+        let known = self.ctx.station_id(&record.station);
+        if known.is_none_or(|id| self.plausible(id, ts).is_err()) {
+            return false;
+        }
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        let lateness = self.config.allowed_lateness_ms;
+        if self.origin.is_none() || ts >= now.max(ts).saturating_sub(lateness) {
+            self.ensure_stations(ts);
+        }
+        true
     }
 
     /// Whether `ts` can be true for station `id`: not before the floor, not further ahead

@@ -17,7 +17,7 @@ fn partition_of(code: &str) -> u32 {
 }
 
 fn owner(partition: u32) -> StationFilter {
-    Arc::new(move |code: &str| partition_of(code) == partition)
+    Arc::new(move |code: &str, _plant: &str| partition_of(code) == partition)
 }
 
 /// Latest revision of every window and event (without revision and emit time), and

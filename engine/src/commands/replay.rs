@@ -52,6 +52,10 @@ pub struct ReplayArgs {
     /// one per INDEX, on as many machines, write one root between them.
     #[arg(long, value_name = "INDEX/COUNT", value_parser = Shard::parse)]
     pub shard: Option<Shard>,
+    /// With --shard: split by a stable hash of each station's plant instead, so that a
+    /// plant's stations, and its folders of files, are one shard's.
+    #[arg(long, requires = "shard")]
+    pub plants: bool,
     /// No progress bar and no summary table (the summary line still prints).
     #[arg(long)]
     pub quiet: bool,
@@ -95,7 +99,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         threads: args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }),
-        shard: args.shard,
+        shard: (args.shard).map(|shard| Shard {
+            by_plant: args.plants,
+            ..shard
+        }),
     };
     let report = replay::run(config, &root, runtime.handle(), &progress)?;
     progress.finish_and_clear();

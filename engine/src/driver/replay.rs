@@ -41,15 +41,18 @@ pub struct ReplayConfig {
     pub shard: Option<Shard>,
 }
 
-/// One of `count` replays that split the stations between them by a stable hash of the
-/// station's code (Kafka's default partitioner): `replay --shard index/count`. Each
-/// writes files of its own and replaces only those, so the shards may run at once on
-/// different machines into one root. Records no station can be read from (malformed
-/// lines) are the first shard's.
+/// One of `count` replays that split the stations between them by a stable hash
+/// (Kafka's default partitioner) of the station's code, or of its plant's code
+/// (`by_plant`): `replay --shard index/count [--plants]`. Each writes files of its own
+/// and replaces only those, so the shards may run at once on different machines into
+/// one root. A station the context does not know goes by its code either way; records no
+/// station can be read from (malformed lines) are the first shard's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+    /// Whole plants to a shard, by the plant of the station's latest version.
+    pub by_plant: bool,
 }
 
 impl Shard {
@@ -59,20 +62,37 @@ impl Shard {
             .split_once('/')
             .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
         match parsed {
-            Some((index, count)) if index < count => Ok(Shard { index, count }),
+            Some((index, count)) if index < count => Ok(Shard {
+                index,
+                count,
+                by_plant: false,
+            }),
             _ => Err(format!(
                 "{text:?} is not a shard: give INDEX/COUNT, INDEX from 0 to COUNT - 1 (0/3, 1/3, 2/3)"
             )),
         }
     }
 
-    pub fn owns(self, station: &str) -> bool {
+    /// Whether this shard answers for `station` of `plant`.
+    pub fn owns(self, station: &str, plant: &str) -> bool {
+        let key = if self.by_plant { plant } else { station };
+        partition_for(key, self.count) == self.index
+    }
+
+    /// Whether this shard answers for a station the context does not know, whose
+    /// records it dead-letters as `unknown_station`.
+    fn owns_unknown(self, station: &str) -> bool {
         partition_for(station, self.count) == self.index
     }
 
     fn dead_letters(self) -> String {
         format!("dead_letter-s{}of{}.jsonl", self.index, self.count)
     }
+}
+
+/// Whether `shard`'s replay answers for the records of `station`.
+fn answers_for(flow: &StationFlow, shard: Shard, station: &str) -> bool {
+    (flow.answers_for(station)).unwrap_or_else(|| shard.owns_unknown(station))
 }
 
 /// Where a replay's dead letters go.
@@ -193,7 +213,9 @@ pub fn run(
         .collect();
     let mut flow = StationFlow::new(config.context, config.flow);
     if let Some(shard) = config.shard {
-        flow = flow.with_stations(Arc::new(move |station: &str| shard.owns(station)));
+        flow = flow.with_stations(Arc::new(move |station: &str, plant: &str| {
+            shard.owns(station, plant)
+        }));
     }
     flow.set_wall_clock(wall_ms());
     let mut other_shards = 0u64;
@@ -206,10 +228,10 @@ pub fn run(
     while let Some((item, original)) = inputs.next_item()? {
         let shard = config.shard;
         let rejected = match item.decoded() {
-            Ok(record) if shard.is_some_and(|s| !s.owns(&record.station)) => {
+            Ok(record) if shard.is_some_and(|s| !answers_for(&flow, s, &record.station)) => {
                 other_shards += 1;
-                // Another shard's record moves "now" as it would in one replay of all.
-                if flow.plausible_elsewhere(record) {
+                // Another shard's record moves "now" and the origin as in one replay of all.
+                if flow.note_elsewhere(record, now) {
                     now = now.max(record.ts);
                 }
                 None
@@ -296,16 +318,35 @@ mod tests {
 
     #[test]
     fn a_shard_is_index_of_count() {
-        assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
+        let shard = |index, count, by_plant| Shard {
+            index,
+            count,
+            by_plant,
+        };
+        assert_eq!(Shard::parse("2/3"), Ok(shard(2, 3, false)));
         for wrong in ["3/3", "1", "a/3", "1/0", "-1/3", ""] {
             let error = Shard::parse(wrong).unwrap_err();
             assert!(error.contains("INDEX/COUNT"), "{wrong}: {error}");
         }
         // Every station is one shard's, and the hash is the Kafka partitioner's.
-        let shards: Vec<Shard> = (0..4).map(|index| Shard { index, count: 4 }).collect();
-        for station in ["CNC-01", "Press #2", "ST-00412", ""] {
-            assert_eq!(shards.iter().filter(|s| s.owns(station)).count(), 1);
+        for by_plant in [false, true] {
+            let shards: Vec<Shard> = (0..4).map(|i| shard(i, 4, by_plant)).collect();
+            for station in ["CNC-01", "Press #2", "ST-00412", ""] {
+                let owners = shards.iter().filter(|s| s.owns(station, "Plant #1"));
+                assert_eq!(owners.count(), 1);
+            }
         }
-        assert!(Shard { index: 0, count: 1 }.owns("anything"));
+        assert!(shard(0, 1, true).owns("anything", "anywhere"));
+        // By plant, a plant's stations share a shard; by station, they spread.
+        let stations: Vec<String> = (0..40).map(|i| format!("ST-{i:03}")).collect();
+        let owners = |by_plant| {
+            let owner = |s: &String| (0..4).find(|&i| shard(i, 4, by_plant).owns(s, "LEEDS"));
+            stations
+                .iter()
+                .map(owner)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(owners(true).len(), 1);
+        assert_eq!(owners(false).len(), 4);
     }
 }

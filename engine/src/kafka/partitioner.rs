@@ -40,7 +40,7 @@ pub fn partition_for(key: &str, partitions: u32) -> u32 {
 
 /// The stations partition `partition` of `partitions` answers for.
 pub fn stations_of(partition: u32, partitions: u32) -> StationFilter {
-    Arc::new(move |code: &str| partition_for(code, partitions) == partition)
+    Arc::new(move |code: &str, _plant: &str| partition_for(code, partitions) == partition)
 }
 
 #[cfg(test)]

@@ -164,57 +164,21 @@ fn threads_give_the_output_of_one() {
 fn shards_into_one_root_give_the_output_of_one_replay() {
     let (whole, sharded) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     replay_sample(whole.path());
-    let mut left_to_others = 0;
-    for shard in ["0/3", "1/3", "2/3"] {
-        let summary = replay_sample_with(sharded.path(), &["--shard", shard]);
-        let line = summary
-            .lines()
-            .find(|l| l.starts_with("left to the other shards "));
-        left_to_others += line.map_or(0, |l| l[25..].parse::<u64>().unwrap());
-    }
-    assert_eq!(left_to_others, 2 * 163_426, "each record is one shard's");
-    let queries = [
-        "SELECT * FROM station_windows_latest ORDER BY station, window_start",
-        "SELECT * FROM downtime_events_latest ORDER BY station, start",
-        "SELECT count(*), count(DISTINCT station) FROM station_windows",
-    ];
-    let answers = |root: &std::path::Path| queries.map(|sql| query(root, sql));
-    // Sums of the same numbers in another order may differ in the last bits.
-    let rollup = "SELECT * FROM oee_by_line_day ORDER BY plant, line, production_date";
-    let want = answers(whole.path());
-    assert_eq!(want, answers(sharded.path()));
-    let want_rollup = query(whole.path(), rollup);
+    replay_shards(sharded.path(), &[]);
+    let want = shard_answers(whole.path());
+    assert_eq!(want, shard_answers(sharded.path()));
+    let want_rollup = query(whole.path(), ROLLUP);
     assert_rows_match(
-        &query(sharded.path(), rollup),
+        &query(sharded.path(), ROLLUP),
         &want_rollup,
         "sharded roll-up",
     );
-    let dead_letters = |root: &std::path::Path| {
-        let mut lines: Vec<String> = (fs::read_dir(root).unwrap())
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("dead_letter")
-            })
-            .flat_map(|p| {
-                fs::read_to_string(p)
-                    .unwrap()
-                    .lines()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        lines
-    };
     assert_eq!(dead_letters(whole.path()).len(), 7);
     assert_eq!(dead_letters(whole.path()), dead_letters(sharded.path()));
     replay_sample_with(sharded.path(), &["--shard", "1/3", "--threads", "3"]);
-    assert_eq!(want, answers(sharded.path()));
+    assert_eq!(want, shard_answers(sharded.path()));
     assert_rows_match(
-        &query(sharded.path(), rollup),
+        &query(sharded.path(), ROLLUP),
         &want_rollup,
         "a shard again",
     );
@@ -227,12 +191,84 @@ fn shards_into_one_root_give_the_output_of_one_replay() {
             scope.spawn(move || replay_sample_with(root, &["--shard", shard]));
         }
     });
-    assert_eq!(want, answers(at_once.path()));
+    assert_eq!(want, shard_answers(at_once.path()));
     assert_rows_match(
-        &query(at_once.path(), rollup),
+        &query(at_once.path(), ROLLUP),
         &want_rollup,
         "shards at once",
     );
+}
+
+/// Shards by plant (`--plants`) give the rows of one replay of everything too, and each
+/// plant's files are one shard's. The sample's two plants hash to shards 2 and 1 of 3, so
+/// shard 0 answers only for the record of a station the context does not know and for
+/// the malformed lines.
+#[test]
+fn shards_by_plant_keep_each_plant_to_one_shard() {
+    let (whole, sharded) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    replay_sample(whole.path());
+    replay_shards(sharded.path(), &["--plants"]);
+    assert_eq!(shard_answers(whole.path()), shard_answers(sharded.path()));
+    assert_rows_match(
+        &query(sharded.path(), ROLLUP),
+        &query(whole.path(), ROLLUP),
+        "roll-up of shards by plant",
+    );
+    assert_eq!(dead_letters(whole.path()), dead_letters(sharded.path()));
+    let shard_of = |plant: &str| {
+        let files = walk(&sharded.path().join("station_windows").join(plant));
+        assert!(!files.is_empty(), "{plant}");
+        let names = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy());
+        (names.map(|name| name.split('-').nth(1).unwrap().to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(shard_of("plant=LEEDS"), ["s2of3".to_string()].into());
+    assert_eq!(shard_of("plant=AUSTIN"), ["s1of3".to_string()].into());
+}
+
+/// Replays the sample as shards 0/3, 1/3 and 2/3 into `root`, one after another.
+fn replay_shards(root: &std::path::Path, options: &[&str]) {
+    let mut left_to_others = 0;
+    for shard in ["0/3", "1/3", "2/3"] {
+        let summary = replay_sample_with(root, &[&["--shard", shard], options].concat());
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("left to the other shards "));
+        left_to_others += line.map_or(0, |l| l[25..].parse::<u64>().unwrap());
+    }
+    assert_eq!(left_to_others, 2 * 163_426, "each record is one shard's");
+}
+
+/// Sums of the same numbers in another order may differ in the last bits.
+const ROLLUP: &str = "SELECT * FROM oee_by_line_day ORDER BY plant, line, production_date";
+
+/// What one replay of everything and its shards must answer alike.
+fn shard_answers(root: &std::path::Path) -> [Vec<Vec<String>>; 3] {
+    [
+        "SELECT * FROM station_windows_latest ORDER BY station, window_start",
+        "SELECT * FROM downtime_events_latest ORDER BY station, start",
+        "SELECT count(*), count(DISTINCT station) FROM station_windows",
+    ]
+    .map(|sql| query(root, sql))
+}
+
+/// Every dead letter under `root`, from whichever shard's file, sorted.
+fn dead_letters(root: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = (fs::read_dir(root).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("dead_letter")
+        })
+        .flat_map(|p| {
+            let text = fs::read_to_string(p).unwrap();
+            text.lines().map(String::from).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// `plant` and `date` filters reach the listing: a query for one plant and two days
