@@ -11,6 +11,7 @@ pub mod event_log;
 pub mod fingerprint;
 pub mod flow;
 pub mod intervals;
+mod lent;
 pub mod metrics;
 pub mod plan;
 mod prefetch;

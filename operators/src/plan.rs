@@ -2,6 +2,7 @@
 //! parts with constant context — shift, break, planned stop, schedule, SKU, ideal cycle,
 //! operator's downtime cause, and the station's and plant's settings of that moment.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,7 @@ use smallvec::SmallVec;
 use stationflow_schemas::context::{Context, DowntimeDetection, Ts};
 
 use crate::intervals::{IntervalIndex, Versions};
+use crate::lent::{Lent, LentLists};
 use crate::shift_calendar::{ShiftCalendar, ShiftInstance};
 use crate::station_codes::StationCodes;
 
@@ -193,6 +195,10 @@ pub struct IndexWork {
     pub entries_gathered: usize,
     /// Shift calendars built: one per time zone and pattern, shared by stations.
     pub calendars: usize,
+    /// Entries of the context's lists (plants, SKUs, stations, schedule, planned stops,
+    /// downtime causes) read while indexing: a few passes over each list plus what was
+    /// gathered, unless a step scans a list per station.
+    pub entries_read: usize,
 }
 
 /// The shift occurrences a station looked up last, so that each minute does not ask
@@ -228,8 +234,8 @@ fn valid_from(v: Option<Ts>) -> i64 {
 
 /// Every version of each entity, grouped by code into `Versions`, and the codes in the
 /// order they first appear.
-fn versions_by_code<E, T>(
-    items: &[E],
+fn versions_by_code<'e, E: 'e, T>(
+    items: impl IntoIterator<Item = &'e E>,
     key: impl Fn(&E) -> (&String, Option<Ts>),
     settings: impl Fn(&E) -> T,
 ) -> (Vec<String>, HashMap<String, Versions<Arc<T>>>) {
@@ -252,7 +258,7 @@ fn versions_by_code<E, T>(
 
 /// The positions in `items` of each key `key_of` gives, in order.
 fn positions_by<'a, T>(
-    items: &'a [T],
+    items: &'a Lent<'_, T>,
     key_of: impl Fn(&'a T) -> Option<&'a str>,
 ) -> HashMap<&'a str, Vec<usize>> {
     let mut by: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -266,10 +272,10 @@ fn positions_by<'a, T>(
 
 /// The items at `positions` (none when `None`), in order.
 fn at<'a, T>(
-    items: &'a [T],
+    items: &'a Lent<'_, T>,
     positions: Option<&'a Vec<usize>>,
 ) -> impl Iterator<Item = &'a T> + 'a {
-    positions.into_iter().flatten().map(move |&i| &items[i])
+    positions.into_iter().flatten().map(move |&i| items.at(i))
 }
 
 /// Planned stops by the station, line or plant they name.
@@ -305,9 +311,11 @@ fn ms(seconds: f64) -> i64 {
 
 impl ContextIndex {
     /// Indexes a validated context.
-    pub fn new(context: Context) -> Self {
+    pub fn new(mut context: Context) -> Self {
+        let reads = Cell::new(0);
+        let lists = LentLists::take(&mut context, &reads);
         let (_, plants) = versions_by_code(
-            &context.plants,
+            lists.plants.iter(),
             |p| (&p.code, p.valid_from),
             |p| PlantSettings {
                 code: p.code.as_str().into(),
@@ -317,7 +325,7 @@ impl ContextIndex {
             },
         );
         let (_, skus) = versions_by_code(
-            &context.skus,
+            lists.skus.iter(),
             |s| (&s.code, s.valid_from),
             |s| SkuSettings {
                 code: s.code.as_str().into(),
@@ -330,7 +338,7 @@ impl ContextIndex {
             },
         );
         let (order, mut versions) = versions_by_code(
-            &context.stations,
+            lists.stations.iter(),
             |s| (&s.code, s.valid_from),
             |s| StationSettings {
                 code: s.code.as_str().into(),
@@ -353,12 +361,12 @@ impl ContextIndex {
         let mut calendars: HashMap<(&str, Arc<str>), Arc<SharedCalendar>> = HashMap::new();
         // Each station's entries, found by one pass over each list rather than a pass per
         // station (which made indexing 100,000 stations take minutes).
-        let schedule_of = positions_by(&context.schedule, |x| Some(x.station.as_str()));
-        let causes_of = positions_by(&context.downtime_causes, |x| Some(x.station.as_str()));
+        let schedule_of = positions_by(&lists.schedule, |x| Some(x.station.as_str()));
+        let causes_of = positions_by(&lists.downtime_causes, |x| Some(x.station.as_str()));
         let stops_of = StopsOf {
-            station: positions_by(&context.planned_stops, |x| x.station.as_deref()),
-            line: positions_by(&context.planned_stops, |x| x.line.as_deref()),
-            plant: positions_by(&context.planned_stops, |x| x.plant.as_deref()),
+            station: positions_by(&lists.planned_stops, |x| x.station.as_deref()),
+            line: positions_by(&lists.planned_stops, |x| x.line.as_deref()),
+            plant: positions_by(&lists.planned_stops, |x| x.plant.as_deref()),
         };
         let mut work = IndexWork::default();
         for code in order {
@@ -382,7 +390,7 @@ impl ContextIndex {
                     .clone()
             });
             let schedules = IntervalIndex::build(
-                at(&context.schedule, schedule_of.get(code.as_str()))
+                at(&lists.schedule, schedule_of.get(code.as_str()))
                     .map(|x| {
                         let info = ScheduleInfo {
                             sku: x.sku.as_deref().map(Into::into),
@@ -402,7 +410,7 @@ impl ContextIndex {
             let line = latest.line.as_deref();
             let stops = IntervalIndex::build(
                 at(
-                    &context.planned_stops,
+                    &lists.planned_stops,
                     Some(&stops_of.of(&code, line, &latest.plant)),
                 )
                 .map(|x| {
@@ -417,7 +425,7 @@ impl ContextIndex {
                 .collect(),
             );
             let causes = IntervalIndex::build(
-                at(&context.downtime_causes, causes_of.get(code.as_str()))
+                at(&lists.downtime_causes, causes_of.get(code.as_str()))
                     .map(|x| {
                         (
                             x.start.0,
@@ -440,13 +448,15 @@ impl ContextIndex {
             });
         }
         let mut first_valid_from = vec![i64::MAX; stations.len()];
-        for s in &context.stations {
+        for s in lists.stations.iter() {
             if let Some(id) = by_code.get(&s.code) {
                 let from = &mut first_valid_from[id as usize];
                 *from = (*from).min(valid_from(s.valid_from));
             }
         }
         work.calendars = calendars.len();
+        lists.give_back(&mut context);
+        work.entries_read = reads.get();
         ContextIndex {
             context,
             work,
@@ -597,7 +607,7 @@ mod tests {
     #[test]
     fn a_station_gets_the_stops_naming_it_its_line_or_its_plant_each_once_in_order() {
         // (station, line, plant) each stop names.
-        let stops = [
+        let list = vec![
             (Some("S1"), None, None),
             (None, Some("L1"), None),
             (None, None, Some("P1")),
@@ -605,6 +615,8 @@ mod tests {
             (Some("S2"), Some("L2"), Some("P2")),
             (None, Some("L1"), Some("P2")),
         ];
+        let reads = Cell::new(0);
+        let stops = Lent::new(list.clone(), &reads);
         let of = StopsOf {
             station: positions_by(&stops, |s| s.0),
             line: positions_by(&stops, |s| s.1),
@@ -614,6 +626,7 @@ mod tests {
         assert_eq!(of.of("S3", None, "P2"), [4, 5]);
         assert_eq!(of.of("S3", None, "P9"), Vec::<usize>::new());
         let items: Vec<_> = at(&stops, of.station.get("S1")).collect();
-        assert_eq!(items, [&stops[0], &stops[3]]);
+        assert_eq!(items, [&list[0], &list[3]]);
+        assert_eq!(reads.get(), 3 * 6 + 2, "three passes and the two gathered");
     }
 }
