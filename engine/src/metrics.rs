@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use stationflow_schemas::RejectReason;
 
-use crate::kafka::publisher::Delivery;
+use crate::sinks::kafka::publisher::Delivery;
 
 /// Bucket bounds of the latency histograms, milliseconds.
 const BUCKETS_MS: [u64; 13] = [

@@ -16,10 +16,10 @@ use anyhow::bail;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
-use crate::kafka::publisher::Publisher;
 use crate::kafka::{create_topic, partition_count, KafkaArgs, REJECTED_HEADER};
-use crate::sources::files::{self, Format, Item};
-use crate::sources::merge::MergedFiles;
+use crate::sinks::kafka::publisher::Publisher;
+use crate::sinks::kafka::KafkaSinkConfig;
+use crate::sources::files::{FilesConfig, Format, Item};
 
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
@@ -48,8 +48,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     if args.speed.is_some_and(|s| s <= 0.0) || args.rate.is_some_and(|r| r <= 0.0) {
         bail!("--speed and --rate must be positive");
     }
-    let mut inputs = MergedFiles::new(files::discover(&args.inputs)?)?;
-    let mut publisher = Publisher::new(&args.kafka)?;
+    let mut inputs = FilesConfig::new(&args.inputs).build()?;
+    let mut publisher = KafkaSinkConfig::new(&args.kafka).build()?;
     ensure_topic(&args, &publisher)?;
     let started = Instant::now();
     let mut pacer = Pacer::new(args.speed, args.rate);

@@ -11,6 +11,7 @@ use stationflow_schemas::time::parse_rfc3339_ms;
 use crate::driver::replay::{self, ReplayConfig, ReplayReport, Shard};
 use crate::query;
 use crate::sinks::parquet::ParquetSinkConfig;
+use crate::sources::files::FilesConfig;
 use crate::store::{Root, StoreSettings};
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +93,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let config = ReplayConfig {
         flow: flow_config(&args),
-        inputs: args.inputs,
+        source: FilesConfig {
+            inputs: args.inputs,
+        },
         context,
         sink: ParquetSinkConfig::default(),
         batch_records: 8192,

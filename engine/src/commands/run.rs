@@ -14,12 +14,14 @@ use crate::access::audit::AuditLog;
 use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
 use crate::driver::live::{self, LiveEnv};
-use crate::kafka::publisher::Publisher;
 use crate::kafka::{partition_count, topic_message_limit, KafkaArgs};
 use crate::metrics::{self, LiveMetrics};
+use crate::sinks::kafka::publisher::Publisher;
+use crate::sinks::kafka::KafkaSinkConfig;
 use crate::sinks::parquet::ParquetSinkConfig;
 use crate::sinks::upload_queue::{QueueLimits, UploadQueue};
-use crate::sources::context_topic::ContextFeed;
+use crate::sources::kafka::context_topic::ContextFeed;
+use crate::sources::kafka::signals::SignalsConfig;
 use crate::store::Root;
 use stationflow_operators::alerts::AlertRules;
 use stationflow_schemas::Context;
@@ -58,7 +60,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
     };
-    let producer = Publisher::new(&kafka)?;
+    let producer = KafkaSinkConfig::new(&kafka).build()?;
     let partitions = check_topics(&producer, &settings)?;
     let producer = limited_to_topics(producer, &kafka, &settings)?;
     let metrics = LiveMetrics::new();
@@ -122,22 +124,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         audit: AuditLog::new(&args.audit.audit_log),
     };
     record_start(&env, context_source.as_ref(), refused.len())?;
-    let consumer = kafka.client_config(&[
-        ("group.id", &settings.kafka.group_id),
-        ("enable.auto.commit", "false"),
-        ("enable.auto.offset.store", "false"),
-        ("auto.offset.reset", "earliest"),
-        (
-            "session.timeout.ms",
-            &settings.kafka.session_timeout_ms.to_string(),
-        ),
-        // A deeper prefetch queue and larger fetches: with librdkafka's defaults
-        // (100,000 messages, 1 MB per partition) the consumer read ~180 k records/s from
-        // tansu, with these ~820 k (benches/e2e-live.sh). `kafka.options` can override.
-        ("queued.min.messages", "1000000"),
-        ("max.partition.fetch.bytes", "16777216"),
-        ("fetch.max.bytes", "67108864"),
-    ])?;
+    let signals = SignalsConfig {
+        kafka: kafka.clone(),
+        topic: settings.kafka.signals_topic.clone(),
+        group_id: settings.kafka.group_id.clone(),
+        session_timeout_ms: settings.kafka.session_timeout_ms,
+    };
     tracing::info!(
         topic = %settings.kafka.signals_topic,
         partitions,
@@ -147,7 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (refused, message) in &refused {
         env.refuse_context(refused, message)?;
     }
-    live::run(env, consumer, context_feed, stop)
+    live::run(env, signals, context_feed, stop)
 }
 
 /// The context the engine starts with, in the audit log: the file (its SHA-256) and the
@@ -218,7 +210,11 @@ fn limited_to_topics(
     let topics = [&*k.windows_topic, &*k.alerts_topic, &*k.dlq_topic];
     match topic_message_limit(kafka, &topics) {
         Ok(Some(limit)) if limit < producer.max_message_bytes() => {
-            let limited = Publisher::with_topic_limit(kafka, Some(limit))?;
+            let config = KafkaSinkConfig {
+                topic_limit: Some(limit),
+                ..KafkaSinkConfig::new(kafka)
+            };
+            let limited = config.build()?;
             tracing::info!(
                 topic_limit = limit,
                 message_max_bytes = limited.max_message_bytes(),

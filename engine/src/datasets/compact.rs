@@ -172,7 +172,7 @@ mod tests {
     use stationflow_schemas::window::StationWindow;
 
     use super::*;
-    use crate::sinks::parquet::{DatasetWriter, ParquetSinkConfig};
+    use crate::sinks::parquet::ParquetSinkConfig;
 
     fn windows() -> Vec<StationWindow> {
         crate::sinks::parquet::tests::synthetic_windows(3, 3_000, 7)
@@ -203,12 +203,7 @@ mod tests {
             rows_per_file: 10,
             ..ParquetSinkConfig::default()
         };
-        let mut writer = DatasetWriter::<StationWindow>::new(
-            root.store.clone(),
-            root.prefix.clone(),
-            runtime.handle().clone(),
-            config,
-        );
+        let mut writer = config.build::<StationWindow>(&root, runtime.handle());
         writer.write(first.clone()).unwrap();
         writer.write(latest.clone()).unwrap();
         writer.write(later).unwrap();

@@ -759,7 +759,7 @@ impl Accumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::arrow_rows::windows_batch;
+    use crate::sinks::parquet::arrow_rows::windows_batch;
 
     /// A day read in many passes keeps the same rows and has the same class as in one.
     #[test]

@@ -7,7 +7,6 @@
 //! closes every window up to the last record's minute.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +22,12 @@ use crate::datasets::remove;
 use crate::datasets::sums::{self, CLASSES, SUMS};
 use crate::kafka::partitioner::partition_for;
 use crate::sinks::dead_letter::DeadLetterSink;
-use crate::sinks::parquet::{DatasetRow, DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
-use crate::sources::files;
-use crate::sources::merge::MergedFiles;
+use crate::sinks::parquet::{DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
+use crate::sources::files::FilesConfig;
 use crate::store::{list_all, Root};
 
 pub struct ReplayConfig {
-    pub inputs: Vec<PathBuf>,
+    pub source: FilesConfig,
     pub context: Context,
     pub flow: FlowConfig,
     pub sink: ParquetSinkConfig,
@@ -151,16 +149,6 @@ pub fn clear_outputs(
 /// the watermarks over hours or days (a shutdown in the history) reaches it.
 const DRAIN_ROWS: usize = 65_536;
 
-fn writer<R: DatasetRow>(
-    root: &Root,
-    runtime: &tokio::runtime::Handle,
-    config: &ReplayConfig,
-    names: FileNames,
-) -> DatasetWriter<R> {
-    let (store, prefix) = (root.store.clone(), root.prefix.clone());
-    DatasetWriter::new(store, prefix, runtime.clone(), config.sink.clone()).named(names)
-}
-
 /// The writers of one run of stations.
 struct RunWriters {
     windows: DatasetWriter<StationWindow>,
@@ -179,8 +167,8 @@ impl RunWriters {
             thread: (config.threads > 1).then_some(run),
         };
         RunWriters {
-            windows: writer(root, runtime, config, names),
-            events: writer(root, runtime, config, names),
+            windows: config.sink.build(root, runtime).named(names),
+            events: config.sink.build(root, runtime).named(names),
         }
     }
 
@@ -205,7 +193,7 @@ pub fn run(
     progress: &ProgressBar,
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
-    let mut inputs = MergedFiles::new(files::discover(&config.inputs)?)?;
+    let mut inputs = config.source.build()?;
     clear_outputs(root, runtime, config.shard)?;
     let runs = config.threads.max(1);
     let mut writers: Vec<RunWriters> = (0..runs)

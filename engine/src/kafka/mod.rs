@@ -2,7 +2,6 @@
 //! librdkafka options passed through for TLS and SASL) and topic checks.
 
 pub mod partitioner;
-pub mod publisher;
 
 use std::time::Duration;
 

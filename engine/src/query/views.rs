@@ -30,7 +30,7 @@ use super::days::DayPrunedTable;
 use crate::access::scope::ScopedTable;
 use crate::datasets::sums::{sums_schema, DayClass, Freshness, CONDITIONAL, GRAIN, SUMMED, SUMS};
 use crate::datasets::Dataset;
-use crate::sinks::arrow_rows::{event_schema, window_schema};
+use crate::sinks::parquet::arrow_rows::{event_schema, window_schema};
 use crate::store::commits::{self, CommittedView};
 use crate::store::Root;
 
@@ -541,7 +541,7 @@ mod tests {
 
     use super::*;
     use crate::datasets::{compact, encode, put, sums};
-    use crate::sinks::arrow_rows::{events_batch, windows_batch};
+    use crate::sinks::parquet::arrow_rows::{events_batch, windows_batch};
     use crate::sinks::parquet::{partition_path, utc_day};
 
     const DAY_MS: i64 = 86_400_000;

@@ -1,11 +1,14 @@
-//! Where windows, downtime events and dead letters go. `parquet`: the hive-partitioned
-//! datasets of SPEC §5 on any object store; `dead_letter`: `<out>/dead_letter.jsonl`;
-//! `upload_queue`: the live engine's puts, waiting out store outages, in memory and then
-//! in a `spool` folder.
-//! (The Kafka sinks of the live engine sit beside them.)
+//! Where windows, downtime events, alerts and dead letters go, a folder per sink with a
+//! config type whose `build()` makes it:
+//! - `parquet`: the hive-partitioned datasets on any object store (`docs/spec.md` §5);
+//! - `kafka`: the keyed producer of the live engine's output topics and `publish`;
+//! - `dead_letter`: a replay's `<out>/dead_letter.jsonl`, spooled to disk first.
+//!
+//! `upload_queue` (with its `spool`) is the live engine's way to the store for files and
+//! checkpoints alike, waiting out store outages.
 
-pub mod arrow_rows;
 pub mod dead_letter;
+pub mod kafka;
 pub mod parquet;
 pub mod spool;
 pub mod upload_queue;

@@ -949,8 +949,9 @@ const LINE_A_STOP_JSON: &str = r#"{"kind": "planned_stops", "station": "LINE-A",
 /// timestamp).
 fn produce_context(pipeline: &Pipeline, records: &[(&str, Option<&str>, i64)]) {
     use rdkafka::producer::BaseRecord;
-    let mut producer =
-        stationflow_engine::kafka::publisher::Publisher::new(&pipeline.kafka()).expect("producer");
+    let mut producer = stationflow_engine::sinks::kafka::KafkaSinkConfig::new(&pipeline.kafka())
+        .build()
+        .expect("producer");
     for (key, value, ts) in records {
         let mut record = BaseRecord::<str, [u8]>::to("context")
             .key(key)

@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stationflow_engine::kafka::partitioner::partition_for;
 use stationflow_engine::sources::files;
-use stationflow_engine::sources::merge::MergedFiles;
+use stationflow_engine::sources::files::merge::MergedFiles;
 
 use crate::broker::Broker;
 use crate::common::{ok, workspace};

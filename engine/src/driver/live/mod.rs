@@ -1,23 +1,21 @@
-//! The live driver: the signals topic in (a consumer group), a `StationFlow` per assigned
-//! partition fed a clock that follows the wall clock (`clock`), windows out to Parquet
-//! and `station.windows`, rejections to `signals.dlq`, checkpoints per partition on the
-//! object store (`partition`). Partitions are taken over at their checkpointed offsets
-//! in the rebalance callback and checkpointed before they are released.
+//! The live driver: the signals topic in (`sources::kafka::signals`, a consumer group),
+//! a `StationFlow` per assigned partition fed a clock that follows the wall clock
+//! (`clock`), windows out to Parquet and `station.windows`, rejections to `signals.dlq`,
+//! checkpoints per partition on the object store (`partition`). As the partitions' owner
+//! it takes each over at its checkpointed offset when the group assigns it, and
+//! checkpoints it before it is released.
 
 pub mod clock;
 pub mod partition;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::json;
 use stationflow_operators::alerts::AlertRules;
 use stationflow_operators::FlowConfig;
@@ -27,11 +25,12 @@ use stationflow_schemas::Context;
 use crate::access::audit::AuditLog;
 use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
-use crate::kafka::publisher::Publisher;
 use crate::metrics::LiveMetrics;
+use crate::sinks::kafka::publisher::Publisher;
 use crate::sinks::parquet::ParquetSinkConfig;
 use crate::sinks::upload_queue::UploadQueue;
-use crate::sources::context_topic::{ContextEvent, ContextFeed};
+use crate::sources::kafka::context_topic::{ContextEvent, ContextFeed};
+use crate::sources::kafka::signals::{lock, PartitionOwner, SignalsConfig, SignalsSource};
 use crate::store::Root;
 use partition::{PartitionTask, FROM_BEGINNING};
 
@@ -143,28 +142,32 @@ pub struct Assigned {
     failure: Option<anyhow::Error>,
 }
 
-impl Assigned {
-    fn take_over(&mut self, tpl: &mut TopicPartitionList, wall: i64) -> anyhow::Result<()> {
-        let topic = self.env.settings.kafka.signals_topic.clone();
-        let partitions: Vec<i32> = tpl
-            .elements_for_topic(&topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        for p in partitions {
+impl PartitionOwner for Assigned {
+    /// Opens each partition from its checkpoint, if it has one.
+    fn take_over(&mut self, partitions: &[i32]) -> anyhow::Result<Vec<(i32, Option<i64>)>> {
+        let wall = wall_ms();
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for &p in partitions {
             let task = PartitionTask::open(&self.env, p, wall)?;
-            let offset = match task.next_offset() {
-                FROM_BEGINNING => Offset::Beginning,
-                n => Offset::Offset(n),
-            };
-            tpl.set_partition_offset(&topic, p, offset)?;
+            let next = Some(task.next_offset()).filter(|&n| n != FROM_BEGINNING);
+            offsets.push((p, next));
             self.tasks.insert(p, task);
         }
-        Ok(())
+        Ok(offsets)
     }
 
+    fn release_all(&mut self) -> anyhow::Result<()> {
+        self.release_all_at(wall_ms())
+    }
+
+    fn fail(&mut self, error: anyhow::Error) {
+        self.failure.get_or_insert(error);
+    }
+}
+
+impl Assigned {
     /// Checkpoints every partition (clean) and lets them go.
-    fn release_all(&mut self, wall: i64) -> anyhow::Result<()> {
+    fn release_all_at(&mut self, wall: i64) -> anyhow::Result<()> {
         let tasks = std::mem::take(&mut self.tasks);
         for (p, mut task) in tasks {
             task.close_epoch(&mut self.env, wall, true)?;
@@ -203,58 +206,6 @@ impl Assigned {
     }
 }
 
-/// The consumer's context: assigns partitions at their checkpointed offsets and
-/// checkpoints them before they are revoked.
-pub struct Rebalancer {
-    assigned: Arc<Mutex<Assigned>>,
-}
-
-impl ClientContext for Rebalancer {}
-
-impl ConsumerContext for Rebalancer {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let mut assigned = lock(&self.assigned);
-        let wall = wall_ms();
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                match assigned.take_over(tpl, wall) {
-                    Ok(()) => report(&mut assigned, consumer.assign(tpl), "assigning"),
-                    Err(e) => {
-                        // Without its state a partition must not be read: stop here.
-                        assigned.failure.get_or_insert(e);
-                    }
-                }
-            }
-            _ => {
-                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
-                    tracing::warn!(?err, "rebalance error; releasing partitions");
-                }
-                if let Err(e) = assigned.release_all(wall) {
-                    assigned.failure.get_or_insert(e);
-                }
-                report(&mut assigned, consumer.unassign(), "unassigning");
-            }
-        }
-    }
-}
-
-fn report(assigned: &mut Assigned, result: KafkaResult<()>, what: &str) {
-    if let Err(e) = result {
-        assigned
-            .failure
-            .get_or_insert(anyhow::anyhow!("{what} partitions: {e}"));
-    }
-}
-
-fn lock(m: &Mutex<Assigned>) -> MutexGuard<'_, Assigned> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 pub use super::wall_ms;
 
 /// Wall-clock milliseconds between two looks at the context topic.
@@ -274,20 +225,16 @@ pub fn check_alert_rules(context: &Context) -> Result<(), String> {
 /// its changes reach every partition between two signal records.
 pub fn run(
     env: LiveEnv,
-    consumer_config: rdkafka::ClientConfig,
+    signals: SignalsConfig,
     mut context_feed: Option<ContextFeed>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let topic = env.settings.kafka.signals_topic.clone();
     let assigned = Arc::new(Mutex::new(Assigned {
         env,
         tasks: BTreeMap::new(),
         failure: None,
     }));
-    let consumer: BaseConsumer<Rebalancer> = consumer_config.create_with_context(Rebalancer {
-        assigned: assigned.clone(),
-    })?;
-    consumer.subscribe(&[&topic])?;
+    let consumer = signals.build(assigned.clone())?;
     let sums = {
         let env = &lock(&assigned).env;
         keep_sums_fresh(
@@ -356,7 +303,7 @@ pub fn run(
             update_consumer_lag(&consumer, &state);
         }
         drop(state);
-        commit_hint(&consumer, &topic, &checkpointed);
+        consumer.commit_hint(&checkpointed);
     }
     let metrics = lock(&assigned).env.metrics.clone();
     let latency = &metrics.emit_latency;
@@ -369,9 +316,9 @@ pub fn run(
     );
     tracing::info!("stopping: checkpointing every partition");
     let mut state = lock(&assigned);
-    state.release_all(wall_ms())?;
+    state.release_all_at(wall_ms())?;
     drop(state);
-    consumer.unsubscribe();
+    consumer.leave();
     if let Some(sums) = sums {
         // The last epochs are committed: their days get sums before the engine goes,
         // once the turn under way (if any) is over.
@@ -437,31 +384,11 @@ fn keep_sums_fresh(
     Some(SumsTask { task, stop })
 }
 
-/// Offsets also go to the group (for lag tools); the engine itself reads them from its
-/// checkpoints.
-fn commit_hint(consumer: &BaseConsumer<Rebalancer>, topic: &str, offsets: &[(i32, i64)]) {
-    if offsets.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (p, next) in offsets {
-        if *next >= 0 {
-            let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*next));
-        }
-    }
-    if tpl.count() > 0 {
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!(error = %e, "committing offsets to the group");
-        }
-    }
-}
-
-fn update_consumer_lag(consumer: &BaseConsumer<Rebalancer>, state: &Assigned) {
-    let topic = &state.env.settings.kafka.signals_topic;
+fn update_consumer_lag(consumer: &SignalsSource<Assigned>, state: &Assigned) {
     for (p, task) in &state.tasks {
-        if let Ok((_, high)) = consumer.fetch_watermarks(topic, *p, Duration::from_millis(200)) {
+        if let Some(end) = consumer.end_offset(*p) {
             let next = task.next_offset().max(0);
-            state.env.metrics.set_consumer_lag(*p, (high - next).max(0));
+            state.env.metrics.set_consumer_lag(*p, (end - next).max(0));
         }
     }
 }

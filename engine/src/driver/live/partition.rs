@@ -401,14 +401,9 @@ impl PartitionTask {
 }
 
 fn epoch_writer<R: DatasetRow>(env: &LiveEnv, partition: i32, epoch: u64) -> DatasetWriter<R> {
-    DatasetWriter::new(
-        env.output.store.clone(),
-        env.output.prefix.clone(),
-        env.runtime.clone(),
-        env.sink.clone(),
-    )
-    .per_epoch(partition, epoch)
-    .queued(env.uploads.clone())
+    (env.sink.build(&env.output, &env.runtime))
+        .per_epoch(partition, epoch)
+        .queued(env.uploads.clone())
 }
 
 /// The reason `publish` gave a record its file reader rejected.

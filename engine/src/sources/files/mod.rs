@@ -16,9 +16,33 @@ use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use stationflow_schemas::reader::{CsvRows, JsonLines, LongReader, Row, RowSource};
 
+pub mod merge;
+
 pub use stationflow_schemas::reader::{
     Item, RecordReader, SourceError, KEPT_PREFIX_BYTES, MAX_LINE_BYTES,
 };
+
+use merge::MergedFiles;
+
+/// The files source: files and folders as given on the command line.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    pub inputs: Vec<PathBuf>,
+}
+
+impl FilesConfig {
+    pub fn new(inputs: &[PathBuf]) -> Self {
+        FilesConfig {
+            inputs: inputs.to_vec(),
+        }
+    }
+
+    /// Finds the input files (a folder's, recursively) and reads them as one stream in
+    /// event-time order.
+    pub fn build(&self) -> Result<MergedFiles, SourceError> {
+        MergedFiles::new(discover(&self.inputs)?)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

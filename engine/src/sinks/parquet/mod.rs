@@ -19,8 +19,10 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use stationflow_schemas::window::{format_date32, DowntimeEvent, StationWindow};
 
-use super::arrow_rows;
-use super::upload_queue::UploadQueue;
+pub mod arrow_rows;
+
+use crate::sinks::upload_queue::UploadQueue;
+use crate::store::Root;
 
 /// A row of a dataset: which partition it belongs to and how rows become a batch.
 pub trait DatasetRow: Sized {
@@ -78,6 +80,19 @@ pub struct ParquetSinkConfig {
     /// roughly in time order, so an old partition rarely gets more (a late revision
     /// then starts a new file).
     pub max_open_files: usize,
+}
+
+impl ParquetSinkConfig {
+    /// A writer of dataset `R` under `root`, encoding on the caller's thread and putting
+    /// files through `runtime`; named as a replay names them until told otherwise.
+    pub fn build<R: DatasetRow>(
+        &self,
+        root: &Root,
+        runtime: &tokio::runtime::Handle,
+    ) -> DatasetWriter<R> {
+        let (store, prefix) = (root.store.clone(), root.prefix.clone());
+        DatasetWriter::new(store, prefix, runtime.clone(), self.clone())
+    }
 }
 
 impl Default for ParquetSinkConfig {
@@ -174,7 +189,7 @@ pub struct DatasetWriter<R: DatasetRow> {
 }
 
 impl<R: DatasetRow> DatasetWriter<R> {
-    pub fn new(
+    fn new(
         store: Arc<dyn ObjectStore>,
         root: Path,
         runtime: tokio::runtime::Handle,

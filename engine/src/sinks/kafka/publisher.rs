@@ -11,7 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
-use super::KafkaArgs;
+use crate::kafka::KafkaArgs;
 
 /// Delivery reports: how many records failed and the first reason.
 #[derive(Default)]
@@ -105,15 +105,14 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 impl Publisher {
-    pub fn new(kafka: &KafkaArgs) -> anyhow::Result<Self> {
-        Self::with_topic_limit(kafka, None)
-    }
-
     /// A producer that refuses, at `send`, any record over `topic_limit` (the output
     /// topics' `max.message.bytes`, `kafka::topic_message_limit`) less its framing: the
     /// broker would refuse it after it left, with its whole batch, where the engine can
     /// no longer tell it apart. A `message.max.bytes` the user set (`-X`) wins.
-    pub fn with_topic_limit(kafka: &KafkaArgs, topic_limit: Option<usize>) -> anyhow::Result<Self> {
+    pub(super) fn with_topic_limit(
+        kafka: &KafkaArgs,
+        topic_limit: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let context = DeliveryContext::default();
         let limit = topic_limit
             .map(|l| l.saturating_sub(FRAMING_BYTES).max(1000))

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
-use super::files::{open_reader, Item, RecordReader, SourceError};
+use super::{open_reader, Item, RecordReader, SourceError};
 
 struct Open {
     reader: Box<dyn RecordReader>,
