@@ -160,8 +160,7 @@ mod tests {
             flow.apply(r, r.ts);
         }
         if let Some(last) = records.last() {
-            flow.advance(last.ts);
-            windows += flow.drain_windows().len();
+            windows += flow.advance(last.ts).windows.len();
         }
         windows
     }

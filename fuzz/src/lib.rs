@@ -266,12 +266,10 @@ fn run_briefly(context: Context) {
             fed += 1;
         }
         if minute % 30 == 29 {
-            flow.advance(start + minute * 60_000);
-            check_outputs(&mut flow);
+            check_outputs(flow.advance(start + minute * 60_000));
         }
     }
-    flow.finish(BASE);
-    check_outputs(&mut flow);
+    check_outputs(flow.finish(BASE));
     check_counters(&flow, fed);
 }
 
@@ -345,13 +343,13 @@ pub fn station_flow(data: &[u8]) {
                 let now = flow.max_ts().unwrap_or(BASE);
                 if grouped {
                     // Admission errors are counted by the flow.
-                    let _ = flow.admit_into(&record, now, &mut batch);
+                    let _ = flow.admit(&record, now, &mut batch);
                 } else if let Outcome::Rejected(reason) = flow.apply(&record, now) {
                     assert!(!StationFlow::rejection_detail(reason).is_empty());
                 }
             }
             6 => {
-                flow.insert_grouped(&mut batch);
+                flow.insert(&mut batch);
                 let now = flow.max_ts().unwrap_or(BASE);
                 let rows = 1 + input.u16() as usize;
                 let Ok(()) = flow.advance_into(now, rows, &mut [(), ()], drain_checked);
@@ -363,7 +361,7 @@ pub fn station_flow(data: &[u8]) {
             }
             8 if snapshots < 2 => {
                 snapshots += 1;
-                flow.insert_grouped(&mut batch);
+                flow.insert(&mut batch);
                 let json = serde_json::to_vec(&flow.snapshot()).expect("a snapshot serialises");
                 let snapshot: FlowSnapshot =
                     serde_json::from_slice(&json).expect("a snapshot restores");
@@ -372,19 +370,22 @@ pub fn station_flow(data: &[u8]) {
             }
             _ => {
                 // (Also where an operation 8 past the snapshots lands.)
-                flow.insert_grouped(&mut batch);
+                flow.insert(&mut batch);
                 variant += 1;
                 let changed_from = BASE + input.u16() as i64 * 1_000;
                 flow.update_context(flow_context(variant), changed_from);
             }
         }
     }
-    flow.insert_grouped(&mut batch);
+    flow.insert(&mut batch);
     let now = flow.max_ts().unwrap_or(BASE);
     let Ok(()) = flow.advance_into(now, 4096, &mut [()], drain_checked);
     let Ok(()) = flow.finish_into(now, 4096, &mut [()], drain_checked);
-    check_outputs(&mut flow);
     check_counters(&flow, fed);
+}
+
+fn check_outputs(mut rows: Emitted) {
+    let Ok(()) = drain_checked(&mut (), &mut rows);
 }
 
 fn drain_checked(_: &mut (), rows: &mut Emitted) -> Result<(), std::convert::Infallible> {
@@ -436,15 +437,6 @@ fn fuzzed_record(input: &mut Input) -> Option<SignalRecord> {
         readings: readings.into(),
         unknown_keys: 0,
     })
-}
-
-fn check_outputs(flow: &mut StationFlow) {
-    for window in flow.drain_windows() {
-        check_window(&window);
-    }
-    for event in flow.drain_events() {
-        check_event(&event);
-    }
 }
 
 /// Every record fed is applied, a duplicate or rejected, exactly once.

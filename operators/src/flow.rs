@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stationflow_schemas::context::Context;
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::time::{minute_floor, MINUTE_MS, TS_LIMIT_MS};
-use stationflow_schemas::window::{DowntimeEvent, StationWindow};
+use stationflow_schemas::window::DowntimeEvent;
 use stationflow_schemas::RejectReason;
 
 use crate::plan::{ContextIndex, StationId};
@@ -143,6 +143,23 @@ impl FlowSnapshot {
 /// answers for all, or a shard's share by station or by plant.
 pub type StationFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
+/// Every station of a context, from signal records to windows and downtime events.
+///
+/// A driver feeds it in rounds, always in this order:
+/// 1. `set_wall_clock`, then `admit` each record with "now" (the wall clock live, the
+///    largest event time so far in a replay) into a batch: a record is judged and either
+///    rejected with its reason (counted; the driver dead-letters it) or built into the
+///    batch, without touching any station;
+/// 2. `insert` the batch: each record goes into its station's history, or is counted a
+///    duplicate;
+/// 3. `advance_into` with "now": the windows the watermarks, the idle rule and late
+///    records allow are handed to the driver's sinks as they come, in bounded amounts,
+///    never kept in the flow.
+///
+/// At the end of a replay, `finish_into` closes every window up to the last record's
+/// minute. `snapshot` (after an insert and advance) and `restore` carry the state across
+/// a restart; `update_context` swaps the context. `apply`, `advance` and `finish` are the
+/// same steps for one record, or with the rows handed back, for tests and small callers.
 pub struct StationFlow {
     ctx: Arc<ContextIndex>,
     filter: Option<StationFilter>,
@@ -157,8 +174,6 @@ pub struct StationFlow {
     /// The wall clock as the driver last set it (`set_wall_clock`), for `future_ts`.
     wall_clock: Option<i64>,
     counters: Counters,
-    /// Windows and events emitted since they were last drained.
-    out: Emitted,
     /// Per station (by index) refreshed since the last drain: the downtime open at its
     /// horizon. Keyed by code only when drained: a replay never drains, and would clone
     /// a code per refresh for nothing.
@@ -203,7 +218,14 @@ struct Tally {
     codes_brought: u32,
 }
 
-/// A record that `admit` let in, waiting for `insert` or `insert_grouped`.
+/// What `insert` did with a batch: every record was applied or a duplicate.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub applied: u64,
+    pub duplicates: u64,
+}
+
+/// A record that `admit` let in, waiting in its batch for `insert`.
 #[derive(Debug, Default)]
 pub struct Admitted {
     station: StationId,
@@ -279,7 +301,6 @@ impl StationFlow {
             max_ts: None,
             wall_clock: None,
             counters: Counters::default(),
-            out: Emitted::default(),
             underway: Vec::new(),
             admission: Vec::new(),
             tallies: Vec::new(),
@@ -373,28 +394,25 @@ impl StationFlow {
         self.max_ts
     }
 
-    /// Applies one decoded record. `now`: the wall clock (live) or the largest event time
-    /// seen so far (replay); it only drives the idle rule (`future_ts` is judged against
-    /// the wall clock given to `set_wall_clock`).
+    /// `admit` and `insert` for one record.
     pub fn apply(&mut self, record: &SignalRecord, now: i64) -> Outcome {
-        match self.admit(record, now) {
-            Ok(admitted) => self.insert(admitted),
-            Err(reason) => Outcome::Rejected(reason),
+        let mut batch = Vec::with_capacity(1);
+        if let Err(reason) = self.admit(record, now, &mut batch) {
+            return Outcome::Rejected(reason);
+        }
+        match self.insert(&mut batch) {
+            Inserted { applied: 1, .. } => Outcome::Applied,
+            _ => Outcome::Duplicate,
         }
     }
 
-    /// The first half of `apply`: finds the record's station and decides whether it may
-    /// go in (or why not, counted), without touching the station's state. Admitted
-    /// records go in with `insert` or `insert_grouped` before the next `advance`.
-    pub fn admit(&mut self, record: &SignalRecord, now: i64) -> Result<Admitted, RejectReason> {
-        let station = self.admission_of(record)?;
-        let rec = Rec::from_readings(record.ts, record.seq, &record.readings, &mut self.errors);
-        Ok(Admitted { station, now, rec })
-    }
-
-    /// `admit`, appending the admitted record to `batch`, where it is built (see
-    /// `Rec::set_readings`).
-    pub fn admit_into(
+    /// Finds the record's station and decides whether it may go in, without touching the
+    /// station's state: if so, appends it to `batch` (built in place, see
+    /// `Rec::set_readings`), to go in with `insert` before the next advance; if not, the
+    /// reason (counted). `now`: the wall clock (live) or the largest event time seen so
+    /// far (replay); it drives only the idle rule (`future_ts` is judged against the wall
+    /// clock given to `set_wall_clock`).
+    pub fn admit(
         &mut self,
         record: &SignalRecord,
         now: i64,
@@ -526,13 +544,8 @@ impl StationFlow {
         Ok(())
     }
 
-    /// The second half of `apply`: puts an admitted record into its station's history,
-    /// or counts it as a duplicate.
-    pub fn insert(&mut self, mut admitted: Admitted) -> Outcome {
-        self.insert_from(&mut admitted)
-    }
-
-    /// `insert`, taking the record out of `admitted`.
+    /// Puts an admitted record into its station's history, or counts it as a duplicate,
+    /// taking the record out of `admitted`.
     fn insert_from(&mut self, admitted: &mut Admitted) -> Outcome {
         let Admitted { station, now, rec } = admitted;
         let (ts, now) = (rec.ts, *now);
@@ -561,8 +574,14 @@ impl StationFlow {
     /// The lines a station's records are appended to were last touched minutes ago:
     /// they are asked for while the station `APPEND_AHEAD` before it takes its records,
     /// so that fetching them overlaps that work instead of stalling the appends.
-    pub fn insert_grouped(&mut self, batch: &mut Vec<Admitted>) {
+    pub fn insert(&mut self, batch: &mut Vec<Admitted>) -> Inserted {
         const APPEND_AHEAD: usize = 2;
+        let before = (self.counters.applied, self.counters.duplicates);
+        if let [one] = batch.as_mut_slice() {
+            self.insert_from(one);
+            batch.clear();
+            return self.inserted_since(before);
+        }
         let mut grouping = std::mem::take(&mut self.grouping);
         grouping.group(batch, self.stations.len());
         for s in 0..self.stations.len() {
@@ -575,6 +594,14 @@ impl StationFlow {
         }
         self.grouping = grouping;
         batch.clear();
+        self.inserted_since(before)
+    }
+
+    fn inserted_since(&self, (applied, duplicates): (u64, u64)) -> Inserted {
+        Inserted {
+            applied: self.counters.applied - applied,
+            duplicates: self.counters.duplicates - duplicates,
+        }
     }
 
     /// Refreshes what admission reads of every station.
@@ -605,16 +632,17 @@ impl StationFlow {
         }
     }
 
-    /// Emits what the watermarks allow: each station up to its own watermark, quiet
-    /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
-    /// changed by late records. The rows wait in the flow until drained.
-    pub fn advance(&mut self, now: i64) {
-        let mut out = std::mem::take(&mut self.out);
+    /// `advance_into`, with every row handed back at once.
+    #[must_use = "the rows are handed back, not kept"]
+    pub fn advance(&mut self, now: i64) -> Emitted {
+        let mut out = Emitted::default();
         let Ok(()) = self.advance_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
-        self.out = out;
+        out
     }
 
-    /// `advance`, handing the rows to `sinks` as they come. The stations are split into
+    /// Emits what the watermarks allow: each station up to its own watermark, quiet
+    /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
+    /// changed by late records, handing the rows to `sinks` as they come. The stations are split into
     /// as many runs of neighbours as there are sinks, each refreshed on a thread of its
     /// own (the first on this one): `drain` gets a run's sink and its rows whenever
     /// `rows` or more windows wait, and once at the end, so no row stays in the flow.
@@ -647,15 +675,16 @@ impl StationFlow {
         self.refresh_runs(&horizons, now, rows, sinks, &drain)
     }
 
-    /// End of a replay: every station's windows up to and including the minute of the
-    /// last record. The rows wait in the flow until drained.
-    pub fn finish(&mut self, now: i64) {
-        let mut out = std::mem::take(&mut self.out);
+    /// `finish_into`, with every row handed back at once.
+    #[must_use = "the rows are handed back, not kept"]
+    pub fn finish(&mut self, now: i64) -> Emitted {
+        let mut out = Emitted::default();
         let Ok(()) = self.finish_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
-        self.out = out;
+        out
     }
 
-    /// `finish`, handing the rows to `sinks` as `advance_into` does.
+    /// End of a replay: every station's windows up to and including the minute of the
+    /// last record, handed to `sinks` as `advance_into` does.
     pub fn finish_into<S: Send, E: Send>(
         &mut self,
         now: i64,
@@ -745,14 +774,6 @@ impl StationFlow {
                 .collect();
         }
         self.sync_admission();
-    }
-
-    pub fn drain_windows(&mut self) -> Vec<StationWindow> {
-        std::mem::take(&mut self.out.windows)
-    }
-
-    pub fn drain_events(&mut self) -> Vec<DowntimeEvent> {
-        std::mem::take(&mut self.out.events)
     }
 
     /// For each station whose windows moved since the last call: the downtime span

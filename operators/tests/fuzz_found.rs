@@ -27,9 +27,9 @@ fn windows(records: &[SignalRecord]) -> Vec<StationWindow> {
     for r in records {
         flow.apply(r, r.ts);
     }
-    flow.advance(last);
-    flow.finish(last);
-    flow.drain_windows()
+    let mut windows = flow.advance(last).windows;
+    windows.extend(flow.finish(last).windows);
+    windows
 }
 
 /// `station_flow`: a tiny good quantity (any finite value a decoder accepts) under a

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
+use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, StationFlow};
 use stationflow_schemas::signal::{decode_json, SignalRecord};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow, EVENT_COLUMNS, WINDOW_COLUMNS};
 use stationflow_schemas::{Context, RejectReason};
@@ -83,15 +83,17 @@ fn load_inputs(dir: &Path) -> Vec<Input> {
 }
 
 /// Drives a flow over inputs as the replay driver does: `now` is the largest event time
-/// seen; watermarks advance every few records. `restart_at`: snapshot, drop, restore.
+/// seen; records admitted into a batch go in before every advance, context change and
+/// snapshot; watermarks advance every few records. `restart_at`: snapshot, drop, restore.
 fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult {
     let mut context = sc.context.clone();
     let mut flow = StationFlow::new(context.clone(), sc.config.clone());
     let mut windows = BTreeMap::new();
     let mut events = BTreeMap::new();
     let mut now = i64::MIN;
-    let mut collect = |flow: &mut StationFlow| {
-        for w in flow.drain_windows() {
+    let mut batch = Vec::new();
+    let mut collect = |rows: Emitted| {
+        for w in rows.windows {
             let key = (w.station.to_string(), w.window_start);
             if let Some(prev) = windows.get(&key) {
                 let prev: &StationWindow = prev;
@@ -105,16 +107,18 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
             }
             windows.insert(key, w);
         }
-        for e in flow.drain_events() {
+        for e in rows.events {
             events.insert((e.station.clone(), e.start), e);
         }
     };
     for (i, input) in inputs.iter().enumerate() {
         for (_, ctx, from) in sc.updates.iter().filter(|(at, _, _)| *at == i) {
             context = ctx.clone();
+            flow.insert(&mut batch);
             flow.update_context(context.clone(), *from);
         }
         if restart_at == Some(i) {
+            flow.insert(&mut batch);
             let json = serde_json::to_string(&flow.snapshot()).expect("snapshot serialises");
             drop(flow);
             let snapshot: FlowSnapshot =
@@ -124,22 +128,22 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
         match input {
             Input::Record(r) => {
                 now = now.max(r.ts);
-                let outcome = flow.apply(r, now);
-                assert_ne!(outcome, Outcome::Rejected(RejectReason::FutureTs));
+                let admitted = flow.admit(r, now, &mut batch);
+                assert_ne!(admitted, Err(RejectReason::FutureTs));
             }
             Input::Rejected(reason) => flow.count_undecodable(*reason),
         }
         if i % 7 == 6 {
-            flow.advance(now);
-            collect(&mut flow);
+            flow.insert(&mut batch);
+            collect(flow.advance(now));
         }
     }
+    flow.insert(&mut batch);
     for (_, ctx, from) in sc.updates.iter().filter(|(at, _, _)| *at >= inputs.len()) {
         flow.update_context(ctx.clone(), *from);
     }
-    flow.advance(now);
-    flow.finish(now);
-    collect(&mut flow);
+    collect(flow.advance(now));
+    collect(flow.finish(now));
     let c = flow.counters().clone();
     assert_eq!(
         c.records_in,

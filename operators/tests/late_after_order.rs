@@ -32,12 +32,10 @@ fn replay(records: &[SignalRecord]) -> BTreeMap<(String, i64), StationWindow> {
         now = now.max(r.ts);
         flow.apply(r, now);
         if i % 100 == 99 {
-            flow.advance(now);
-            windows.extend(flow.drain_windows());
+            windows.extend(flow.advance(now).windows);
         }
     }
-    flow.finish(now);
-    windows.extend(flow.drain_windows());
+    windows.extend(flow.finish(now).windows);
     latest(windows)
 }
 

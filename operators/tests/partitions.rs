@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use stationflow_operators::{synthetic, FlowConfig, Outcome, StationFilter, StationFlow};
+use stationflow_operators::{synthetic, Emitted, FlowConfig, Outcome, StationFilter, StationFlow};
 use stationflow_schemas::signal::SignalRecord;
 use stationflow_schemas::RejectReason;
 
@@ -30,8 +30,8 @@ struct Output {
 }
 
 impl Output {
-    fn collect(&mut self, flow: &mut StationFlow, who: u32) {
-        for w in flow.drain_windows() {
+    fn collect(&mut self, rows: Emitted, who: u32) {
+        for w in rows.windows {
             let cells = w.cells();
             self.emitted_by
                 .entry(w.station.to_string())
@@ -43,7 +43,7 @@ impl Output {
                 *latest = (w.revision, cells[..cells.len() - 2].to_vec());
             }
         }
-        for e in flow.drain_events() {
+        for e in rows.events {
             let cells = e.cells();
             let entry = self.events.entry((e.station.clone(), e.start));
             let latest = entry.or_insert((-1, Vec::new()));
@@ -73,15 +73,13 @@ fn run(flows: &mut [(u32, StationFlow)], records: &[SignalRecord], route: bool) 
         assert_eq!(flow.apply(r, now), Outcome::Applied, "{r:?}");
         if i % 5_000 == 4_999 {
             for (p, flow) in flows.iter_mut() {
-                flow.advance(now);
-                out.collect(flow, *p);
+                out.collect(flow.advance(now), *p);
             }
         }
     }
     for (p, flow) in flows.iter_mut() {
-        flow.advance(now);
-        flow.finish(now);
-        out.collect(flow, *p);
+        out.collect(flow.advance(now), *p);
+        out.collect(flow.finish(now), *p);
     }
     out
 }

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use stationflow_operators::{
-    synthetic, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_ERROR_CODES,
+    synthetic, Emitted, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_ERROR_CODES,
     MAX_NEW_ERROR_CODES_PER_STATION, MAX_RECORDS_AT_ONE_INSTANT,
 };
 use stationflow_schemas::signal::{Reading, SignalRecord};
@@ -50,8 +50,8 @@ fn run(records: &[SignalRecord], wall: i64) -> (Vec<StationWindow>, Vec<Outcome>
     let mut latest = std::collections::BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut now = i64::MIN;
-    let mut keep = |flow: &mut StationFlow| {
-        for mut w in flow.drain_windows() {
+    let mut keep = |rows: Emitted| {
+        for mut w in rows.windows {
             w.emitted_at = 0;
             w.revision = 0;
             latest.insert((w.station.to_string(), w.window_start), w);
@@ -65,13 +65,11 @@ fn run(records: &[SignalRecord], wall: i64) -> (Vec<StationWindow>, Vec<Outcome>
         }
         outcomes.push(outcome);
         if i % 64 == 63 {
-            flow.advance(now);
-            keep(&mut flow);
+            keep(flow.advance(now));
         }
     }
-    flow.advance(now);
-    flow.finish(now);
-    keep(&mut flow);
+    keep(flow.advance(now));
+    keep(flow.finish(now));
     let c = flow.counters();
     assert_eq!(c.records_in, c.applied + c.duplicates + c.rejected_total());
     (latest.into_values().collect(), outcomes)

@@ -172,13 +172,13 @@ fn run_with(
     let mut windows: BTreeMap<(String, i64), StationWindow> = BTreeMap::new();
     let mut events = BTreeMap::new();
     let mut now = i64::MIN;
-    let collect = |flow: &mut StationFlow,
+    let collect = |rows: Emitted,
                    windows: &mut BTreeMap<(String, i64), StationWindow>,
                    events: &mut BTreeMap<_, _>| {
-        for w in flow.drain_windows() {
+        for w in rows.windows {
             windows.insert((w.station.to_string(), w.window_start), w);
         }
-        for e in flow.drain_events() {
+        for e in rows.events {
             let cells = e.cells();
             events.insert(
                 (e.station.clone(), e.start),
@@ -195,13 +195,11 @@ fn run_with(
         now = now.max(r.ts);
         flow.apply(r, now);
         if i % every == every - 1 {
-            flow.advance(now);
-            collect(&mut flow, &mut windows, &mut events);
+            collect(flow.advance(now), &mut windows, &mut events);
         }
     }
-    flow.advance(now);
-    flow.finish(now);
-    collect(&mut flow, &mut windows, &mut events);
+    collect(flow.advance(now), &mut windows, &mut events);
+    collect(flow.finish(now), &mut windows, &mut events);
     events.retain(|_, cells: &mut Vec<String>| cells[7] != "retracted");
     let latest = windows
         .iter()
@@ -248,18 +246,18 @@ fn emitted(
     for (i, r) in records.iter().enumerate() {
         now = now.max(r.ts);
         if grouped {
-            if let Err(reason) = flow.admit_into(r, now, &mut batch) {
+            if let Err(reason) = flow.admit(r, now, &mut batch) {
                 outcomes.push((i, reason));
             }
         } else if let Outcome::Rejected(reason) = flow.apply(r, now) {
             outcomes.push((i, reason));
         }
         if i % every == every - 1 {
-            flow.insert_grouped(&mut batch);
+            flow.insert(&mut batch);
             flow.advance_into(now, rows, &mut sinks, drain).unwrap();
         }
     }
-    flow.insert_grouped(&mut batch);
+    flow.insert(&mut batch);
     flow.advance_into(now, rows, &mut sinks, drain).unwrap();
     flow.finish_into(now, rows, &mut sinks, drain).unwrap();
     let by_station = |rows: &mut Vec<Vec<String>>| rows.sort_by(|a, b| a[2].cmp(&b[2]));

@@ -231,7 +231,7 @@ pub fn run(
             Ok(record) => {
                 // A rejected record (from the future, say) must not become "now".
                 let at = now.max(record.ts);
-                match flow.admit_into(record, at, &mut admitted) {
+                match flow.admit(record, at, &mut admitted) {
                     Ok(()) => {
                         now = at;
                         None
@@ -258,12 +258,12 @@ pub fn run(
         n += 1;
         if n.is_multiple_of(config.batch_records) {
             flow.set_wall_clock(wall_ms());
-            flow.insert_grouped(&mut admitted);
+            flow.insert(&mut admitted);
             flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
             progress.inc(config.batch_records as u64);
         }
     }
-    flow.insert_grouped(&mut admitted);
+    flow.insert(&mut admitted);
     if now > i64::MIN {
         flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
         flow.finish_into(now, DRAIN_ROWS, &mut writers, write)?;

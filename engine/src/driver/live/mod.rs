@@ -184,7 +184,7 @@ impl Assigned {
         self.env.alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
         self.env.context_fingerprint = context.fingerprint();
         for task in self.tasks.values_mut() {
-            task.change_context(context.clone(), changed_from);
+            task.change_context(&self.env, context.clone(), changed_from);
         }
         self.env.context = context;
         self.env.metrics.context_changes.add(1);

@@ -12,7 +12,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Headers;
 use rdkafka::Message;
 use stationflow_operators::alerts::AlertState;
-use stationflow_operators::{Outcome, StationFlow};
+use stationflow_operators::{Admitted, Emitted, StationFlow};
 use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord, MAX_RECORD_BYTES};
 use stationflow_schemas::time::minute_floor;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
@@ -59,6 +59,9 @@ pub struct PartitionTask {
     /// out-of-orderness): when windows ending there could first close.
     closable_since: BTreeMap<i64, i64>,
     record: SignalRecord,
+    /// Records admitted since the last advance, inserted just before the next one (or
+    /// before a context change).
+    admitted: Vec<Admitted>,
 }
 
 impl PartitionTask {
@@ -128,6 +131,7 @@ impl PartitionTask {
             changed: false,
             closable_since: BTreeMap::new(),
             record: SignalRecord::default(),
+            admitted: Vec::with_capacity(ADVANCE_EVERY_RECORDS),
         };
         // Until the next checkpoint this process may emit; a crash before it must make
         // the next owner number its revisions higher.
@@ -167,13 +171,15 @@ impl PartitionTask {
 
     /// The context changed: windows from `changed_from` on are recomputed at the next
     /// advance and emitted again where they differ.
-    pub fn change_context(&mut self, context: Context, changed_from: i64) {
+    pub fn change_context(&mut self, env: &LiveEnv, context: Context, changed_from: i64) {
+        // Admitted under the old context, which numbered the stations.
+        self.insert_admitted(env);
         self.flow.update_context(context, changed_from);
         self.changed = true;
     }
 
-    /// Decodes and applies one record; anything not applied or duplicate goes to the
-    /// dead-letter topic with the original bytes.
+    /// Decodes and admits one record, to go into its station at the next advance;
+    /// anything not admitted goes to the dead-letter topic with the original bytes.
     pub fn apply(
         &mut self,
         env: &mut LiveEnv,
@@ -212,17 +218,12 @@ impl PartitionTask {
                 self.clock.saw(self.record.ts, wall);
                 let now = self.clock.now(wall).unwrap_or(self.record.ts);
                 self.flow.set_wall_clock(wall);
-                match self.flow.apply(&self.record, now) {
-                    Outcome::Applied => {
-                        metrics.applied.add(1);
+                match self.flow.admit(&self.record, now, &mut self.admitted) {
+                    Ok(()) => {
                         self.note_closable(self.record.ts - env.flow.out_of_orderness_ms, wall);
                         None
                     }
-                    Outcome::Duplicate => {
-                        metrics.duplicates.add(1);
-                        None
-                    }
-                    Outcome::Rejected(reason) => {
+                    Err(reason) => {
                         self.clock = clock_before;
                         Some((reason, StationFlow::rejection_detail(reason).to_string()))
                     }
@@ -240,6 +241,13 @@ impl PartitionTask {
         self.since_advance += 1;
         self.changed = true;
         Ok(())
+    }
+
+    /// Puts the admitted records into their stations, counting what was applied.
+    fn insert_admitted(&mut self, env: &LiveEnv) {
+        let inserted = self.flow.insert(&mut self.admitted);
+        env.metrics.applied.add(inserted.applied);
+        env.metrics.duplicates.add(inserted.duplicates);
     }
 
     fn note_closable(&mut self, watermark: i64, wall: i64) {
@@ -271,16 +279,18 @@ impl PartitionTask {
     pub fn advance(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<()> {
         self.since_advance = 0;
         self.last_advance_ms = wall;
+        self.insert_admitted(env);
         let Some(now) = self.clock.now(wall) else {
             return Ok(());
         };
-        self.flow.advance(now);
+        let Emitted {
+            mut windows,
+            mut events,
+        } = self.flow.advance(now);
         if let Some(max_ts) = self.flow.max_ts() {
             env.metrics.set_watermark_lag(self.partition, wall - max_ts);
         }
         let base = (self.generation.min(i16::MAX as u32) << GENERATION_SHIFT) as i32;
-        let mut windows = self.flow.drain_windows();
-        let mut events = self.flow.drain_events();
         self.send_alerts(env, &windows, &events, wall)?;
         for w in &mut windows {
             if w.revision == 0 {

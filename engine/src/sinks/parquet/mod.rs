@@ -415,8 +415,7 @@ pub(crate) mod tests {
         for r in &records {
             flow.apply(r, r.ts);
         }
-        flow.finish(records.last().unwrap().ts);
-        flow.drain_windows()
+        flow.finish(records.last().unwrap().ts).windows
     }
 
     fn names(runtime: &tokio::runtime::Runtime, store: &InMemory) -> Vec<String> {
