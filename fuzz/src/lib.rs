@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use stationflow_operators::station::Emitted;
+use stationflow_operators::Emitted;
 use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
 use stationflow_schemas::context_topic::{ContextTopic, TopicRecord};
 use stationflow_schemas::reader::{

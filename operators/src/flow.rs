@@ -73,26 +73,39 @@ pub const LATEST_TS_MS: i64 = TS_LIMIT_MS as i64 - 1;
 /// Where a record ended: exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// In its station's history.
     Applied,
+    /// The same as a record already in (station, time, `seq` and readings).
     Duplicate,
+    /// Turned away, for the reason given (the driver dead-letters it).
     Rejected(RejectReason),
 }
 
 /// Running totals; `records_in` always equals applied + duplicates + rejected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Records offered: admitted ones and rejected ones, undecodable ones included.
     pub records_in: u64,
+    /// Records that went into their station's history.
     pub applied: u64,
+    /// Records equal to one already in.
     pub duplicates: u64,
+    /// Records turned away, by reason.
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// Signal keys the decoder did not know, over all records (ignored, not rejected).
     pub unknown_keys: u64,
+    /// Windows emitted, revisions included.
     pub windows_emitted: u64,
+    /// Windows emitted again because late records or a new context changed them.
     pub revisions_emitted: u64,
+    /// Downtime events emitted, revisions included.
     pub events_emitted: u64,
+    /// Records admitted behind their station's horizon (within the allowed lateness).
     pub late_records: u64,
 }
 
 impl Counters {
+    /// Records turned away, whatever the reason.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }
@@ -221,7 +234,9 @@ struct Tally {
 /// What `insert` did with a batch: every record was applied or a duplicate.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Inserted {
+    /// Records that went into their station's history.
     pub applied: u64,
+    /// Records equal to one already in.
     pub duplicates: u64,
 }
 
@@ -288,6 +303,7 @@ impl Grouping {
 }
 
 impl StationFlow {
+    /// A flow over every station of `context`, none of which has a record yet.
     pub fn new(context: Context, config: FlowConfig) -> Self {
         let ctx = Arc::new(ContextIndex::new(context));
         StationFlow {
@@ -333,14 +349,17 @@ impl StationFlow {
             .collect();
     }
 
+    /// The context, as indexed.
     pub fn context(&self) -> &ContextIndex {
         &self.ctx
     }
 
+    /// The event-time settings.
     pub fn config(&self) -> &FlowConfig {
         &self.config
     }
 
+    /// What the flow has done since it began (a restored flow's include its past).
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -787,6 +806,8 @@ impl StationFlow {
             .collect()
     }
 
+    /// The state to restore from (`restore`), the context aside. Admitted records not yet
+    /// inserted are not in it: insert them first.
     pub fn snapshot(&self) -> FlowSnapshot {
         FlowSnapshot {
             config: self.config.clone(),

@@ -95,10 +95,6 @@ impl<T> IntervalIndex<T> {
             }
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Versions of a keyless setting (a station's or SKU's fields): the one valid at `t`.

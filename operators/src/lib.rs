@@ -1,33 +1,41 @@
 //! The pure core of stationflow: signal records and versioned context in, station
 //! windows and downtime events out. No I/O and no clock: time is an argument.
 //!
-//! The data's path: `record` (compact, keyed by station) → `station` (event log,
-//! snapshots, watermark) → `timeline` (station state over time, per-minute facts) →
-//! `downtime` (detection) → `metrics` (OEE, losses, cost) → emitted revisions, all driven
-//! by `flow::StationFlow`.
+//! The public surface is `StationFlow` (its doc comment is the contract: admit, insert,
+//! advance), what goes in and comes out of it, the context index it keeps, the alert
+//! rules the live engine judges windows by (`alerts`), and synthetic plants and signals
+//! for tests and benches (`synthetic`).
+//!
+//! Inside, the data's path: `record` (compact, keyed by station) → `station` (event log,
+//! snapshots, watermark) → `timeline` (station state over time, closed stops, per-minute
+//! facts) → `metrics` (time accounting, downtime, OEE, losses, cost) → emitted revisions,
+//! all driven by `flow`.
+
+#![warn(missing_docs)]
 
 pub mod alerts;
-pub mod event_log;
-pub mod fingerprint;
-pub mod flow;
-pub mod intervals;
+mod event_log;
+mod fingerprint;
+mod flow;
+mod intervals;
 mod lent;
-pub mod metrics;
-pub mod plan;
+mod metrics;
+mod plan;
 mod prefetch;
-pub mod record;
-pub mod seq_set;
-pub mod shift_calendar;
+mod record;
+mod seq_set;
+mod shift_calendar;
 mod snapshots;
-pub mod station;
+mod station;
 mod station_codes;
 mod station_runs;
-pub mod timeline;
+mod timeline;
 
 pub use flow::{
     Admitted, Counters, FlowConfig, FlowSnapshot, Inserted, Outcome, StationFilter, StationFlow,
     DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_ERROR_CODES, MAX_NEW_ERROR_CODES_PER_STATION,
     MAX_RECORDS_AT_ONE_INSTANT,
 };
+pub use plan::{ContextIndex, IndexWork};
 pub use station::Emitted;
 pub mod synthetic;

@@ -468,6 +468,7 @@ impl ContextIndex {
         }
     }
 
+    /// The context indexed.
     pub fn context(&self) -> &Context {
         &self.context
     }
@@ -477,10 +478,12 @@ impl ContextIndex {
         self.work
     }
 
+    /// Stations in the context (each once, whatever its versions).
     pub fn station_count(&self) -> usize {
         self.stations.len()
     }
 
+    /// The index of the station with `code`, if the context has it.
     pub fn station_id(&self, code: &str) -> Option<StationId> {
         self.by_code.get(code)
     }

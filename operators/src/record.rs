@@ -148,10 +148,6 @@ impl ErrorCodes {
         self.names.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     fn rebuild(&mut self) {
         self.ids = self
             .names
@@ -173,6 +169,7 @@ fn mix(hash: &mut u64, word: u64) {
 
 impl Rec {
     /// Builds a log record from decoded readings, interning error codes.
+    #[cfg(test)]
     pub fn from_readings(
         ts: i64,
         seq: Option<u64>,

@@ -106,10 +106,12 @@ pub enum Insert {
     Duplicate,
 }
 
-/// Rows refreshes emit, gathered until drained.
+/// Rows an advance emits, handed to a sink (or back) in order per station.
 #[derive(Debug, Default)]
 pub struct Emitted {
+    /// Station windows: new ones (revision 0) and revisions.
     pub windows: Vec<StationWindow>,
+    /// Downtime events: new ones and revisions.
     pub events: Vec<DowntimeEvent>,
 }
 

@@ -4,8 +4,8 @@
 //! a few times each. A scan of a list per station (which once made this index take
 //! minutes) would read billions of entries here, and fails the count, not a timing.
 
-use stationflow_operators::plan::ContextIndex;
 use stationflow_operators::synthetic;
+use stationflow_operators::ContextIndex;
 use stationflow_schemas::context::{DowntimeCause, PlannedStop, Ts};
 
 const STATIONS: usize = 100_000;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use stationflow_operators::station::Emitted;
+use stationflow_operators::Emitted;
 use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::window::StationWindow;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use stationflow_operators::station::Emitted;
+use stationflow_operators::Emitted;
 use stationflow_operators::{Counters, FlowConfig, StationFlow};
 use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
