@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod datasets;
 pub mod driver;
+pub mod error;
 pub mod failpoint;
 pub mod kafka;
 pub mod metrics;

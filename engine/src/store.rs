@@ -240,24 +240,6 @@ fn with_prefix(base: &str, prefix: &Path) -> String {
     }
 }
 
-/// Whether trying a request again may succeed: not when the store says the credentials
-/// or their permissions do not allow it, or that the request itself is wrong. Read by
-/// kind, as `explain_store_error` reads refused credentials. (Timeouts and server errors
-/// have been retried inside the store's client already; the upload queue tries them and
-/// anything else again, with backoff, for as long as they last.)
-pub fn retryable(e: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    !matches!(
-        e,
-        E::PermissionDenied { .. }
-            | E::Unauthenticated { .. }
-            | E::InvalidPath { .. }
-            | E::NotSupported { .. }
-            | E::NotImplemented { .. }
-            | E::UnknownConfigurationKey { .. }
-    )
-}
-
 /// A reader's first guess at what went wrong, from the store's answer. Status codes are
 /// matched with their reason phrase: a bare "403" also occurs in the elapsed time the
 /// retry error reports ("in 2.40346574s"), and every retry error names its

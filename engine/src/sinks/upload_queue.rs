@@ -20,6 +20,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::spool::Spool;
+use crate::error::Classify;
 
 /// Limits of the queue.
 #[derive(Debug, Clone)]
@@ -268,7 +269,7 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
             Ok(bytes) => runtime
                 .block_on(store.put(&path, PutPayload::from(bytes)))
                 .map(|_| ())
-                .map_err(|e| (crate::store::retryable(&e), e.to_string())),
+                .map_err(|e| (e.class().retry, e.to_string())),
             Err(e) => Err((true, format!("reading the spool: {e}"))),
         };
         let mut state = shared.lock();
@@ -278,8 +279,8 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
                 state.refused = Some(format!(
                     "the object store refused {path}, and trying again will not change that \
                      ({e}); the output from there on was not written and no checkpoint \
-                     was taken after it: fix the store's credentials or permissions and \
-                     restart, and the engine goes on from the last checkpoint"
+                     was taken after it: fix the store's credentials, permissions or bucket \
+                     and restart, and the engine goes on from the last checkpoint"
                 ));
                 drop(state);
                 shared.changed.notify_all();

@@ -2,6 +2,7 @@
 //! query it back, partition pruning, and clear failures for wrong keys and a dead store.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -172,6 +173,41 @@ fn wrong_keys_and_a_dead_store_fail_with_a_reason() {
     server.resume();
     replay_ok(&root, &env);
     assert!(keys_under(&server, "refused").len() > 10);
+}
+
+/// What the real store answers to a put with a wrong key and while it is down, as the
+/// engine classes it: the first is the user's to fix and not tried again, the second an
+/// outage to wait out. (A bucket that is not there cannot be shown here: SeaweedFS makes
+/// it on the first put; `error::tests` classes S3's 404 for it.)
+#[test]
+fn store_failures_are_classed_by_kind() {
+    use object_store::PutPayload;
+    use stationflow_engine::error::{Class, Classify, Domain};
+
+    let mut server = ObjectStoreServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let put = |store: Arc<dyn object_store::ObjectStore>, what: &str| {
+        let path = Path::from("classed/x.parquet");
+        let put = store.put(&path, PutPayload::from_static(b"x"));
+        let result = runtime.block_on(put);
+        result.expect_err(&format!("a put {what} fails"))
+    };
+    let user = Class {
+        domain: Domain::User,
+        retry: false,
+    };
+    let wrong_key = put(
+        server.bucket_as(BUCKET, "not-the-secret"),
+        "with a wrong key",
+    );
+    assert_eq!(wrong_key.class(), user, "{wrong_key}");
+    server.stop();
+    let down = put(server.bucket(), "to a store that is down");
+    let outage = Class {
+        domain: Domain::External,
+        retry: true,
+    };
+    assert_eq!(down.class(), outage, "{down}");
 }
 
 fn sha256_of_objects(server: &ObjectStoreServer, prefix: &str) -> BTreeMap<String, String> {

@@ -61,14 +61,26 @@ impl ObjectStoreServer {
 
     /// The bucket, for reading back what a test wrote.
     pub fn bucket(&self) -> Arc<dyn ObjectStore> {
+        self.bucket_as(BUCKET, SECRET_KEY)
+    }
+
+    /// `bucket` with `secret` for the access key, giving up after one retry within a
+    /// second.
+    pub fn bucket_as(&self, bucket: &str, secret: &str) -> Arc<dyn ObjectStore> {
+        let retry = object_store::RetryConfig {
+            max_retries: 1,
+            retry_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
         Arc::new(
             AmazonS3Builder::new()
-                .with_bucket_name(BUCKET)
+                .with_bucket_name(bucket)
                 .with_endpoint(self.endpoint())
                 .with_allow_http(true)
                 .with_region("us-east-1")
                 .with_access_key_id(ACCESS_KEY)
-                .with_secret_access_key(SECRET_KEY)
+                .with_secret_access_key(secret)
+                .with_retry(retry)
                 .build()
                 .expect("s3 client"),
         )
