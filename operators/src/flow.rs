@@ -766,6 +766,12 @@ impl StationFlow {
     pub fn update_context(&mut self, context: Context, changed_from: i64) {
         self.ctx = Arc::new(ContextIndex::new(context));
         self.mark_owned();
+        self.match_stations(changed_from);
+    }
+
+    /// Gives each station of the context its state, found by code (a new station starts
+    /// fresh), and marks its windows from `changed_from` for recomputation.
+    fn match_stations(&mut self, changed_from: i64) {
         // Underway spans not drained yet are matched by code below, like the stations.
         let mut underway = self.drain_underway();
         let old: Vec<StationOp> = std::mem::take(&mut self.stations);
@@ -838,8 +844,7 @@ impl StationFlow {
                 .enumerate()
                 .all(|(i, c)| flow.ctx.station_latest(i as u32).code.as_ref() == c);
         if !same_stations {
-            let ctx = flow.ctx.context().clone();
-            flow.update_context(ctx, i64::MIN);
+            flow.match_stations(i64::MIN);
         }
         flow
     }

@@ -175,9 +175,10 @@ impl SharedCalendar {
     }
 }
 
-/// Read-only context, indexed for the lookups a station window needs.
+/// Read-only context, indexed for the lookups a station window needs. The context
+/// itself is not kept: a million stations' lists, as loaded, took more memory than their
+/// index.
 pub struct ContextIndex {
-    context: Context,
     work: IndexWork,
     stations: Vec<StationEntry>,
     /// Per station: the `valid_from` of its first version (`i64::MIN` when unset).
@@ -455,10 +456,8 @@ impl ContextIndex {
             }
         }
         work.calendars = calendars.len();
-        lists.give_back(&mut context);
         work.entries_read = reads.get();
         ContextIndex {
-            context,
             work,
             stations,
             first_valid_from,
@@ -466,11 +465,6 @@ impl ContextIndex {
             plants,
             skus,
         }
-    }
-
-    /// The context indexed.
-    pub fn context(&self) -> &Context {
-        &self.context
     }
 
     /// What building this index took.
