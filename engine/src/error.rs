@@ -184,67 +184,28 @@ mod tests {
 
     #[test]
     fn kafka_failures_by_kind() {
+        use KafkaError::{Global, MessageProduction as Producing, MetadataFetch};
         let cases = [
-            // Unreachable brokers, and librdkafka's queue full while they catch up.
-            (
-                KafkaError::MessageProduction(Code::BrokerTransportFailure),
-                Domain::External,
-                true,
-            ),
-            (
-                KafkaError::MessageProduction(Code::AllBrokersDown),
-                Domain::External,
-                true,
-            ),
-            (
-                KafkaError::MessageProduction(Code::QueueFull),
-                Domain::External,
-                true,
-            ),
-            (
-                KafkaError::MessageProduction(Code::MessageTimedOut),
-                Domain::External,
-                true,
-            ),
-            // Throttled or moving leaders.
-            (
-                KafkaError::MessageProduction(Code::NotLeaderForPartition),
-                Domain::External,
-                true,
-            ),
+            // Unreachable brokers, librdkafka's queue full while they catch up, timeouts.
+            (Producing(Code::BrokerTransportFailure), Class::OUTAGE),
+            (Producing(Code::AllBrokersDown), Class::OUTAGE),
+            (Producing(Code::QueueFull), Class::OUTAGE),
+            (Producing(Code::MessageTimedOut), Class::OUTAGE),
+            // Moving leaders.
+            (Producing(Code::NotLeaderForPartition), Class::OUTAGE),
             // A record larger than the topic takes.
-            (
-                KafkaError::MessageProduction(Code::MessageSizeTooLarge),
-                Domain::User,
-                false,
-            ),
+            (Producing(Code::MessageSizeTooLarge), Class::USER),
             // A topic that is not there, or credentials the broker refuses.
-            (
-                KafkaError::MessageProduction(Code::UnknownTopicOrPartition),
-                Domain::User,
-                false,
-            ),
-            (
-                KafkaError::MetadataFetch(Code::TopicAuthorizationFailed),
-                Domain::User,
-                false,
-            ),
-            (
-                KafkaError::Global(Code::SaslAuthenticationFailed),
-                Domain::User,
-                false,
-            ),
+            (Producing(Code::UnknownTopicOrPartition), Class::USER),
+            (MetadataFetch(Code::TopicAuthorizationFailed), Class::USER),
+            (Global(Code::SaslAuthenticationFailed), Class::USER),
             // A setting librdkafka does not know (`-X`), as it reports it.
-            (mistyped_setting(), Domain::User, false),
+            (mistyped_setting(), Class::USER),
             // Another producer with the engine's identity.
-            (
-                KafkaError::MessageProduction(Code::ProducerFenced),
-                Domain::Internal,
-                false,
-            ),
+            (Producing(Code::ProducerFenced), Class::BUG),
         ];
-        for (error, domain, retry) in cases {
-            assert_eq!(error.class(), Class { domain, retry }, "{error}");
+        for (error, class) in cases {
+            assert_eq!(error.class(), class, "{error}");
         }
     }
 }
