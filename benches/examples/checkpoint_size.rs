@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use flate2::write::GzEncoder;
 use stationflow_operators::synthetic::{self, Pace};
-use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, StationFlow};
+use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, Now, StationFlow};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -33,14 +33,14 @@ fn main() {
     let signals = synthetic::paced(stations, records, Pace::Between(20_000, 60_000), 7);
     for (i, r) in signals.enumerate() {
         now = now.max(r.ts);
-        let _ = flow.admit(&r, now, &mut batch);
+        let _ = flow.admit(&r, Now(now), &mut batch);
         if i % 8192 == 8191 {
             flow.insert(&mut batch);
-            let Ok(()) = flow.advance_into(now, 65_536, &mut [()], drop_rows);
+            let Ok(()) = flow.advance_into(Now(now), 65_536, &mut [()], drop_rows);
         }
     }
     flow.insert(&mut batch);
-    let Ok(()) = flow.advance_into(now, 65_536, &mut [()], drop_rows);
+    let Ok(()) = flow.advance_into(Now(now), 65_536, &mut [()], drop_rows);
     let fed = started.elapsed().as_secs_f64();
 
     let started = Instant::now();

@@ -1,6 +1,6 @@
 //! Workloads shared by the benches and the profiling example.
 
-use stationflow_operators::{synthetic, Emitted, FlowConfig, StationFlow};
+use stationflow_operators::{synthetic, Emitted, FlowConfig, Now, StationFlow};
 use stationflow_schemas::signal::SignalRecord;
 
 /// Records between advances, as `stationflow replay` has them.
@@ -23,16 +23,17 @@ pub fn replay_synthetic(stations: usize, records: &[SignalRecord]) -> usize {
     let mut now = i64::MIN;
     for (i, r) in records.iter().enumerate() {
         let at = now.max(r.ts);
-        if flow.admit(r, at, &mut batch).is_ok() {
+        if flow.admit(r, Now(at), &mut batch).is_ok() {
             now = at;
         }
         if i % BATCH_RECORDS == BATCH_RECORDS - 1 {
             flow.insert(&mut batch);
-            let Ok(()) = flow.advance_into(now, 65_536, std::slice::from_mut(&mut windows), count);
+            let Ok(()) =
+                flow.advance_into(Now(now), 65_536, std::slice::from_mut(&mut windows), count);
         }
     }
     flow.insert(&mut batch);
-    let Ok(()) = flow.advance_into(now, 65_536, std::slice::from_mut(&mut windows), count);
-    let Ok(()) = flow.finish_into(now, 65_536, std::slice::from_mut(&mut windows), count);
+    let Ok(()) = flow.advance_into(Now(now), 65_536, std::slice::from_mut(&mut windows), count);
+    let Ok(()) = flow.finish_into(Now(now), 65_536, std::slice::from_mut(&mut windows), count);
     windows
 }

@@ -152,15 +152,15 @@ mod tests {
         gz.write_all(bytes).expect("in memory");
         gz.finish().expect("in memory")
     }
-    use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+    use stationflow_operators::{synthetic, FlowConfig, Now, StationFlow};
 
     fn drive(flow: &mut StationFlow, records: &[stationflow_schemas::SignalRecord]) -> usize {
         let mut windows = 0;
         for r in records {
-            flow.apply(r, r.ts);
+            flow.apply(r, Now(r.ts));
         }
         if let Some(last) = records.last() {
-            windows += flow.advance(last.ts).windows.len();
+            windows += flow.advance(Now(last.ts)).windows.len();
         }
         windows
     }

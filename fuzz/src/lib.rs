@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use stationflow_operators::Emitted;
-use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
+use stationflow_operators::{FlowConfig, FlowSnapshot, Now, Outcome, StationFlow};
 use stationflow_schemas::context_topic::{ContextTopic, TopicRecord};
 use stationflow_schemas::reader::{
     CsvRows, Item, JsonLines, LongReader, RecordReader, Row, RowSource, SourceError,
@@ -262,14 +262,14 @@ fn run_briefly(context: Context) {
                 readings: readings.into(),
                 unknown_keys: 0,
             };
-            flow.apply(&record, ts);
+            flow.apply(&record, Now(ts));
             fed += 1;
         }
         if minute % 30 == 29 {
-            check_outputs(flow.advance(start + minute * 60_000));
+            check_outputs(flow.advance(Now(start + minute * 60_000)));
         }
     }
-    check_outputs(flow.finish(BASE));
+    check_outputs(flow.finish(Now(BASE)));
     check_counters(&flow, fed);
 }
 
@@ -343,8 +343,8 @@ pub fn station_flow(data: &[u8]) {
                 let now = flow.max_ts().unwrap_or(BASE);
                 if grouped {
                     // Admission errors are counted by the flow.
-                    let _ = flow.admit(&record, now, &mut batch);
-                } else if let Outcome::Rejected(reason) = flow.apply(&record, now) {
+                    let _ = flow.admit(&record, Now(now), &mut batch);
+                } else if let Outcome::Rejected(reason) = flow.apply(&record, Now(now)) {
                     assert!(!StationFlow::rejection_detail(reason).is_empty());
                 }
             }
@@ -352,7 +352,7 @@ pub fn station_flow(data: &[u8]) {
                 flow.insert(&mut batch);
                 let now = flow.max_ts().unwrap_or(BASE);
                 let rows = 1 + input.u16() as usize;
-                let Ok(()) = flow.advance_into(now, rows, &mut [(), ()], drain_checked);
+                let Ok(()) = flow.advance_into(Now(now), rows, &mut [(), ()], drain_checked);
             }
             7 => {
                 // Half a day of wall clock at most (see `earliest_ts_ms`).
@@ -379,8 +379,8 @@ pub fn station_flow(data: &[u8]) {
     }
     flow.insert(&mut batch);
     let now = flow.max_ts().unwrap_or(BASE);
-    let Ok(()) = flow.advance_into(now, 4096, &mut [()], drain_checked);
-    let Ok(()) = flow.finish_into(now, 4096, &mut [()], drain_checked);
+    let Ok(()) = flow.advance_into(Now(now), 4096, &mut [()], drain_checked);
+    let Ok(()) = flow.finish_into(Now(now), 4096, &mut [()], drain_checked);
     check_counters(&flow, fed);
 }
 

@@ -70,6 +70,13 @@ pub const DEFAULT_EARLIEST_TS_MS: i64 = 1_262_304_000_000;
 /// No record is later than this, whatever the wall clock: the decoders' limit.
 pub const LATEST_TS_MS: i64 = TS_LIMIT_MS as i64 - 1;
 
+/// The driver's "now", in milliseconds since 1970: what the idle rule measures a quiet
+/// station against, and when a record was admitted. Live, the partition's clock, which
+/// follows the wall clock; in a replay, the largest event time admitted so far. Not the
+/// wall clock (`set_wall_clock`), which only bounds how far ahead a record may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Now(pub i64);
+
 /// Where a record ended: exactly one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -159,13 +166,13 @@ pub type StationFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 /// Every station of a context, from signal records to windows and downtime events.
 ///
 /// A driver feeds it in rounds, always in this order:
-/// 1. `set_wall_clock`, then `admit` each record with "now" (the wall clock live, the
-///    largest event time so far in a replay) into a batch: a record is judged and either
+/// 1. `set_wall_clock`, then `admit` each record with `Now` (the partition's clock live,
+///    the largest event time so far in a replay) into a batch: a record is judged and either
 ///    rejected with its reason (counted; the driver dead-letters it) or built into the
 ///    batch, without touching any station;
 /// 2. `insert` the batch: each record goes into its station's history, or is counted a
 ///    duplicate;
-/// 3. `advance_into` with "now": the windows the watermarks, the idle rule and late
+/// 3. `advance_into` with `Now`: the windows the watermarks, the idle rule and late
 ///    records allow are handed to the driver's sinks as they come, in bounded amounts,
 ///    never kept in the flow.
 ///
@@ -414,7 +421,7 @@ impl StationFlow {
     }
 
     /// `admit` and `insert` for one record.
-    pub fn apply(&mut self, record: &SignalRecord, now: i64) -> Outcome {
+    pub fn apply(&mut self, record: &SignalRecord, now: Now) -> Outcome {
         let mut batch = Vec::with_capacity(1);
         if let Err(reason) = self.admit(record, now, &mut batch) {
             return Outcome::Rejected(reason);
@@ -428,13 +435,12 @@ impl StationFlow {
     /// Finds the record's station and decides whether it may go in, without touching the
     /// station's state: if so, appends it to `batch` (built in place, see
     /// `Rec::set_readings`), to go in with `insert` before the next advance; if not, the
-    /// reason (counted). `now`: the wall clock (live) or the largest event time seen so
-    /// far (replay); it drives only the idle rule (`future_ts` is judged against the wall
-    /// clock given to `set_wall_clock`).
+    /// reason (counted). `now` drives only the idle rule (`future_ts` is judged against
+    /// the wall clock given to `set_wall_clock`).
     pub fn admit(
         &mut self,
         record: &SignalRecord,
-        now: i64,
+        Now(now): Now,
         batch: &mut Vec<Admitted>,
     ) -> Result<(), RejectReason> {
         let station = self.admission_of(record)?;
@@ -529,7 +535,7 @@ impl StationFlow {
     /// `finish` closes. It sets the origin every station's windows start from when it is
     /// the first record, or moves the origin back when it is earlier and within the
     /// allowed lateness of `now` (so not too late for any station).
-    pub fn note_elsewhere(&mut self, record: &SignalRecord, now: i64) -> bool {
+    pub fn note_elsewhere(&mut self, record: &SignalRecord, Now(now): Now) -> bool {
         let ts = record.ts;
         let known = self.ctx.station_id(&record.station);
         if known.is_none_or(|id| self.plausible(id, ts).is_err()) {
@@ -653,7 +659,7 @@ impl StationFlow {
 
     /// `advance_into`, with every row handed back at once.
     #[must_use = "the rows are handed back, not kept"]
-    pub fn advance(&mut self, now: i64) -> Emitted {
+    pub fn advance(&mut self, now: Now) -> Emitted {
         let mut out = Emitted::default();
         let Ok(()) = self.advance_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
         out
@@ -671,7 +677,7 @@ impl StationFlow {
     /// rows took gigabytes.
     pub fn advance_into<S: Send, E: Send>(
         &mut self,
-        now: i64,
+        Now(now): Now,
         rows: usize,
         sinks: &mut [S],
         drain: impl Fn(&mut S, &mut Emitted) -> Result<(), E> + Sync,
@@ -696,7 +702,7 @@ impl StationFlow {
 
     /// `finish_into`, with every row handed back at once.
     #[must_use = "the rows are handed back, not kept"]
-    pub fn finish(&mut self, now: i64) -> Emitted {
+    pub fn finish(&mut self, now: Now) -> Emitted {
         let mut out = Emitted::default();
         let Ok(()) = self.finish_into(now, usize::MAX, std::slice::from_mut(&mut out), gather);
         out
@@ -706,7 +712,7 @@ impl StationFlow {
     /// last record, handed to `sinks` as `advance_into` does.
     pub fn finish_into<S: Send, E: Send>(
         &mut self,
-        now: i64,
+        Now(now): Now,
         rows: usize,
         sinks: &mut [S],
         drain: impl Fn(&mut S, &mut Emitted) -> Result<(), E> + Sync,

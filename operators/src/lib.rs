@@ -32,9 +32,9 @@ mod station_runs;
 mod timeline;
 
 pub use flow::{
-    Admitted, Counters, FlowConfig, FlowSnapshot, Inserted, Outcome, StationFilter, StationFlow,
-    DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_ERROR_CODES, MAX_NEW_ERROR_CODES_PER_STATION,
-    MAX_RECORDS_AT_ONE_INSTANT,
+    Admitted, Counters, FlowConfig, FlowSnapshot, Inserted, Now, Outcome, StationFilter,
+    StationFlow, DEFAULT_EARLIEST_TS_MS, LATEST_TS_MS, MAX_ERROR_CODES,
+    MAX_NEW_ERROR_CODES_PER_STATION, MAX_RECORDS_AT_ONE_INSTANT,
 };
 pub use plan::{ContextIndex, IndexWork};
 pub use station::Emitted;

@@ -1,7 +1,7 @@
 //! Inputs the fuzz targets (`fuzz/`, docs/fuzzing.md) found to break an invariant, kept
 //! as plain tests so the fix stays in CI. Each names its target and what broke.
 
-use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+use stationflow_operators::{synthetic, FlowConfig, Now, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::window::StationWindow;
 
@@ -25,10 +25,10 @@ fn windows(records: &[SignalRecord]) -> Vec<StationWindow> {
         .unwrap_or(synthetic::START_MS);
     flow.set_wall_clock(last);
     for r in records {
-        flow.apply(r, r.ts);
+        flow.apply(r, Now(r.ts));
     }
-    let mut windows = flow.advance(last).windows;
-    windows.extend(flow.finish(last).windows);
+    let mut windows = flow.advance(Now(last)).windows;
+    windows.extend(flow.finish(Now(last)).windows);
     windows
 }
 

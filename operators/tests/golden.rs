@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, StationFlow};
+use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, Now, StationFlow};
 use stationflow_schemas::signal::{decode_json, SignalRecord};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow, EVENT_COLUMNS, WINDOW_COLUMNS};
 use stationflow_schemas::{Context, RejectReason};
@@ -128,22 +128,22 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
         match input {
             Input::Record(r) => {
                 now = now.max(r.ts);
-                let admitted = flow.admit(r, now, &mut batch);
+                let admitted = flow.admit(r, Now(now), &mut batch);
                 assert_ne!(admitted, Err(RejectReason::FutureTs));
             }
             Input::Rejected(reason) => flow.count_undecodable(*reason),
         }
         if i % 7 == 6 {
             flow.insert(&mut batch);
-            collect(flow.advance(now));
+            collect(flow.advance(Now(now)));
         }
     }
     flow.insert(&mut batch);
     for (_, ctx, from) in sc.updates.iter().filter(|(at, _, _)| *at >= inputs.len()) {
         flow.update_context(ctx.clone(), *from);
     }
-    collect(flow.advance(now));
-    collect(flow.finish(now));
+    collect(flow.advance(Now(now)));
+    collect(flow.finish(Now(now)));
     let c = flow.counters().clone();
     assert_eq!(
         c.records_in,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+use stationflow_operators::{synthetic, FlowConfig, Now, StationFlow};
 use stationflow_schemas::window::StationWindow;
 use stationflow_schemas::SignalRecord;
 
@@ -30,12 +30,12 @@ fn replay(records: &[SignalRecord]) -> BTreeMap<(String, i64), StationWindow> {
     let mut now = i64::MIN;
     for (i, r) in records.iter().enumerate() {
         now = now.max(r.ts);
-        flow.apply(r, now);
+        flow.apply(r, Now(now));
         if i % 100 == 99 {
-            windows.extend(flow.advance(now).windows);
+            windows.extend(flow.advance(Now(now)).windows);
         }
     }
-    windows.extend(flow.finish(now).windows);
+    windows.extend(flow.finish(Now(now)).windows);
     latest(windows)
 }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use stationflow_operators::{synthetic, Emitted, FlowConfig, Outcome, StationFilter, StationFlow};
+use stationflow_operators::{
+    synthetic, Emitted, FlowConfig, Now, Outcome, StationFilter, StationFlow,
+};
 use stationflow_schemas::signal::SignalRecord;
 use stationflow_schemas::RejectReason;
 
@@ -70,16 +72,16 @@ fn run(flows: &mut [(u32, StationFlow)], records: &[SignalRecord], route: bool) 
         now = now.max(r.ts);
         let target = if route { partition_of(&r.station) } else { 0 };
         let (_, flow) = flows.iter_mut().find(|(p, _)| *p == target).unwrap();
-        assert_eq!(flow.apply(r, now), Outcome::Applied, "{r:?}");
+        assert_eq!(flow.apply(r, Now(now)), Outcome::Applied, "{r:?}");
         if i % 5_000 == 4_999 {
             for (p, flow) in flows.iter_mut() {
-                out.collect(flow.advance(now), *p);
+                out.collect(flow.advance(Now(now)), *p);
             }
         }
     }
     for (p, flow) in flows.iter_mut() {
-        out.collect(flow.advance(now), *p);
-        out.collect(flow.finish(now), *p);
+        out.collect(flow.advance(Now(now)), *p);
+        out.collect(flow.finish(Now(now)), *p);
     }
     out
 }
@@ -124,7 +126,7 @@ fn a_station_of_another_partition_is_rejected_not_applied() {
         .expect("a station outside partition 0");
     let mut flow = StationFlow::new(context, FlowConfig::default()).with_stations(owner(0));
     assert_eq!(
-        flow.apply(&record, record.ts),
+        flow.apply(&record, Now(record.ts)),
         Outcome::Rejected(RejectReason::WrongPartition)
     );
     assert_eq!(flow.counters().applied, 0);
@@ -134,7 +136,7 @@ fn a_station_of_another_partition_is_rejected_not_applied() {
     let snapshot = flow.snapshot();
     let mut restored = StationFlow::restore(synthetic::plant(6), snapshot).with_stations(owner(0));
     assert_eq!(
-        restored.apply(&record, record.ts),
+        restored.apply(&record, Now(record.ts)),
         Outcome::Rejected(RejectReason::WrongPartition)
     );
 }

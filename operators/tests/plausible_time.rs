@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use stationflow_operators::{
-    synthetic, Emitted, FlowConfig, Outcome, StationFlow, LATEST_TS_MS, MAX_ERROR_CODES,
+    synthetic, Emitted, FlowConfig, Now, Outcome, StationFlow, LATEST_TS_MS, MAX_ERROR_CODES,
     MAX_NEW_ERROR_CODES_PER_STATION, MAX_RECORDS_AT_ONE_INSTANT,
 };
 use stationflow_schemas::signal::{Reading, SignalRecord};
@@ -59,17 +59,17 @@ fn run(records: &[SignalRecord], wall: i64) -> (Vec<StationWindow>, Vec<Outcome>
     };
     for (i, r) in records.iter().enumerate() {
         // As the replay driver does: "now" moves only with a record that went in.
-        let outcome = flow.apply(r, now.max(r.ts));
+        let outcome = flow.apply(r, Now(now.max(r.ts)));
         if !matches!(outcome, Outcome::Rejected(_)) {
             now = now.max(r.ts);
         }
         outcomes.push(outcome);
         if i % 64 == 63 {
-            keep(flow.advance(now));
+            keep(flow.advance(Now(now)));
         }
     }
-    keep(flow.advance(now));
-    keep(flow.finish(now));
+    keep(flow.advance(Now(now)));
+    keep(flow.finish(Now(now)));
     let c = flow.counters();
     assert_eq!(c.records_in, c.applied + c.duplicates + c.rejected_total());
     (latest.into_values().collect(), outcomes)
@@ -128,13 +128,13 @@ fn a_station_is_bounded_by_its_first_valid_from() {
     let mut flow = StationFlow::new(context, FlowConfig::default());
     let before = record("ST-00001", from - 1, Reading::Productive(true));
     assert_eq!(
-        flow.apply(&before, from),
+        flow.apply(&before, Now(from)),
         Outcome::Rejected(RejectReason::BadTs)
     );
     let other = record("ST-00000", from - 1, Reading::Productive(true));
-    assert_eq!(flow.apply(&other, from), Outcome::Applied);
+    assert_eq!(flow.apply(&other, Now(from)), Outcome::Applied);
     let at = record("ST-00001", from, Reading::Productive(true));
-    assert_eq!(flow.apply(&at, from), Outcome::Applied);
+    assert_eq!(flow.apply(&at, Now(from)), Outcome::Applied);
 }
 
 #[test]
@@ -145,10 +145,10 @@ fn the_floor_is_configurable() {
     };
     let mut flow = StationFlow::new(synthetic::plant(1), config);
     let old = record("ST-00000", 86_400_000, Reading::Productive(true));
-    assert_eq!(flow.apply(&old, 86_400_000), Outcome::Applied);
+    assert_eq!(flow.apply(&old, Now(86_400_000)), Outcome::Applied);
     let older = record("ST-00000", -1, Reading::Productive(true));
     assert_eq!(
-        flow.apply(&older, 86_400_000),
+        flow.apply(&older, Now(86_400_000)),
         Outcome::Rejected(RejectReason::BadTs)
     );
 }
@@ -220,7 +220,7 @@ fn error_codes_a_station_invents_are_bounded() {
     let code = |s: usize, i: usize| Reading::ErrorCode(Some(format!("E-{s}-{i}").into()));
     let mut apply = |s: usize, i: usize, reading: Reading| {
         let r = record(&format!("ST-{s:05}"), t0 + i as i64 * 1_000, reading);
-        flow.apply(&r, r.ts)
+        flow.apply(&r, Now(r.ts))
     };
     let bad = Outcome::Rejected(RejectReason::BadValue);
     for i in 0..per_station {

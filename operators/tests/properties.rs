@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use stationflow_operators::Emitted;
-use stationflow_operators::{FlowConfig, FlowSnapshot, Outcome, StationFlow};
+use stationflow_operators::{FlowConfig, FlowSnapshot, Now, Outcome, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 use stationflow_schemas::window::StationWindow;
 use stationflow_schemas::Context;
@@ -193,13 +193,13 @@ fn run_with(
             flow = StationFlow::restore(context(), snap);
         }
         now = now.max(r.ts);
-        flow.apply(r, now);
+        flow.apply(r, Now(now));
         if i % every == every - 1 {
-            collect(flow.advance(now), &mut windows, &mut events);
+            collect(flow.advance(Now(now)), &mut windows, &mut events);
         }
     }
-    collect(flow.advance(now), &mut windows, &mut events);
-    collect(flow.finish(now), &mut windows, &mut events);
+    collect(flow.advance(Now(now)), &mut windows, &mut events);
+    collect(flow.finish(Now(now)), &mut windows, &mut events);
     events.retain(|_, cells: &mut Vec<String>| cells[7] != "retracted");
     let latest = windows
         .iter()
@@ -246,20 +246,22 @@ fn emitted(
     for (i, r) in records.iter().enumerate() {
         now = now.max(r.ts);
         if grouped {
-            if let Err(reason) = flow.admit(r, now, &mut batch) {
+            if let Err(reason) = flow.admit(r, Now(now), &mut batch) {
                 outcomes.push((i, reason));
             }
-        } else if let Outcome::Rejected(reason) = flow.apply(r, now) {
+        } else if let Outcome::Rejected(reason) = flow.apply(r, Now(now)) {
             outcomes.push((i, reason));
         }
         if i % every == every - 1 {
             flow.insert(&mut batch);
-            flow.advance_into(now, rows, &mut sinks, drain).unwrap();
+            flow.advance_into(Now(now), rows, &mut sinks, drain)
+                .unwrap();
         }
     }
     flow.insert(&mut batch);
-    flow.advance_into(now, rows, &mut sinks, drain).unwrap();
-    flow.finish_into(now, rows, &mut sinks, drain).unwrap();
+    flow.advance_into(Now(now), rows, &mut sinks, drain)
+        .unwrap();
+    flow.finish_into(Now(now), rows, &mut sinks, drain).unwrap();
     let by_station = |rows: &mut Vec<Vec<String>>| rows.sort_by(|a, b| a[2].cmp(&b[2]));
     let (mut windows, mut events): Cells =
         sinks.into_iter().fold(Default::default(), |mut all, run| {

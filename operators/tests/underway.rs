@@ -2,7 +2,7 @@
 //! drained by station code, and kept under the right code when a new context reorders
 //! the stations before it is drained.
 
-use stationflow_operators::{synthetic, FlowConfig, Outcome, StationFlow};
+use stationflow_operators::{synthetic, FlowConfig, Now, Outcome, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 
 const STOPPED: &str = "ST-00002";
@@ -41,9 +41,9 @@ fn stopped_flow() -> StationFlow {
     let mut now = i64::MIN;
     for r in &records {
         now = now.max(r.ts);
-        assert_eq!(flow.apply(r, now), Outcome::Applied, "{r:?}");
+        assert_eq!(flow.apply(r, Now(now)), Outcome::Applied, "{r:?}");
     }
-    let _ = flow.advance(now);
+    let _ = flow.advance(Now(now));
     flow
 }
 

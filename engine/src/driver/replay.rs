@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use stationflow_operators::Emitted;
-use stationflow_operators::{Counters, FlowConfig, StationFlow};
+use stationflow_operators::{Counters, FlowConfig, Now, StationFlow};
 use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
@@ -219,7 +219,7 @@ pub fn run(
             Ok(record) if shard.is_some_and(|s| !answers_for(&flow, s, &record.station)) => {
                 other_shards += 1;
                 // Another shard's record moves "now" and the origin as in one replay of all.
-                if flow.note_elsewhere(record, now) {
+                if flow.note_elsewhere(record, Now(now)) {
                     now = now.max(record.ts);
                 }
                 None
@@ -231,7 +231,7 @@ pub fn run(
             Ok(record) => {
                 // A rejected record (from the future, say) must not become "now".
                 let at = now.max(record.ts);
-                match flow.admit(record, at, &mut admitted) {
+                match flow.admit(record, Now(at), &mut admitted) {
                     Ok(()) => {
                         now = at;
                         None
@@ -259,14 +259,14 @@ pub fn run(
         if n.is_multiple_of(config.batch_records) {
             flow.set_wall_clock(wall_ms());
             flow.insert(&mut admitted);
-            flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
+            flow.advance_into(Now(now), DRAIN_ROWS, &mut writers, write)?;
             progress.inc(config.batch_records as u64);
         }
     }
     flow.insert(&mut admitted);
     if now > i64::MIN {
-        flow.advance_into(now, DRAIN_ROWS, &mut writers, write)?;
-        flow.finish_into(now, DRAIN_ROWS, &mut writers, write)?;
+        flow.advance_into(Now(now), DRAIN_ROWS, &mut writers, write)?;
+        flow.finish_into(Now(now), DRAIN_ROWS, &mut writers, write)?;
     }
     progress.set_position(n as u64);
     let (mut windows, mut events) = (SinkStats::default(), SinkStats::default());

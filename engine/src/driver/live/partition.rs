@@ -12,7 +12,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Headers;
 use rdkafka::Message;
 use stationflow_operators::alerts::AlertState;
-use stationflow_operators::{Admitted, Emitted, StationFlow};
+use stationflow_operators::{Admitted, Emitted, Now, StationFlow};
 use stationflow_schemas::signal::{decode_json_into, Rejection, SignalRecord, MAX_RECORD_BYTES};
 use stationflow_schemas::time::minute_floor;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
@@ -218,7 +218,7 @@ impl PartitionTask {
                 self.clock.saw(self.record.ts, wall);
                 let now = self.clock.now(wall).unwrap_or(self.record.ts);
                 self.flow.set_wall_clock(wall);
-                match self.flow.admit(&self.record, now, &mut self.admitted) {
+                match self.flow.admit(&self.record, Now(now), &mut self.admitted) {
                     Ok(()) => {
                         self.note_closable(self.record.ts - env.flow.out_of_orderness_ms, wall);
                         None
@@ -286,7 +286,7 @@ impl PartitionTask {
         let Emitted {
             mut windows,
             mut events,
-        } = self.flow.advance(now);
+        } = self.flow.advance(Now(now));
         if let Some(max_ts) = self.flow.max_ts() {
             env.metrics.set_watermark_lag(self.partition, wall - max_ts);
         }

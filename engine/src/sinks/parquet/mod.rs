@@ -398,7 +398,7 @@ pub(crate) mod tests {
     use super::*;
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
-    use stationflow_operators::{synthetic, FlowConfig, StationFlow};
+    use stationflow_operators::{synthetic, FlowConfig, Now, StationFlow};
 
     fn windows() -> Vec<StationWindow> {
         synthetic_windows(4, 2_000, 3)
@@ -413,9 +413,9 @@ pub(crate) mod tests {
         let mut flow = StationFlow::new(synthetic::plant(stations), FlowConfig::default());
         let records: Vec<_> = synthetic::signals(stations, records, 1_000, seed).collect();
         for r in &records {
-            flow.apply(r, r.ts);
+            flow.apply(r, Now(r.ts));
         }
-        flow.finish(records.last().unwrap().ts).windows
+        flow.finish(Now(records.last().unwrap().ts)).windows
     }
 
     fn names(runtime: &tokio::runtime::Runtime, store: &InMemory) -> Vec<String> {
