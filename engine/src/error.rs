@@ -1,7 +1,8 @@
 //! How the engine tells failures apart, by the variant the failing library gave: whose
 //! they are to fix (`Domain`) and whether trying again may succeed (`retry`). The upload
 //! queue retries only what may succeed, and stops saying so, once, on what will not; the
-//! Kafka sink dead-letters a record the broker refuses for what it is.
+//! Kafka sink dead-letters a record the broker refuses for what it is
+//! (`refused_for_itself`).
 
 use object_store::Error as StoreError;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
@@ -84,16 +85,30 @@ impl Classify for KafkaError {
     }
 }
 
+/// Whether the producer refused a record for what it is (too large, invalid), not for the
+/// state of the broker or the setup: sending it again fails again, and only it. The Kafka
+/// sink dead-letters such a record rather than stop.
+pub fn refused_for_itself(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::MessageProduction(code) if about_the_record(*code))
+}
+
+fn about_the_record(code: Code) -> bool {
+    matches!(
+        code,
+        Code::MessageSizeTooLarge
+            | Code::InvalidMessageSize
+            | Code::InvalidMessage
+            | Code::InvalidRecord
+    )
+}
+
 /// What a broker's (or librdkafka's) error code says.
 fn code_class(code: Code) -> Class {
     match code {
         // The record itself: sending it again fails again.
-        Code::MessageSizeTooLarge
-        | Code::InvalidMessageSize
-        | Code::InvalidMessage
-        | Code::InvalidRecord
+        code if about_the_record(code) => Class::USER,
         // The setup: topics, credentials, permissions.
-        | Code::UnknownTopicOrPartition
+        Code::UnknownTopicOrPartition
         | Code::UnknownTopic
         | Code::TopicAuthorizationFailed
         | Code::GroupAuthorizationFailed
@@ -207,5 +222,11 @@ mod tests {
         for (error, class) in cases {
             assert_eq!(error.class(), class, "{error}");
         }
+        // Of the user's, only a record refused as it is goes to the dead letters.
+        assert!(refused_for_itself(&Producing(Code::MessageSizeTooLarge)));
+        assert!(!refused_for_itself(&Producing(
+            Code::UnknownTopicOrPartition
+        )));
+        assert!(!refused_for_itself(&Producing(Code::QueueFull)));
     }
 }

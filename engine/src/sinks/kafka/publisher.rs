@@ -11,6 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
+use crate::error::refused_for_itself;
 use crate::kafka::KafkaArgs;
 
 /// Delivery reports: how many records failed and the first reason.
@@ -51,20 +52,6 @@ pub enum Delivery {
 /// What a dead letter keeps of a record the producer refused whole, at most: less where
 /// the producer's `message.max.bytes` leaves less room.
 pub const KEPT_BYTES: usize = 64 << 10;
-
-/// Whether the producer refused a record for what it is, not for the state of the
-/// broker: sending it again would fail again.
-fn refused_for_itself(e: &KafkaError) -> bool {
-    matches!(
-        e,
-        KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidRecord
-        )
-    )
-}
 
 fn owned_headers(headers: &[(&str, &str)]) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new();
