@@ -166,10 +166,10 @@ pub type StationFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 /// Every station of a context, from signal records to windows and downtime events.
 ///
 /// A driver feeds it in rounds, always in this order:
-/// 1. `set_wall_clock`, then `admit` each record with `Now` (the partition's clock live,
-///    the largest event time so far in a replay) into a batch: a record is judged and either
-///    rejected with its reason (counted; the driver dead-letters it) or built into the
-///    batch, without touching any station;
+/// 1. `set_wall_clock`, then `admit` each record with `Now` (the partition's clock
+///    live, the largest event time so far in a replay) into a batch: a record is judged
+///    and either rejected with its reason (counted; the driver dead-letters it) or built
+///    into the batch, without touching any station;
 /// 2. `insert` the batch: each record goes into its station's history, or is counted a
 ///    duplicate;
 /// 3. `advance_into` with `Now`: the windows the watermarks, the idle rule and late
@@ -423,12 +423,9 @@ impl StationFlow {
     /// `admit` and `insert` for one record.
     pub fn apply(&mut self, record: &SignalRecord, now: Now) -> Outcome {
         let mut batch = Vec::with_capacity(1);
-        if let Err(reason) = self.admit(record, now, &mut batch) {
-            return Outcome::Rejected(reason);
-        }
-        match self.insert(&mut batch) {
-            Inserted { applied: 1, .. } => Outcome::Applied,
-            _ => Outcome::Duplicate,
+        match self.admit(record, now, &mut batch) {
+            Ok(()) => self.insert_from(&mut batch[0]),
+            Err(reason) => Outcome::Rejected(reason),
         }
     }
 
@@ -601,12 +598,7 @@ impl StationFlow {
     /// so that fetching them overlaps that work instead of stalling the appends.
     pub fn insert(&mut self, batch: &mut Vec<Admitted>) -> Inserted {
         const APPEND_AHEAD: usize = 2;
-        let before = (self.counters.applied, self.counters.duplicates);
-        if let [one] = batch.as_mut_slice() {
-            self.insert_from(one);
-            batch.clear();
-            return self.inserted_since(before);
-        }
+        let (applied, duplicates) = (self.counters.applied, self.counters.duplicates);
         let mut grouping = std::mem::take(&mut self.grouping);
         grouping.group(batch, self.stations.len());
         for s in 0..self.stations.len() {
@@ -619,10 +611,6 @@ impl StationFlow {
         }
         self.grouping = grouping;
         batch.clear();
-        self.inserted_since(before)
-    }
-
-    fn inserted_since(&self, (applied, duplicates): (u64, u64)) -> Inserted {
         Inserted {
             applied: self.counters.applied - applied,
             duplicates: self.counters.duplicates - duplicates,
@@ -667,12 +655,12 @@ impl StationFlow {
 
     /// Emits what the watermarks allow: each station up to its own watermark, quiet
     /// stations (no record for `idle_timeout`) up to `now`, and revisions of windows
-    /// changed by late records, handing the rows to `sinks` as they come. The stations are split into
-    /// as many runs of neighbours as there are sinks, each refreshed on a thread of its
-    /// own (the first on this one): `drain` gets a run's sink and its rows whenever
-    /// `rows` or more windows wait, and once at the end, so no row stays in the flow.
-    /// Each station's rows reach its run's sink in order. When the watermarks jump over
-    /// days (a replay across a plant's shutdown, every station quiet), each station
+    /// changed by late records, handing the rows to `sinks` as they come. The stations
+    /// are split into as many runs of neighbours as there are sinks, each refreshed on a
+    /// thread of its own (the first on this one): `drain` gets a run's sink and its rows
+    /// whenever `rows` or more windows wait, and once at the end, so no row stays in the
+    /// flow. Each station's rows reach its run's sink in order. When the watermarks jump
+    /// over days (a replay across a plant's shutdown, every station quiet), each station
     /// emits days of windows: held until the end of the advance, a thousand stations'
     /// rows took gigabytes.
     pub fn advance_into<S: Send, E: Send>(
