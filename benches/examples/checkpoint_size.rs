@@ -12,8 +12,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use flate2::write::GzEncoder;
+use stationflow_benches::feed;
 use stationflow_operators::synthetic::{self, Pace};
-use stationflow_operators::{Emitted, FlowConfig, FlowSnapshot, Now, StationFlow};
+use stationflow_operators::{FlowConfig, FlowSnapshot, StationFlow};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -23,24 +24,8 @@ fn main() {
     let records = stations * hours * 90;
     let started = Instant::now();
     let mut flow = StationFlow::new(synthetic::plant(stations), FlowConfig::default());
-    let drop_rows = |_: &mut (), rows: &mut Emitted| {
-        rows.windows.clear();
-        rows.events.clear();
-        Ok::<(), std::convert::Infallible>(())
-    };
-    let mut batch = Vec::with_capacity(8192);
-    let mut now = i64::MIN;
     let signals = synthetic::paced(stations, records, Pace::Between(20_000, 60_000), 7);
-    for (i, r) in signals.enumerate() {
-        now = now.max(r.ts);
-        let _ = flow.admit(&r, Now(now), &mut batch);
-        if i % 8192 == 8191 {
-            flow.insert(&mut batch);
-            let Ok(()) = flow.advance_into(Now(now), 65_536, &mut [()], drop_rows);
-        }
-    }
-    flow.insert(&mut batch);
-    let Ok(()) = flow.advance_into(Now(now), 65_536, &mut [()], drop_rows);
+    feed(&mut flow, signals);
     let fed = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
