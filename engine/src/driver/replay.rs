@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use stationflow_operators::Emitted;
-use stationflow_operators::{Counters, FlowConfig, Now, StationFlow};
+use stationflow_operators::{Counters, Emitted, FlowConfig, Now, StationFlow};
 use stationflow_schemas::time::format_ms;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 use stationflow_schemas::{Context, RejectReason};
@@ -73,14 +72,12 @@ impl Shard {
 
     /// Whether this shard answers for `station` of `plant`.
     pub fn owns(self, station: &str, plant: &str) -> bool {
-        let key = if self.by_plant { plant } else { station };
-        partition_for(key, self.count) == self.index
+        self.owns_key(if self.by_plant { plant } else { station })
     }
 
-    /// Whether this shard answers for a station the context does not know, whose
-    /// records it dead-letters as `unknown_station`.
-    fn owns_unknown(self, station: &str) -> bool {
-        partition_for(station, self.count) == self.index
+    /// Whether `key` hashes to this shard.
+    fn owns_key(self, key: &str) -> bool {
+        partition_for(key, self.count) == self.index
     }
 
     fn dead_letters(self) -> String {
@@ -88,9 +85,10 @@ impl Shard {
     }
 }
 
-/// Whether `shard`'s replay answers for the records of `station`.
+/// Whether `shard`'s replay answers for the records of `station`. A station the context
+/// does not know (its records dead-lettered as `unknown_station`) goes by its code.
 fn answers_for(flow: &StationFlow, shard: Shard, station: &str) -> bool {
-    (flow.answers_for(station)).unwrap_or_else(|| shard.owns_unknown(station))
+    (flow.answers_for(station)).unwrap_or_else(|| shard.owns_key(station))
 }
 
 /// Where a replay's dead letters go.
