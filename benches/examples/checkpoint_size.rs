@@ -37,7 +37,7 @@ fn main() {
     let took = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let read: FlowSnapshot = serde_json::from_slice(&json).expect("a snapshot restores");
-    let restored = StationFlow::restore(synthetic::plant(stations), read);
+    let restored = StationFlow::restore(synthetic::plant(stations), read).expect("whole");
     let restore = started.elapsed().as_secs_f64();
     assert_eq!(restored.counters(), flow.counters());
     if let Ok(path) = std::env::var("CHECKPOINT_JSON") {

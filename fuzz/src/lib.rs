@@ -365,7 +365,7 @@ pub fn station_flow(data: &[u8]) {
                 let json = serde_json::to_vec(&flow.snapshot()).expect("a snapshot serialises");
                 let snapshot: FlowSnapshot =
                     serde_json::from_slice(&json).expect("a snapshot restores");
-                flow = StationFlow::restore(flow_context(variant), snapshot);
+                flow = StationFlow::restore(flow_context(variant), snapshot).expect("whole");
                 flow.set_wall_clock(wall);
             }
             _ => {

@@ -10,11 +10,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
 use stationflow_schemas::alert::{Alert, AlertKind};
 use stationflow_schemas::context::{AlertRule, Context};
 use stationflow_schemas::time::MINUTE_MS;
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
+
+use crate::checkpoint::{format2, AlertSnapshot};
 
 /// The context's rules, each name with its versions in `valid_from` order.
 #[derive(Debug, Clone, Default)]
@@ -83,12 +84,12 @@ fn holds(rule: &AlertRule, value: Option<f64>) -> bool {
 }
 
 /// What the alerts remember between windows; part of a partition's checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertState {
     stations: BTreeMap<String, StationAlerts>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct StationAlerts {
     /// The next window expected: a gap restarts every streak.
     next_window: Option<i64>,
@@ -118,7 +119,7 @@ impl StationAlerts {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Streak {
     since: i64,
     windows: u32,
@@ -126,6 +127,58 @@ struct Streak {
 }
 
 impl AlertState {
+    /// What a checkpoint keeps of the state.
+    pub fn snapshot(&self) -> AlertSnapshot {
+        let stations = self.stations.iter().map(|(code, s)| {
+            let streaks = (s.streaks.iter())
+                .map(|(rule, k)| {
+                    let streak = format2::Streak {
+                        since: k.since,
+                        windows: k.windows,
+                        firing: k.firing,
+                    };
+                    (rule.clone(), streak)
+                })
+                .collect();
+            let saved = format2::StationAlerts {
+                next_window: s.next_window,
+                streaks,
+                underway: s.underway.clone(),
+                announced: s.announced.iter().copied().collect(),
+            };
+            (code.clone(), saved)
+        });
+        AlertSnapshot {
+            stations: stations.collect(),
+        }
+    }
+
+    /// The state a checkpoint kept.
+    pub fn restore(saved: AlertSnapshot) -> AlertState {
+        let stations = saved.stations.into_iter().map(|(code, s)| {
+            let streaks = (s.streaks.into_iter())
+                .map(|(rule, k)| {
+                    let streak = Streak {
+                        since: k.since,
+                        windows: k.windows,
+                        firing: k.firing,
+                    };
+                    (rule, streak)
+                })
+                .collect();
+            let restored = StationAlerts {
+                next_window: s.next_window,
+                streaks,
+                underway: s.underway,
+                announced: s.announced.into(),
+            };
+            (code, restored)
+        });
+        AlertState {
+            stations: stations.collect(),
+        }
+    }
+
     /// Alerts from one batch of a flow's output: first-emitted windows judged against
     /// the rules, closed downtime spans (revision 0) and the spans open now.
     pub fn observe(
@@ -443,6 +496,23 @@ mod tests {
         assert!(downtime(&mut state, &[], &[("A1", Some(span("A1", 3, 11, 0)))]).is_empty());
         let ended = downtime(&mut state, &[span("A1", 3, 12, 0)], &[("A1", None)]);
         assert_eq!(ended, vec![(AlertKind::DowntimeEnded, "A1".into(), 3)]);
+    }
+
+    /// Streaks, open spans and announced starts survive a checkpoint: the restored state
+    /// neither fires twice nor announces a span again.
+    #[test]
+    fn a_checkpoint_keeps_streaks_and_announcements() {
+        let rules = rules(vec![rule("low-oee", "oee", "<", 0.5, 2)]);
+        let mut state = AlertState::default();
+        let fired = judge(&mut state, &rules, &[window("A1", 0, Some(0.4))]);
+        assert!(fired.is_empty());
+        downtime(&mut state, &[], &[("B1", Some(span("B1", 0, 1, 0)))]);
+        let json = serde_json::to_string(&state.snapshot()).expect("serialises");
+        let mut restored = AlertState::restore(serde_json::from_str(&json).expect("reads"));
+        assert_eq!(restored, state);
+        let fired = judge(&mut restored, &rules, &[window("A1", 1, Some(0.4))]);
+        assert_eq!(kinds(&fired), vec![(AlertKind::RuleFired, "A1".into(), 0)]);
+        assert!(downtime(&mut restored, &[], &[("B1", Some(span("B1", 0, 2, 0)))]).is_empty());
     }
 
     #[test]

@@ -8,11 +8,11 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use stationflow_schemas::time::MINUTE_MS;
 
-use crate::record::{ErrorCodes, ErrorId, Obs, Rec};
+use crate::checkpoint::format2;
+use crate::record::{check_error_id, ErrorCodes, Obs, Rec};
 
 /// Span of event time one cold block covers (aligned).
 pub const BLOCK_MS: i64 = 2 * 60_000;
@@ -24,7 +24,7 @@ const LATE_HOT_MS: i64 = 2 * MINUTE_MS;
 /// this long keeps only the horizon's block hot: less to hold, shift and reload.
 const IN_ORDER_AFTER_MS: i64 = 30 * MINUTE_MS;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 struct Block {
     start: i64,
     count: u32,
@@ -33,7 +33,7 @@ struct Block {
 
 /// `repr(C)`, its hot part last: inserting reads and writes only that part, in the
 /// cache line that `StationOp`'s layout gives it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 #[repr(C)]
 pub struct EventLog {
     cold: VecDeque<Block>,
@@ -43,23 +43,12 @@ pub struct EventLog {
     /// No hot record is later than this. A record after it is appended without reading
     /// the hot log's last record: with a thousand stations interleaved, that record is
     /// out of cache each time a batch reaches its station, and the append only writes.
-    #[serde(skip, default = "unbounded")]
     hot_ts_bound: i64,
     /// The horizon's block at the last `cool`: a record before it came late.
-    #[serde(default = "unbounded_below")]
     horizon_block: i64,
     /// Records stay hot `LATE_HOT_MS` behind the horizon until the horizon's block
     /// reaches this (set at the first `cool`).
-    #[serde(default)]
     late_margin_until: Option<i64>,
-}
-
-fn unbounded_below() -> i64 {
-    i64::MIN
-}
-
-fn unbounded() -> i64 {
-    i64::MAX
 }
 
 impl Default for EventLog {
@@ -231,21 +220,45 @@ impl EventLog {
     /// Whether the log is whole, as a checkpoint may not be: every block decodes to its
     /// count of records with known tags, in order, and every error code is one of the
     /// `error_codes` known. The first fault otherwise.
-    pub fn check(&self, error_codes: usize) -> Result<(), String> {
-        let known = |id: &ErrorId| (*id as usize) < error_codes;
-        for r in &self.hot {
-            if let Some(Obs::Error(Some(id))) = r.obs.iter().find(|o| match o {
-                Obs::Error(Some(id)) => !known(id),
-                _ => false,
-            }) {
-                return Err(format!("a record at {} has unknown error code {id}", r.ts));
-            }
+    /// The log as a checkpoint keeps it.
+    pub fn save(&self) -> format2::Records {
+        format2::Records {
+            blocks: (self.cold.iter())
+                .map(|b| format2::Block {
+                    start: b.start,
+                    count: b.count,
+                    bytes: b.bytes.clone(),
+                })
+                .collect(),
+            hot: self.hot.iter().map(Rec::save).collect(),
+            hot_from: self.hot_from,
+            horizon_block: self.horizon_block,
+            late_margin_until: self.late_margin_until,
         }
-        for block in &self.cold {
-            check_block(block, error_codes)
-                .map_err(|e| format!("the block of records from {}: {e}", block.start))?;
+    }
+
+    /// The log of a checkpoint (`check_saved` passed), whose error codes are `errors`.
+    pub fn load(saved: format2::Records, errors: &ErrorCodes) -> EventLog {
+        let mut hot: Vec<Rec> = (saved.hot.into_iter())
+            .map(|r| Rec::load(r, errors))
+            .collect();
+        // Sorted again: the order of records at one instant follows from their content.
+        hot.sort_by_key(Rec::order_key);
+        let cold = (saved.blocks.into_iter())
+            .map(|b| Block {
+                start: b.start,
+                count: b.count,
+                bytes: b.bytes,
+            })
+            .collect();
+        EventLog {
+            cold,
+            hot,
+            hot_from: saved.hot_from,
+            hot_ts_bound: i64::MAX,
+            horizon_block: saved.horizon_block,
+            late_margin_until: saved.late_margin_until,
         }
-        Ok(())
     }
 
     /// Drops the blocks wholly before `ts`, calling `removed` for each record.
@@ -321,8 +334,48 @@ impl Writer<'_> {
 }
 
 /// `decode` with every read checked: what a damaged block would have made it do.
-fn check_block(block: &Block, error_codes: usize) -> Result<(), String> {
-    let bytes = &block.bytes;
+/// Whether a checkpoint's log, which knows `error_codes` codes, is whole: every block
+/// decodes and lies before the records, in order, and every record knows its codes.
+pub fn check_saved(saved: &format2::Records, error_codes: usize) -> Result<(), String> {
+    for r in &saved.hot {
+        if r.ts < saved.hot_from {
+            return Err(format!(
+                "a record at {} lies before {}",
+                r.ts, saved.hot_from
+            ));
+        }
+        check_record(r, error_codes)?;
+    }
+    let mut previous = None;
+    for b in &saved.blocks {
+        let in_order = previous.is_none_or(|p| p < b.start);
+        if b.start % BLOCK_MS != 0 || !in_order || b.start >= saved.hot_from {
+            return Err(format!(
+                "the block of records from {} is out of place",
+                b.start
+            ));
+        }
+        previous = Some(b.start);
+        check_block(b.start, b.count, &b.bytes, error_codes)
+            .map_err(|e| format!("the block of records from {}: {e}", b.start))?;
+    }
+    Ok(())
+}
+
+/// Whether a checkpoint's record has readings the encoding can count and known codes.
+fn check_record(r: &format2::Record, error_codes: usize) -> Result<(), String> {
+    if r.obs.len() > u8::MAX as usize {
+        return Err(format!("a record at {} has {} readings", r.ts, r.obs.len()));
+    }
+    for o in &r.obs {
+        if let format2::Observation::Error(id) = o {
+            check_error_id(*id, error_codes).map_err(|e| format!("a record at {}: {e}", r.ts))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_block(start: i64, count: u32, bytes: &[u8], error_codes: usize) -> Result<(), String> {
     let at = &mut 0usize;
     let byte = |at: &mut usize| -> Result<u8, String> {
         let b = bytes.get(*at).copied().ok_or("it ends early")?;
@@ -340,12 +393,12 @@ fn check_block(block: &Block, error_codes: usize) -> Result<(), String> {
         }
         Err("a number runs on past 64 bits".into())
     };
-    let mut ts = block.start;
-    for _ in 0..block.count {
+    let mut ts = start;
+    for _ in 0..count {
         ts = ts
             .checked_add(varint(at)? as i64)
             .ok_or("a time overflows")?;
-        if !(block.start..block.start + BLOCK_MS).contains(&ts) {
+        if !(start..start + BLOCK_MS).contains(&ts) {
             return Err(format!("a record at {ts} lies outside it"));
         }
         varint(at)?;
@@ -588,7 +641,10 @@ mod tests {
         };
         assert_eq!(bits(&decoded), bits(&records));
         assert!(block.bytes.len() < records.len() * 24);
-        assert_eq!(check_block(&block, errors.len()), Ok(()));
+        assert_eq!(
+            check_block(block.start, block.count, &block.bytes, errors.len()),
+            Ok(())
+        );
     }
 
     /// A checkpoint's block may be damaged while its JSON is valid: the check names
@@ -606,7 +662,7 @@ mod tests {
         let damaged = |change: &dyn Fn(&mut Block)| {
             let mut b = block.clone();
             change(&mut b);
-            check_block(&b, errors.len()).expect_err("damage found")
+            check_block(b.start, b.count, &b.bytes, errors.len()).expect_err("damage found")
         };
         assert_eq!(damaged(&|b| _ = b.bytes.pop()), "it ends early");
         assert_eq!(damaged(&|b| b.count += 1), "it ends early");
@@ -616,7 +672,8 @@ mod tests {
             damaged(&|b| b.bytes[3] = 11 << 1),
             "unknown kind of reading 11"
         );
-        let none_known = check_block(&block, 0).expect_err("codes unknown");
+        let none_known =
+            check_block(block.start, block.count, &block.bytes, 0).expect_err("codes unknown");
         assert_eq!(none_known, "unknown error code 0");
     }
 
@@ -668,11 +725,18 @@ mod tests {
             // Hot records are at most the last five minutes (two-minute blocks).
             assert!(log.hot.len() <= 20);
 
-            let copy: EventLog =
-                serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+            let copy = through_a_checkpoint(&log, &errors);
             let (copy_cold, copy_hot) = copy.from(i64::MIN, &errors);
             assert_eq!((copy_cold, copy_hot), (cold, hot));
         }
+    }
+
+    /// `log` saved, written as JSON, read back, checked and loaded.
+    fn through_a_checkpoint(log: &EventLog, errors: &ErrorCodes) -> EventLog {
+        let json = serde_json::to_string(&log.save()).unwrap();
+        let saved: format2::Records = serde_json::from_str(&json).unwrap();
+        check_saved(&saved, errors.len()).expect("whole");
+        EventLog::load(saved, errors)
     }
 
     #[test]
@@ -682,8 +746,7 @@ mod tests {
         for ts in [0, 20_000, 10_000] {
             log.insert(&mut one_good(ts, &mut errors), &errors);
         }
-        let mut copy: EventLog =
-            serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+        let mut copy = through_a_checkpoint(&log, &errors);
         // The restored log knows nothing of its last record's time: nothing is assumed.
         assert!(copy.contains_same(&one_good(20_000, &mut errors), &errors));
         for ts in [15_000, 30_000, 25_000, 40_000] {
@@ -727,8 +790,7 @@ mod tests {
         }
         assert_eq!(log.hot_from(), 40 * MINUTE_MS);
         // The same after a snapshot.
-        let mut copy: EventLog =
-            serde_json::from_str(&serde_json::to_string(&log).unwrap()).unwrap();
+        let mut copy = through_a_checkpoint(&log, &errors);
         minute(&mut copy, 44, &mut errors);
         assert_eq!(copy.hot_from(), 42 * MINUTE_MS);
         let (cold, hot) = copy.from(i64::MIN, &errors);

@@ -14,6 +14,7 @@ use stationflow_schemas::time::{minute_floor, MINUTE_MS, TS_LIMIT_MS};
 use stationflow_schemas::window::DowntimeEvent;
 use stationflow_schemas::RejectReason;
 
+use crate::checkpoint::{format2, FlowSnapshot, RestoreError};
 use crate::plan::{ContextIndex, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::station::{Emitted, Insert, StationOp};
@@ -120,40 +121,6 @@ impl Counters {
     fn count_rejected(&mut self, reason: RejectReason) {
         self.records_in += 1;
         *self.rejected.entry(reason).or_default() += 1;
-    }
-}
-
-/// Everything needed to continue after a restart, context excluded (it is reloaded).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FlowSnapshot {
-    config: FlowConfig,
-    stations: Vec<StationOp>,
-    station_codes: Vec<String>,
-    errors: ErrorCodes,
-    origin: Option<i64>,
-    max_ts: Option<i64>,
-    counters: Counters,
-}
-
-impl FlowSnapshot {
-    /// Whether the snapshot is whole (one read from a checkpoint may be damaged while
-    /// its JSON is valid): every station's records decode, with known error codes. A
-    /// flow restored from a snapshot that passes does not fail on it later.
-    pub fn check(&self) -> Result<(), String> {
-        // No station has a state before the first record.
-        let some = !self.stations.is_empty();
-        if some && self.stations.len() != self.station_codes.len() {
-            return Err(format!(
-                "{} stations' states for {} stations",
-                self.stations.len(),
-                self.station_codes.len()
-            ));
-        }
-        for station in &self.stations {
-            (station.check(self.errors.len()))
-                .map_err(|e| format!("station `{}`: {e}", station.code))?;
-        }
-        Ok(())
     }
 }
 
@@ -810,37 +777,66 @@ impl StationFlow {
     /// inserted are not in it: insert them first.
     pub fn snapshot(&self) -> FlowSnapshot {
         FlowSnapshot {
-            config: self.config.clone(),
-            stations: self.stations.clone(),
-            station_codes: (0..self.ctx.station_count() as u32)
-                .map(|id| self.ctx.station_latest(id).code.to_string())
-                .collect(),
-            errors: self.errors.clone(),
+            config: self.config.save(),
+            stations: self.stations.iter().map(StationOp::save).collect(),
+            error_codes: self.errors.save(),
             origin: self.origin,
             max_ts: self.max_ts,
-            counters: self.counters.clone(),
+            counters: self.counters.save(),
         }
     }
 
-    /// Continues from a snapshot with the given context (reloaded by the driver).
-    pub fn restore(context: Context, snapshot: FlowSnapshot) -> Self {
-        let mut flow = StationFlow::new(context, snapshot.config);
-        flow.stations = snapshot.stations;
-        flow.errors = snapshot.errors;
+    /// Continues from a snapshot with the given context (reloaded by the driver); a
+    /// snapshot that is not whole (`FlowSnapshot::check`) is refused.
+    pub fn restore(context: Context, snapshot: FlowSnapshot) -> Result<Self, RestoreError> {
+        snapshot.check()?;
+        let mut flow = StationFlow::new(context, snapshot.config());
+        flow.counters = snapshot.counters();
+        let errors = ErrorCodes::load(snapshot.error_codes).map_err(RestoreError::Flow)?;
+        flow.stations = (snapshot.stations.into_iter().enumerate())
+            .map(|(id, s)| StationOp::load(s, id as StationId, &errors))
+            .collect();
+        flow.errors = errors;
         flow.origin = snapshot.origin;
         flow.max_ts = snapshot.max_ts;
-        flow.counters = snapshot.counters;
         flow.sync_admission();
-        let same_stations = snapshot.station_codes.len() == flow.ctx.station_count()
-            && snapshot
-                .station_codes
-                .iter()
+        let same_stations = flow.stations.len() == flow.ctx.station_count()
+            && (flow.stations.iter())
                 .enumerate()
-                .all(|(i, c)| flow.ctx.station_latest(i as u32).code.as_ref() == c);
+                .all(|(i, s)| flow.ctx.station_latest(i as u32).code.as_ref() == s.code);
         if !same_stations {
             flow.match_stations(i64::MIN);
         }
-        flow
+        Ok(flow)
+    }
+}
+
+impl FlowConfig {
+    fn save(&self) -> format2::Config {
+        format2::Config {
+            out_of_orderness_ms: self.out_of_orderness_ms,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_clock_skew_ms: self.max_clock_skew_ms,
+            earliest_ts_ms: self.earliest_ts_ms,
+            max_refresh_ms: self.max_refresh_ms,
+        }
+    }
+}
+
+impl Counters {
+    fn save(&self) -> format2::Counters {
+        format2::Counters {
+            records_in: self.records_in,
+            applied: self.applied,
+            duplicates: self.duplicates,
+            rejected: self.rejected.clone(),
+            unknown_keys: self.unknown_keys,
+            windows_emitted: self.windows_emitted,
+            revisions_emitted: self.revisions_emitted,
+            events_emitted: self.events_emitted,
+            late_records: self.late_records,
+        }
     }
 }
 

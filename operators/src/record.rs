@@ -2,15 +2,16 @@
 //! `(ts, seq, content)` so that equal timestamps sort the same whatever the arrival order.
 
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use stationflow_schemas::signal::Reading;
+
+use crate::checkpoint::format2::{Observation, Record};
 
 /// An interned error code.
 pub type ErrorId = u32;
 
 /// One observation of a record, error codes interned.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Obs {
     Productive(bool),
     Error(Option<ErrorId>),
@@ -27,8 +28,7 @@ pub enum Obs {
 /// A record in a station's event log: 64 bytes, one cache line. Whether it has a `seq`
 /// is kept in the content hash's lowest bit rather than in an `Option` (which would
 /// make it 72).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "RecFields", into = "RecFields")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rec {
     pub ts: i64,
     /// The record's `seq`; `u64::MAX` without one, so that such records sort last.
@@ -40,32 +40,6 @@ pub struct Rec {
 }
 
 const HAS_SEQ: u64 = 1;
-
-/// A record as checkpoints keep it (the layout before `seq` moved into `content`).
-#[derive(Serialize, Deserialize)]
-struct RecFields {
-    ts: i64,
-    seq: Option<u64>,
-    content: u64,
-    obs: SmallVec<[Obs; 2]>,
-}
-
-impl From<RecFields> for Rec {
-    fn from(r: RecFields) -> Rec {
-        Rec::with_content(r.ts, r.seq, r.content, r.obs)
-    }
-}
-
-impl From<Rec> for RecFields {
-    fn from(r: Rec) -> RecFields {
-        RecFields {
-            ts: r.ts,
-            seq: r.seq(),
-            content: r.content,
-            obs: r.obs,
-        }
-    }
-}
 
 /// A record at 0 without `seq` or observations: what a record moved out leaves behind.
 impl Default for Rec {
@@ -114,10 +88,9 @@ impl Rec {
 }
 
 /// Error codes, interned: records and state hold small ids.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ErrorCodes {
     names: Vec<Box<str>>,
-    #[serde(skip)]
     ids: FxHashMap<Box<str>, ErrorId>,
 }
 
@@ -159,6 +132,23 @@ impl ErrorCodes {
 
     pub fn name(&self, id: ErrorId) -> &str {
         &self.names[id as usize]
+    }
+
+    /// The codes as a checkpoint keeps them: by id.
+    pub fn save(&self) -> Vec<String> {
+        self.names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The codes of a checkpoint, refused if one is there twice.
+    pub fn load(names: Vec<String>) -> Result<ErrorCodes, String> {
+        let mut errors = ErrorCodes::default();
+        for name in names {
+            if errors.contains(&name) {
+                return Err(format!("error code `{name}` is listed twice"));
+            }
+            errors.intern(&name);
+        }
+        Ok(errors)
     }
 }
 
@@ -238,6 +228,65 @@ fn content_hash(obs: &[Obs], errors: &ErrorCodes) -> u64 {
     content
 }
 
+impl Rec {
+    /// The record as a checkpoint keeps it.
+    pub fn save(&self) -> Record {
+        Record {
+            ts: self.ts,
+            seq: self.seq(),
+            obs: self.obs.iter().map(|o| o.save()).collect(),
+        }
+    }
+
+    /// The record of a checkpoint (checked), whose error codes are `errors`.
+    pub fn load(r: Record, errors: &ErrorCodes) -> Rec {
+        let obs = r.obs.into_iter().map(Obs::load).collect();
+        Rec::new(r.ts, r.seq, obs, errors)
+    }
+}
+
+impl Obs {
+    fn save(self) -> Observation {
+        match self {
+            Obs::Productive(b) => Observation::Productive(b),
+            Obs::Error(id) => Observation::Error(id),
+            Obs::GoodDelta(v) => Observation::GoodDelta(v),
+            Obs::GoodTotal(v) => Observation::GoodTotal(v),
+            Obs::BadDelta(v) => Observation::BadDelta(v),
+            Obs::BadTotal(v) => Observation::BadTotal(v),
+            Obs::LineSpeed(v) => Observation::LineSpeed(v),
+            Obs::KwhTotal(v) => Observation::KwhTotal(v),
+            Obs::KwhDelta(v) => Observation::KwhDelta(v),
+            Obs::Rssi(v) => Observation::Rssi(v),
+        }
+    }
+
+    fn load(o: Observation) -> Obs {
+        match o {
+            Observation::Productive(b) => Obs::Productive(b),
+            Observation::Error(id) => Obs::Error(id),
+            Observation::GoodDelta(v) => Obs::GoodDelta(v),
+            Observation::GoodTotal(v) => Obs::GoodTotal(v),
+            Observation::BadDelta(v) => Obs::BadDelta(v),
+            Observation::BadTotal(v) => Obs::BadTotal(v),
+            Observation::LineSpeed(v) => Obs::LineSpeed(v),
+            Observation::KwhTotal(v) => Obs::KwhTotal(v),
+            Observation::KwhDelta(v) => Obs::KwhDelta(v),
+            Observation::Rssi(v) => Obs::Rssi(v),
+        }
+    }
+}
+
+/// `id` if a checkpoint that knows `error_codes` codes knows it.
+pub fn check_error_id(id: Option<ErrorId>, error_codes: usize) -> Result<(), String> {
+    match id {
+        Some(id) if id as usize >= error_codes => {
+            Err(format!("unknown error code {id} of {error_codes}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Obs {
     /// A small tag per kind, and the value's bits (error ids excluded: they are hashed
     /// by name).
@@ -310,12 +359,12 @@ mod tests {
 
     #[test]
     fn checkpoints_keep_the_layout_with_an_optional_seq() {
+        let errors = ErrorCodes::default();
         for seq in [None, Some(3), Some(u64::MAX)] {
             let r = rec(seq);
-            let json = serde_json::to_value(&r).unwrap();
-            assert_eq!(json["seq"], serde_json::to_value(seq).unwrap());
-            let back: Rec = serde_json::from_value(json).unwrap();
-            assert_eq!(back, r);
+            let saved = r.save();
+            assert_eq!(saved.seq, seq);
+            assert_eq!(Rec::load(saved, &errors), r);
         }
     }
 }

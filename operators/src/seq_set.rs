@@ -3,8 +3,9 @@
 //! seq holds them in a bit each; a seq far outside it goes to a hash set.
 
 use rustc_hash::FxHashSet;
-use serde::{Deserialize, Serialize, Serializer};
 use std::collections::VecDeque;
+
+use crate::checkpoint::format2::Seqs;
 
 /// Largest gap (in 64-seq words) the bitmap grows over before using the hash set.
 const MAX_WORDS: usize = 1 << 16;
@@ -12,8 +13,7 @@ const MAX_WORDS: usize = 1 << 16;
 /// The bitmap's last word, where a device counting up sets its bits, is kept beside the
 /// set rather than in the heap with the others: with a thousand stations interleaved,
 /// fetching it was a cache miss for every station a batch of records reached.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(from = "SeqSetFields")]
+#[derive(Debug, Clone, Default)]
 #[repr(C)]
 pub struct SeqSet {
     /// Seq of bit 0 of the first word; a multiple of 64.
@@ -27,49 +27,29 @@ pub struct SeqSet {
     sparse: FxHashSet<u64>,
 }
 
-/// The set as checkpoints keep it: all the bitmap's words in one sequence.
-#[derive(Deserialize)]
-struct SeqSetFields {
-    base: u64,
-    words: VecDeque<u64>,
-    sparse: FxHashSet<u64>,
-}
-
-/// `SeqSetFields`' layout, written from the set in place (a checkpoint need not copy it).
-#[derive(Serialize)]
-struct SeqSetView<'a> {
-    base: u64,
-    #[serde(serialize_with = "all_words")]
-    words: &'a SeqSet,
-    sparse: &'a FxHashSet<u64>,
-}
-
-fn all_words<S: Serializer>(set: &&SeqSet, serializer: S) -> Result<S::Ok, S::Error> {
-    let last = set.has_last.then_some(&set.last);
-    serializer.collect_seq(set.words.iter().chain(last))
-}
-
-impl Serialize for SeqSet {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        SeqSetView {
+impl SeqSet {
+    /// The set as a checkpoint keeps it: all the bitmap's words in one sequence.
+    pub fn save(&self) -> Seqs {
+        let last = self.has_last.then_some(self.last);
+        let mut sparse: Vec<u64> = self.sparse.iter().copied().collect();
+        sparse.sort_unstable();
+        Seqs {
             base: self.base,
-            words: self,
-            sparse: &self.sparse,
+            words: self.words.iter().copied().chain(last).collect(),
+            sparse,
         }
-        .serialize(serializer)
     }
-}
 
-impl From<SeqSetFields> for SeqSet {
-    fn from(f: SeqSetFields) -> SeqSet {
-        let mut words = f.words;
+    /// The set of a checkpoint.
+    pub fn load(saved: Seqs) -> SeqSet {
+        let mut words = VecDeque::from(saved.words);
         let last = words.pop_back();
         SeqSet {
-            base: f.base,
+            base: saved.base,
             words,
             last: last.unwrap_or(0),
             has_last: last.is_some(),
-            sparse: f.sparse,
+            sparse: saved.sparse.into_iter().collect(),
         }
     }
 }
@@ -171,12 +151,10 @@ mod tests {
         for q in [3, 70, 200, 90_000_000] {
             s.insert(q);
         }
-        let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(
-            json["words"],
-            serde_json::json!([1 << 3, 1 << 6, 0, 1 << 8])
-        );
-        let mut restored: SeqSet = serde_json::from_value(json).unwrap();
+        let saved = s.save();
+        assert_eq!(saved.words, [1 << 3, 1 << 6, 0, 1 << 8]);
+        assert_eq!(saved.sparse, [90_000_000]);
+        let mut restored = SeqSet::load(saved);
         for q in [3, 70, 200, 90_000_000] {
             assert!(!restored.insert(q), "{q} lost in the checkpoint");
         }

@@ -4,12 +4,11 @@
 //! drops one near the front, and with a thousand stations each look-up is a cache miss
 //! a line. The minutes of a station fit in a few lines, the newest are found by
 //! arithmetic (one a minute), and nothing is allocated or shifted but the few sparse
-//! snapshots in front of a dropped one. Checkpoints hold them as the map they were.
+//! snapshots in front of a dropped one. Checkpoints hold them as a map by minute.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::{Index, Range};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stationflow_schemas::time::MINUTE_MS;
 
 #[derive(Debug, Clone)]
@@ -111,17 +110,21 @@ impl<T> Index<i64> for Snapshots<T> {
     }
 }
 
-impl<T: Serialize> Serialize for Snapshots<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.minutes.iter().zip(&self.snapshots))
+impl<T> Snapshots<T> {
+    /// Every snapshot with its minute, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &T)> {
+        self.minutes.iter().copied().zip(&self.snapshots)
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Snapshots<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let by_minute = BTreeMap::<i64, T>::deserialize(deserializer)?;
-        let (minutes, snapshots) = by_minute.into_iter().unzip();
-        Ok(Snapshots { minutes, snapshots })
+/// From snapshots by minute, in order (as a checkpoint's map gives them).
+impl<T> FromIterator<(i64, T)> for Snapshots<T> {
+    fn from_iter<I: IntoIterator<Item = (i64, T)>>(by_minute: I) -> Self {
+        let mut rings = Snapshots::default();
+        for (minute, snapshot) in by_minute {
+            rings.insert(minute, snapshot);
+        }
+        rings
     }
 }
 
@@ -129,6 +132,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Snapshots<T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -182,9 +186,8 @@ mod tests {
                     prop_assert_eq!(rings.at_or_before(t), before);
                 }
             }
-            let text = serde_json::to_string(&rings).unwrap();
-            prop_assert_eq!(&text, &serde_json::to_string(&map).unwrap());
-            let back: Snapshots<usize> = serde_json::from_str(&text).unwrap();
+            prop_assert!(rings.iter().eq(map.iter().map(|(k, v)| (*k, v))));
+            let back: Snapshots<usize> = map.clone().into_iter().collect();
             prop_assert!(back.minutes.iter().eq(map.keys()));
             prop_assert!(back.snapshots.iter().eq(map.values()));
         }

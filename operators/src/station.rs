@@ -10,11 +10,11 @@
 use crate::plan::StationSettings;
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
 use stationflow_schemas::time::{minute_floor, MINUTE_MS};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
 
-use crate::event_log::EventLog;
+use crate::checkpoint::format2;
+use crate::event_log::{self, EventLog};
 use crate::fingerprint;
 use crate::metrics::{self, DowntimePiece};
 use crate::plan::{ContextIndex, ShiftCache, StationId};
@@ -40,21 +40,20 @@ const LATE_FOR_MS: i64 = 30 * MINUTE_MS;
 /// still be re-evaluated.
 const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
     state: StationState,
     /// Whether the windows before this minute treat `state.pending` as downtime.
     pending_qualified: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct EmittedWindow {
     fingerprint: u64,
     revision: i32,
     debounced: u64,
-    /// A SipHash fingerprint; an FxHash one from a checkpoint made before when absent
-    /// (see `fingerprint`).
-    #[serde(default)]
+    /// A SipHash fingerprint; else an FxHash one from a checkpoint made before (see
+    /// `fingerprint`).
     strong: bool,
 }
 
@@ -63,6 +62,64 @@ impl EmittedWindow {
     fn matches(&mut self, fp: u64, window: &StationWindow) -> bool {
         let legacy = || fingerprint::legacy_window(window);
         same_fingerprint(&mut self.fingerprint, &mut self.strong, fp, legacy)
+    }
+}
+
+impl Snapshot {
+    fn save(&self) -> format2::MinuteState {
+        format2::MinuteState {
+            state: self.state.save(),
+            pending_qualified: self.pending_qualified,
+        }
+    }
+
+    fn load(saved: format2::MinuteState) -> Snapshot {
+        Snapshot {
+            state: StationState::load(saved.state),
+            pending_qualified: saved.pending_qualified,
+        }
+    }
+}
+
+impl EmittedWindow {
+    fn save(self) -> format2::EmittedWindow {
+        format2::EmittedWindow {
+            fingerprint: self.fingerprint,
+            strong: self.strong,
+            revision: self.revision,
+            debounced: self.debounced,
+        }
+    }
+
+    fn load(saved: format2::EmittedWindow) -> EmittedWindow {
+        EmittedWindow {
+            fingerprint: saved.fingerprint,
+            revision: saved.revision,
+            debounced: saved.debounced,
+            strong: saved.strong,
+        }
+    }
+}
+
+impl EmittedEvent {
+    fn save(&self) -> format2::EmittedEvent {
+        format2::EmittedEvent {
+            end: self.end,
+            fingerprint: self.fingerprint,
+            strong: self.strong,
+            revision: self.revision,
+            retracted: self.retracted,
+        }
+    }
+
+    fn load(saved: format2::EmittedEvent) -> EmittedEvent {
+        EmittedEvent {
+            end: saved.end,
+            fingerprint: saved.fingerprint,
+            revision: saved.revision,
+            retracted: saved.retracted,
+            strong: saved.strong,
+        }
     }
 }
 
@@ -80,14 +137,13 @@ fn same_fingerprint(
     *strong && *stored == fp
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct EmittedEvent {
     end: i64,
     fingerprint: u64,
     revision: i32,
     retracted: bool,
     /// As `EmittedWindow::strong`.
-    #[serde(default)]
     strong: bool,
 }
 
@@ -120,7 +176,7 @@ pub struct Emitted {
 /// fields after it to the seq set's bitmap; the first two fields and the event log's
 /// cold blocks fill line 0. With a thousand stations a batch reaches each station's
 /// state out of cache, a miss for every line it touches.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub struct StationOp {
     emitted_from: i64,
@@ -139,10 +195,8 @@ pub struct StationOp {
     events: BTreeMap<i64, EmittedEvent>,
     /// Debounced completions in windows already dropped from `emitted`.
     debounced_pruned: u64,
-    #[serde(skip)]
     shifts: ShiftCache,
     /// Until this horizon the station counts as sending late records (`LATE_FOR_MS`).
-    #[serde(default)]
     late_until: i64,
 }
 
@@ -262,10 +316,78 @@ impl StationOp {
         self.mark_dirty(origin);
     }
 
-    /// Whether the station's state is whole (as a checkpoint's may not be), knowing
-    /// `error_codes` codes: the first fault otherwise.
-    pub fn check(&self, error_codes: usize) -> Result<(), String> {
-        self.records.check(error_codes)
+    /// The station as a checkpoint keeps it.
+    pub fn save(&self) -> format2::Station {
+        format2::Station {
+            code: self.code.clone(),
+            emitted_from: self.emitted_from,
+            records: self.records.save(),
+            max_ts: self.max_ts,
+            dirty_from: self.dirty_from,
+            last_seen: self.last_seen,
+            horizon: self.horizon,
+            seqs: self.seqs.save(),
+            snapshots: (self.snapshots.iter())
+                .map(|(minute, s)| (minute, s.save()))
+                .collect(),
+            emitted: (self.emitted.iter()).map(|e| e.map(|e| e.save())).collect(),
+            events: (self.events.iter())
+                .map(|(start, e)| (*start, e.save()))
+                .collect(),
+            debounced_pruned: self.debounced_pruned,
+            late_until: self.late_until,
+        }
+    }
+
+    /// Whether a checkpoint's station, which knows `error_codes` codes, is whole: the
+    /// first fault otherwise. One that passes does not fail when restored and run on.
+    pub fn check_saved(saved: &format2::Station, error_codes: usize) -> Result<(), String> {
+        let aligned = |t: i64| t.rem_euclid(MINUTE_MS) == 0;
+        if !aligned(saved.horizon) || !aligned(saved.emitted_from) {
+            return Err("its horizon or first window is not at a minute".into());
+        }
+        match saved.snapshots.first_key_value() {
+            Some((first, _)) if *first <= saved.horizon => {}
+            _ => return Err("it has no state at or before its horizon".into()),
+        }
+        for (minute, s) in &saved.snapshots {
+            if !aligned(*minute) {
+                return Err(format!("its state at {minute} is not at a minute"));
+            }
+            StationState::check_saved(&s.state, error_codes)
+                .map_err(|e| format!("its state at {minute}: {e}"))?;
+        }
+        if !saved.seqs.base.is_multiple_of(64) {
+            return Err(format!("its seq numbers start at {}", saved.seqs.base));
+        }
+        event_log::check_saved(&saved.records, error_codes)
+    }
+
+    /// The station of a checkpoint (`check_saved` passed), as context station `id`.
+    pub fn load(saved: format2::Station, id: StationId, errors: &ErrorCodes) -> StationOp {
+        StationOp {
+            emitted_from: saved.emitted_from,
+            code: saved.code,
+            records: EventLog::load(saved.records, errors),
+            max_ts: saved.max_ts,
+            dirty_from: saved.dirty_from,
+            last_seen: saved.last_seen,
+            horizon: saved.horizon,
+            id,
+            seqs: SeqSet::load(saved.seqs),
+            snapshots: (saved.snapshots.into_iter())
+                .map(|(minute, s)| (minute, Snapshot::load(s)))
+                .collect(),
+            emitted: (saved.emitted.into_iter())
+                .map(|e| e.map(EmittedWindow::load))
+                .collect(),
+            events: (saved.events.into_iter())
+                .map(|(start, e)| (start, EmittedEvent::load(e)))
+                .collect(),
+            debounced_pruned: saved.debounced_pruned,
+            shifts: ShiftCache::default(),
+            late_until: saved.late_until,
+        }
     }
 
     /// Forgets what was derived from the old context (shift occurrences).
@@ -774,8 +896,12 @@ mod tests {
             ..window.clone()
         };
         let legacy = fingerprint::legacy_window(&window);
-        let json = format!(r#"{{"fingerprint":{legacy},"revision":3,"debounced":0}}"#);
-        let mut emitted: EmittedWindow = serde_json::from_str(&json).unwrap();
+        let mut emitted = EmittedWindow {
+            fingerprint: legacy,
+            revision: 3,
+            debounced: 0,
+            strong: false,
+        };
         assert!(!emitted.matches(fingerprint::window(&other), &other));
         assert!(emitted.matches(fingerprint::window(&window), &window));
         assert!(emitted.strong && emitted.fingerprint == fingerprint::window(&window));
@@ -796,8 +922,13 @@ mod tests {
             emitted_at: 0,
         };
         let legacy = fingerprint::legacy_event(&event);
-        let json = format!(r#"{{"end":0,"fingerprint":{legacy},"revision":0,"retracted":false}}"#);
-        let mut emitted: EmittedEvent = serde_json::from_str(&json).unwrap();
+        let mut emitted = EmittedEvent {
+            end: 0,
+            fingerprint: legacy,
+            revision: 0,
+            retracted: false,
+            strong: false,
+        };
         let longer = DowntimeEvent {
             end: 120_000,
             downtime_s: 120.0,

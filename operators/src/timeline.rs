@@ -4,15 +4,15 @@
 //! stops and cycle gaps that closed in it. Nothing here depends on records after the
 //! minute, so the state at a minute boundary is a valid restart point (a snapshot).
 
-use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use stationflow_schemas::context::DowntimeDetection;
 
+use crate::checkpoint::format2;
 use crate::plan::{part_index_at, Plan, PlanPart};
-use crate::record::{ErrorId, Obs, Rec};
+use crate::record::{check_error_id, ErrorId, Obs, Rec};
 
 /// What the station is doing over a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
     Productive,
     Idle,
@@ -38,7 +38,7 @@ impl Activity {
 }
 
 /// A stop (utilisation) or cycle gap (production_cycle) that may become downtime.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PendingSpan {
     /// Stop start, or the completion the gap is counted from.
     pub anchor: i64,
@@ -64,7 +64,7 @@ pub struct ClosedSpan {
 }
 
 /// Everything later minutes need from earlier ones.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StationState {
     pub productive: bool,
     pub error: Option<ErrorId>,
@@ -86,6 +86,55 @@ impl StationState {
     /// Start of the no-data span covering `t`, if the station had data before it.
     pub fn no_data_since(&self, t: i64) -> Option<i64> {
         self.stale_at.filter(|s| t >= *s)
+    }
+}
+
+impl StationState {
+    /// The state as a checkpoint keeps it.
+    pub fn save(&self) -> format2::State {
+        format2::State {
+            productive: self.productive,
+            error: self.error,
+            last_record_ts: self.last_record_ts,
+            stale_at: self.stale_at,
+            good_total: self.good_total,
+            bad_total: self.bad_total,
+            kwh_total: self.kwh_total,
+            last_completion_ts: self.last_completion_ts,
+            line_speed: self.line_speed,
+            rssi: self.rssi,
+            pending: self.pending.map(|p| format2::PendingSpan {
+                anchor: p.anchor,
+                downtime_from: p.downtime_from,
+                qualify_after_ms: p.qualify_after_ms,
+            }),
+        }
+    }
+
+    /// Whether a checkpoint's state, which knows `error_codes` codes, knows its code.
+    pub fn check_saved(saved: &format2::State, error_codes: usize) -> Result<(), String> {
+        check_error_id(saved.error, error_codes)
+    }
+
+    /// The state of a checkpoint (`check_saved` passed).
+    pub fn load(saved: format2::State) -> StationState {
+        StationState {
+            productive: saved.productive,
+            error: saved.error,
+            last_record_ts: saved.last_record_ts,
+            stale_at: saved.stale_at,
+            good_total: saved.good_total,
+            bad_total: saved.bad_total,
+            kwh_total: saved.kwh_total,
+            last_completion_ts: saved.last_completion_ts,
+            line_speed: saved.line_speed,
+            rssi: saved.rssi,
+            pending: saved.pending.map(|p| PendingSpan {
+                anchor: p.anchor,
+                downtime_from: p.downtime_from,
+                qualify_after_ms: p.qualify_after_ms,
+            }),
+        }
     }
 }
 

@@ -123,7 +123,7 @@ fn run(sc: &Scenario, inputs: &[&Input], restart_at: Option<usize>) -> RunResult
             drop(flow);
             let snapshot: FlowSnapshot =
                 serde_json::from_str(&json).expect("snapshot deserialises");
-            flow = StationFlow::restore(context.clone(), snapshot);
+            flow = StationFlow::restore(context.clone(), snapshot).expect("whole");
         }
         match input {
             Input::Record(r) => {

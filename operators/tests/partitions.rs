@@ -134,7 +134,8 @@ fn a_station_of_another_partition_is_rejected_not_applied() {
 
     // Restored flows answer for the stations they are given again.
     let snapshot = flow.snapshot();
-    let mut restored = StationFlow::restore(synthetic::plant(6), snapshot).with_stations(owner(0));
+    let mut restored = (StationFlow::restore(synthetic::plant(6), snapshot).expect("whole"))
+        .with_stations(owner(0));
     assert_eq!(
         restored.apply(&record, Now(record.ts)),
         Outcome::Rejected(RejectReason::WrongPartition)

@@ -190,7 +190,7 @@ fn run_with(
         if restart_at == Some(i) {
             let json = serde_json::to_vec(&flow.snapshot()).expect("snapshot");
             let snap: FlowSnapshot = serde_json::from_slice(&json).expect("restore");
-            flow = StationFlow::restore(context(), snap);
+            flow = StationFlow::restore(context(), snap).expect("whole");
         }
         now = now.max(r.ts);
         flow.apply(r, Now(now));

@@ -86,14 +86,16 @@ impl PartitionTask {
                     env.partitions
                 );
                 let generation = cp.generation + u32::from(!cp.clean);
-                let mut flow =
-                    StationFlow::restore(env.context.clone(), cp.flow).with_stations(filter);
+                let restored = StationFlow::restore(env.context.clone(), cp.flow)
+                    .with_context(|| format!("restoring the checkpoint of {topic}/{partition}"))?;
+                let mut flow = restored.with_stations(filter);
                 if cp.context_fingerprint != env.context_fingerprint {
                     // The context changed while nobody owned the partition.
                     tracing::info!(partition, "context differs from the checkpoint's");
                     flow.update_context(env.context.clone(), i64::MIN);
                 }
-                (flow, cp.alerts, cp.epoch, generation, cp.next_offset)
+                let alerts = AlertState::restore(cp.alerts);
+                (flow, alerts, cp.epoch, generation, cp.next_offset)
             }
             None => (
                 StationFlow::new(env.context.clone(), env.flow.clone()).with_stations(filter),
@@ -164,7 +166,7 @@ impl PartitionTask {
             generation: self.generation,
             clean,
             flow: self.flow.snapshot(),
-            alerts: self.alerts.clone(),
+            alerts: self.alerts.snapshot(),
             context_fingerprint: env.context_fingerprint,
         }
     }
