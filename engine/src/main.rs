@@ -62,7 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::ShowConfig(args) => commands::show_config::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Audit(args) => commands::audit::run(args),
-        Command::Serve(args) => stationflow_engine::serve::run(args),
+        Command::Serve(args) => stationflow_engine::serve::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

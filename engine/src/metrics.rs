@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use stationflow_schemas::RejectReason;
 
+use crate::error::{format_err, Context as _, Result};
 use crate::sinks::kafka::publisher::Delivery;
 
 /// Bucket bounds of the latency histograms, milliseconds.
@@ -329,13 +330,13 @@ pub(crate) fn histogram(out: &mut String, name: &str, help: &str, latency: &Late
 
 /// Serves `GET /metrics` on `listen` from a thread of its own; returns the bound address
 /// (`listen` may ask for port 0).
-pub fn serve(listen: &str, metrics: Arc<LiveMetrics>) -> anyhow::Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(listen)
-        .map_err(|e| anyhow::anyhow!("metrics endpoint on {listen}: {e}"))?;
+pub fn serve(listen: &str, metrics: Arc<LiveMetrics>) -> Result<std::net::SocketAddr> {
+    let server =
+        tiny_http::Server::http(listen).with_context(|| format!("metrics endpoint on {listen}"))?;
     let addr = server
         .server_addr()
         .to_ip()
-        .ok_or_else(|| anyhow::anyhow!("metrics endpoint on {listen} is not a TCP address"))?;
+        .ok_or_else(|| format_err!("metrics endpoint on {listen} is not a TCP address"))?;
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::{bail, ensure, Context as _, Error, Result};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
@@ -59,15 +60,15 @@ impl Default for StoreSettings {
 
 impl StoreSettings {
     /// Defaults overridden by `STATIONFLOW__STORE__<KEY>` (the commands other than `run`).
-    pub fn from_env() -> anyhow::Result<StoreSettings> {
+    pub fn from_env() -> Result<StoreSettings> {
         use figment::providers::{Env, Serialized};
         figment::Figment::from(Serialized::defaults(StoreSettings::default()))
             .merge(Env::prefixed("STATIONFLOW__STORE__"))
             .extract()
-            .map_err(|e| anyhow::anyhow!("store settings from STATIONFLOW__STORE__*: {e}"))
+            .context("store settings from STATIONFLOW__STORE__*")
     }
 
-    fn s3_builder(&self, bucket_url: &str) -> anyhow::Result<AmazonS3Builder> {
+    fn s3_builder(&self, bucket_url: &str) -> Result<AmazonS3Builder> {
         let mut builder = AmazonS3Builder::from_env();
         for (key, value) in aws_profile::missing_from_env()? {
             builder = builder.with_config(key, value);
@@ -98,7 +99,7 @@ impl StoreSettings {
                     );
                 }
             }
-            other => anyhow::bail!(
+            other => bail!(
                 "store.server_side_encryption = {other:?}: use AES256, aws:kms or aws:kms:dsse"
             ),
         }
@@ -136,7 +137,7 @@ impl Root {
     /// (checked by listing it, so a wrong endpoint, credentials or bucket fail here with
     /// a message that says which), or `memory://` (held in this process only: for tests
     /// and one-off runs).
-    pub fn open(root: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
+    pub fn open(root: &str, settings: &StoreSettings) -> Result<Root> {
         if let Some(rest) = root.strip_prefix("memory://") {
             let prefix = Path::from(rest.trim_matches('/'));
             return Ok(Root {
@@ -150,16 +151,16 @@ impl Root {
             return Root::open_s3(root, rest, settings);
         }
         if let Some((scheme, _)) = root.split_once("://").filter(|(s, _)| *s != "file") {
-            anyhow::bail!("output root {root}: the `{scheme}://` scheme is not supported; use a local folder, file://, s3:// or memory://");
+            bail!("output root {root}: the `{scheme}://` scheme is not supported; use a local folder, file://, s3:// or memory://");
         }
         let dir = std::path::PathBuf::from(root.strip_prefix("file://").unwrap_or(root));
         std::fs::create_dir_all(&dir)
-            .map_err(|e| anyhow::anyhow!("creating output folder {}: {e}", dir.display()))?;
+            .with_context(|| format!("creating output folder {}", dir.display()))?;
         let dir = dir
             .canonicalize()
-            .map_err(|e| anyhow::anyhow!("opening output folder {}: {e}", dir.display()))?;
+            .with_context(|| format!("opening output folder {}", dir.display()))?;
         let prefix = Path::from_filesystem_path(&dir)
-            .map_err(|e| anyhow::anyhow!("output folder {}: {e}", dir.display()))?;
+            .with_context(|| format!("output folder {}", dir.display()))?;
         Ok(Root {
             store: Arc::new(LocalFileSystem::new()),
             url: format!("file://{}/", dir.display()),
@@ -168,16 +169,16 @@ impl Root {
         })
     }
 
-    fn open_s3(root: &str, rest: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
+    fn open_s3(root: &str, rest: &str, settings: &StoreSettings) -> Result<Root> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        anyhow::ensure!(
+        ensure!(
             !bucket.is_empty(),
             "output root {root}: name a bucket (s3://bucket/prefix)"
         );
         let store = settings
             .s3_builder(&format!("s3://{bucket}"))?
             .build()
-            .map_err(|e| anyhow::anyhow!("object store {root}: {e}"))?;
+            .with_context(|| format!("object store {root}"))?;
         let prefix = Path::from(prefix.trim_matches('/'));
         let root = Root {
             store: Arc::new(store),
@@ -192,7 +193,7 @@ impl Root {
     /// One listing of the prefix: the first request, where a wrong endpoint, credentials
     /// or bucket show. On a thread of its own, so callers inside a runtime (async tests)
     /// can open roots too.
-    fn check_reachable(&self) -> anyhow::Result<()> {
+    fn check_reachable(&self) -> Result<()> {
         let store = self.store.clone();
         let prefix = self.prefix.clone();
         let listed = std::thread::scope(|s| {
@@ -200,25 +201,22 @@ impl Root {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                anyhow::Ok(runtime.block_on(store.list(Some(&prefix)).try_next()))
+                Ok::<_, Error>(runtime.block_on(store.list(Some(&prefix)).try_next()))
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("the store check panicked"))?
+            .map_err(|_| Error::internal("the store check panicked"))?
         })?;
         listed.map(|_| ()).map_err(|e| {
-            anyhow::anyhow!(
-                "object store {}: cannot list it ({}): {e}",
-                self.url,
-                explain_store_error(&e)
-            )
+            let why = explain_store_error(&e);
+            Error::from(e).context(format!("object store {}: cannot list it ({why})", self.url))
         })
     }
 
     /// Opens an existing root for reading; a missing local folder is an error.
-    pub fn open_existing(root: &str, settings: &StoreSettings) -> anyhow::Result<Root> {
+    pub fn open_existing(root: &str, settings: &StoreSettings) -> Result<Root> {
         let local = root.strip_prefix("file://").unwrap_or(root);
         if !root.contains("://") || root.starts_with("file://") {
-            anyhow::ensure!(
+            ensure!(
                 std::path::Path::new(local).is_dir(),
                 "no data at {root}: run `stationflow replay` first or pass --data"
             );
@@ -284,12 +282,12 @@ fn explain_store_message(message: &str) -> &'static str {
 }
 
 /// Every object under `prefix`, or an error that names it.
-pub async fn list_all(store: &dyn ObjectStore, prefix: &Path) -> anyhow::Result<Vec<ObjectMeta>> {
+pub async fn list_all(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>> {
     store
         .list(Some(prefix))
         .try_collect()
         .await
-        .map_err(|e| anyhow::anyhow!("listing {prefix}: {e}"))
+        .with_context(|| format!("listing {prefix}"))
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
 use chrono::{SecondsFormat, Utc};
 use object_store::{path::Path as StorePath, ObjectStoreExt, PutMode, PutOptions};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::error::{bail, Context as _, Result};
 use crate::store::Root;
 
 pub const DEFAULT_AUDIT_LOG: &str = "stationflow-audit.jsonl";
@@ -55,7 +55,7 @@ impl AuditLog {
     /// its `detail`) and returns the new head. The line is on disk (synced) when this
     /// returns; an error means nothing was logged, and the caller must not go on with
     /// what it was about to do.
-    pub fn append(&self, kind: &str, fields: Value) -> anyhow::Result<Head> {
+    pub fn append(&self, kind: &str, fields: Value) -> Result<Head> {
         let fields = match fields {
             Value::Object(fields) => fields,
             other => Map::from_iter([("detail".to_string(), other)]),
@@ -99,7 +99,7 @@ impl AuditLog {
 
     /// Anchors `head` under `root`: a put that only creates, so an anchor, once there,
     /// cannot be replaced.
-    pub async fn anchor(root: &Root, head: &Head) -> anyhow::Result<()> {
+    pub async fn anchor(root: &Root, head: &Head) -> Result<()> {
         let path = anchor_path(root, head.seq);
         let body = json!({"seq": head.seq, "hash": head.hash,
             "at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)});
@@ -130,7 +130,7 @@ pub fn hash_line(line: &[u8]) -> String {
 }
 
 /// The head of the log in `file`, reading back from its end to its last line.
-fn read_head(file: &mut File) -> anyhow::Result<Option<Head>> {
+fn read_head(file: &mut File) -> Result<Option<Head>> {
     let len = file.seek(SeekFrom::End(0))?;
     if len == 0 {
         return Ok(None);
@@ -174,7 +174,7 @@ pub struct BadLine {
 
 /// Checks the chain of the log at `path` line by line, then that every anchor under
 /// `anchors` (where given) names a line of the log with that hash. Returns the head.
-pub async fn verify(path: &Path, anchors: Option<&Root>) -> anyhow::Result<Result<Head, BadLine>> {
+pub async fn verify(path: &Path, anchors: Option<&Root>) -> Result<Result<Head, BadLine>> {
     let file = File::open(path).with_context(|| format!("opening audit log {}", path.display()))?;
     let mut hashes: Vec<String> = Vec::new();
     let mut prev = GENESIS.to_string();
@@ -229,7 +229,7 @@ pub async fn verify(path: &Path, anchors: Option<&Root>) -> anyhow::Result<Resul
 }
 
 /// Every anchor under `root`: (seq, hash), in order.
-async fn read_anchors(root: &Root) -> anyhow::Result<Vec<(u64, String)>> {
+async fn read_anchors(root: &Root) -> Result<Vec<(u64, String)>> {
     use futures::TryStreamExt;
     let dir = anchor_path(root, 0);
     let prefix = StorePath::from(dir.as_ref().rsplit_once('/').map_or("", |(d, _)| d));

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use crate::error::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ const SECRET_PREFIX: &str = "sfk_";
 impl KeyFile {
     /// Reads the key file at `path`; one that does not exist yet is empty (and gets its
     /// HMAC key when first saved).
-    pub fn load(path: &Path) -> anyhow::Result<KeyFile> {
+    pub fn load(path: &Path) -> Result<KeyFile> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -134,7 +134,7 @@ impl KeyFile {
 
     /// Writes the file whole (a temporary file renamed over it), readable by its owner
     /// only.
-    pub fn save(&self) -> anyhow::Result<()> {
+    pub fn save(&self) -> Result<()> {
         let body = FileBody {
             hmac_key: hex::encode(&self.hmac_key),
             keys: self.keys.clone(),
@@ -169,7 +169,7 @@ impl KeyFile {
         plants: &[String],
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String> {
         check_name(name)?;
         if self.keys.iter().any(|k| k.name == name) {
             bail!("a key named {name:?} exists already (names are never reused, even revoked)");
@@ -205,7 +205,7 @@ impl KeyFile {
     }
 
     /// Revokes the key `name` from `now` on; revoking it again changes nothing.
-    pub fn revoke(&mut self, name: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub fn revoke(&mut self, name: &str, now: DateTime<Utc>) -> Result<()> {
         let Some(key) = self.keys.iter_mut().find(|k| k.name == name) else {
             bail!("no key named {name:?}");
         };
@@ -261,7 +261,7 @@ impl KeyFile {
 
 /// A key's name is the PostgreSQL user it signs in as: 1–64 letters, digits, `_`, `-`,
 /// `.` or `@`.
-fn check_name(name: &str) -> anyhow::Result<()> {
+fn check_name(name: &str) -> Result<()> {
     let ok = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -273,7 +273,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// A duration such as `90d`, `12h` or `30m`.
-pub fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
+pub fn parse_duration(text: &str) -> Result<chrono::Duration> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = number
@@ -290,9 +290,9 @@ pub fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
     })
 }
 
-pub(crate) fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+    getrandom::fill(&mut bytes).context("no random bytes")?;
     Ok(bytes)
 }
 

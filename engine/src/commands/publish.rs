@@ -95,7 +95,7 @@ fn ensure_topic(args: &PublishArgs, publisher: &Publisher) -> anyhow::Result<()>
         return Ok(());
     }
     match args.create_partitions {
-        Some(partitions) => create_topic(&args.kafka, &args.topic, partitions, &[]),
+        Some(partitions) => Ok(create_topic(&args.kafka, &args.topic, partitions, &[])?),
         None => bail!(
             "topic {} does not exist on {}: create it, or pass --create-partitions N",
             args.topic,

@@ -29,7 +29,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.format != OutputFormat::Table {
         // Rows go out as they come: a large result never waits whole in memory.
         let out = super::RowsOut::default();
-        return runtime.block_on(query::write_rows(df, args.format, out));
+        return Ok(runtime.block_on(query::write_rows(df, args.format, out))?);
     }
     let batches = runtime
         .block_on(df.collect())

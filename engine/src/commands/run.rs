@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (refused, message) in &refused {
         env.refuse_context(refused, message)?;
     }
-    live::run(env, signals, context_feed, stop)
+    Ok(live::run(env, signals, context_feed, stop)?)
 }
 
 /// The context the engine starts with, in the audit log: the file (its SHA-256) and the

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use super::{
     decode, encode, partitions, put, read_bytes, remove, sha256_hex, Dataset, Partition, RowKeys,
 };
+use crate::error::{Context as _, Result};
 use crate::sinks::parquet::partition_path;
 use crate::store::{commits, Root};
 use arrow::array::{Array, RecordBatch};
@@ -38,7 +39,7 @@ pub async fn compact(
     root: &Root,
     before: Option<&str>,
     rows_per_file: usize,
-) -> anyhow::Result<Vec<Compacted>> {
+) -> Result<Vec<Compacted>> {
     let mut done = Vec::new();
     // Live files of epochs not yet committed may still be taken back by a restore.
     let commits = commits::load(&*root.store, &root.prefix).await?;
@@ -72,7 +73,7 @@ async fn compact_partition(
     dataset: Dataset,
     partition: &Partition,
     rows_per_file: usize,
-) -> anyhow::Result<Compacted> {
+) -> Result<Compacted> {
     let mut batches = Vec::new();
     for meta in &partition.files {
         let bytes = read_bytes(&*root.store, &meta.location).await?;
@@ -121,7 +122,7 @@ async fn compact_partition(
 
 /// `(batch, row)` of the highest revision of each `(station, time)`, in station then
 /// time order. Copies of one revision (a row written twice) count once.
-fn latest_rows(batches: &[RecordBatch], dataset: Dataset) -> anyhow::Result<Vec<(usize, usize)>> {
+fn latest_rows(batches: &[RecordBatch], dataset: Dataset) -> Result<Vec<(usize, usize)>> {
     let mut best: HashMap<(&str, i64), (i32, usize, usize)> = HashMap::new();
     for (b, batch) in batches.iter().enumerate() {
         let keys = RowKeys::of(batch, dataset)?;
@@ -145,7 +146,7 @@ fn latest_rows(batches: &[RecordBatch], dataset: Dataset) -> anyhow::Result<Vec<
 }
 
 /// The rows at `at`, gathered into one batch.
-pub fn take_rows(batches: &[RecordBatch], at: &[(usize, usize)]) -> anyhow::Result<RecordBatch> {
+pub fn take_rows(batches: &[RecordBatch], at: &[(usize, usize)]) -> Result<RecordBatch> {
     let schema = batches[0].schema();
     let columns = (0..schema.fields().len())
         .map(|c| {
@@ -153,13 +154,13 @@ pub fn take_rows(batches: &[RecordBatch], at: &[(usize, usize)]) -> anyhow::Resu
             arrow::compute::interleave(&arrays, at)
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("files of one partition differ in their columns: {e}"))?;
+        .context("files of one partition differ in their columns")?;
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-pub(crate) fn date32(date: &str) -> anyhow::Result<i32> {
+pub(crate) fn date32(date: &str) -> Result<i32> {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .map_err(|e| anyhow::anyhow!("partition date={date}: {e}"))?;
+        .with_context(|| format!("partition date={date}"))?;
     Ok((day - chrono::NaiveDate::default()).num_days() as i32)
 }
 

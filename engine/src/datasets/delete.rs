@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::{decode, encode, partitions, put, read_bytes, remove, sha256_hex, Dataset, RowKeys};
+use crate::error::Result;
 use crate::query::sql_text;
 use crate::sinks::parquet::partition_date;
 use crate::store::Root;
@@ -110,7 +111,7 @@ pub async fn delete(
     criteria: &Criteria,
     actor: &str,
     dry_run: bool,
-) -> anyhow::Result<DeletionReport> {
+) -> Result<DeletionReport> {
     let requested = Utc::now();
     let mut objects = Vec::new();
     for dataset in Dataset::ALL {
@@ -164,7 +165,7 @@ async fn delete_in_file(
     path: &object_store::path::Path,
     criteria: &Criteria,
     dry_run: bool,
-) -> anyhow::Result<Option<ObjectChange>> {
+) -> Result<Option<ObjectChange>> {
     let bytes = read_bytes(&*root.store, path).await?;
     let sha256_before = sha256_hex(&bytes);
     let bytes_before = bytes.len() as u64;
@@ -217,7 +218,7 @@ async fn delete_in_file(
 }
 
 /// Counts matching rows left, through the same SQL a user would run.
-async fn verify(root: &Root, criteria: &Criteria) -> anyhow::Result<Vec<Verification>> {
+async fn verify(root: &Root, criteria: &Criteria) -> Result<Vec<Verification>> {
     use arrow::array::AsArray;
     let session = crate::query::session(root).await?;
     let mut out = Vec::new();
@@ -242,7 +243,7 @@ async fn verify(root: &Root, criteria: &Criteria) -> anyhow::Result<Vec<Verifica
 }
 
 /// Writes the report as `<root>/_deletions/<id>.json` and `<id>.txt`; returns their paths.
-pub async fn write_report(root: &Root, report: &DeletionReport) -> anyhow::Result<[String; 2]> {
+pub async fn write_report(root: &Root, report: &DeletionReport) -> Result<[String; 2]> {
     let base = root.child("_deletions");
     let json = base.clone().join(format!("{}.json", report.id));
     let text = base.join(format!("{}.txt", report.id));

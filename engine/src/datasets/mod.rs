@@ -19,6 +19,7 @@ use parquet::arrow::ProjectionMask;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
+use crate::error::{format_err, Context as _, Error, Result};
 use crate::sinks::parquet::writer_properties;
 use crate::store::{list_all, Root};
 
@@ -59,12 +60,12 @@ pub struct Partition {
 }
 
 /// The dataset's partitions, by plant then date, files sorted by name.
-pub async fn partitions(root: &Root, dataset: Dataset) -> anyhow::Result<Vec<Partition>> {
+pub async fn partitions(root: &Root, dataset: Dataset) -> Result<Vec<Partition>> {
     partitions_of(root, dataset.name()).await
 }
 
 /// The partitions of the hive-partitioned dataset `name`, by plant then date.
-pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partition>> {
+pub async fn partitions_of(root: &Root, name: &str) -> Result<Vec<Partition>> {
     let prefix = root.child(name);
     let objects = list_all(&*root.store, &prefix).await?;
     let mut by_folder: BTreeMap<(String, String), Vec<ObjectMeta>> = BTreeMap::new();
@@ -102,41 +103,32 @@ pub async fn partitions_of(root: &Root, name: &str) -> anyhow::Result<Vec<Partit
 }
 
 /// `read_bytes`, or `None` when the object is gone (another writer removed it).
-pub async fn read_bytes_if_there(
-    store: &dyn ObjectStore,
-    path: &Path,
-) -> anyhow::Result<Option<Bytes>> {
+pub async fn read_bytes_if_there(store: &dyn ObjectStore, path: &Path) -> Result<Option<Bytes>> {
     match store.get(path).await {
         Ok(got) => Ok(Some(
-            (got.bytes().await).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?,
+            (got.bytes().await).with_context(|| format!("reading {path}"))?,
         )),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("reading {path}: {e}")),
+        Err(e) => Err(Error::from(e).context(format!("reading {path}"))),
     }
 }
 
 /// An object's bytes, read whole.
-pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<Bytes> {
+pub async fn read_bytes(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
     let got = store
         .get(path)
         .await
-        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
-    got.bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))
+        .with_context(|| format!("reading {path}"))?;
+    got.bytes().await.with_context(|| format!("reading {path}"))
 }
 
 /// A Parquet file's rows.
-pub fn decode(path: &Path, bytes: Bytes) -> anyhow::Result<Vec<RecordBatch>> {
+pub fn decode(path: &Path, bytes: Bytes) -> Result<Vec<RecordBatch>> {
     decode_with(path, bytes, |_| Ok(ProjectionMask::all()))
 }
 
 /// A Parquet file's rows, the named columns only.
-pub fn decode_columns(
-    path: &Path,
-    bytes: Bytes,
-    columns: &[&str],
-) -> anyhow::Result<Vec<RecordBatch>> {
+pub fn decode_columns(path: &Path, bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>> {
     decode_with(path, bytes, |builder| {
         let indices = columns
             .iter()
@@ -144,9 +136,9 @@ pub fn decode_columns(
                 builder
                     .schema()
                     .index_of(c)
-                    .map_err(|_| anyhow::anyhow!("{path} has no `{c}` column"))
+                    .map_err(|_| format_err!("{path} has no `{c}` column"))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(ProjectionMask::roots(builder.parquet_schema(), indices))
     })
 }
@@ -154,27 +146,27 @@ pub fn decode_columns(
 fn decode_with(
     path: &Path,
     bytes: Bytes,
-    projection: impl FnOnce(&ParquetRecordBatchReaderBuilder<Bytes>) -> anyhow::Result<ProjectionMask>,
-) -> anyhow::Result<Vec<RecordBatch>> {
+    projection: impl FnOnce(&ParquetRecordBatchReaderBuilder<Bytes>) -> Result<ProjectionMask>,
+) -> Result<Vec<RecordBatch>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+        .with_context(|| format!("{path} is not a readable Parquet file"))?;
     let mask = projection(&builder)?;
     let reader = builder
         .with_projection(mask)
         .with_batch_size(65_536)
         .build()
-        .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+        .with_context(|| format!("{path} is not a readable Parquet file"))?;
     reader
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("decoding {path}: {e}"))
+        .with_context(|| format!("decoding {path}"))
 }
 
 /// Rows as one Parquet file, written as the sinks write theirs.
-pub fn encode(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
+pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let schema = batches
         .first()
         .map(|b| b.schema())
-        .ok_or_else(|| anyhow::anyhow!("no rows to encode"))?;
+        .ok_or_else(|| Error::internal("no rows to encode"))?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties(rows)))?;
     for batch in batches {
@@ -183,19 +175,19 @@ pub fn encode(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
     Ok(writer.into_inner()?)
 }
 
-pub async fn put(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> anyhow::Result<()> {
+pub async fn put(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> Result<()> {
     store
         .put(path, PutPayload::from(bytes))
         .await
-        .map_err(|e| anyhow::anyhow!("writing {path}: {e}"))?;
+        .with_context(|| format!("writing {path}"))?;
     Ok(())
 }
 
 /// Removes `path`; one already gone (another writer removed it) is removed too.
-pub async fn remove(store: &dyn ObjectStore, path: &Path) -> anyhow::Result<()> {
+pub async fn remove(store: &dyn ObjectStore, path: &Path) -> Result<()> {
     match store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("removing {path}: {e}")),
+        Err(e) => Err(Error::from(e).context(format!("removing {path}"))),
     }
 }
 
@@ -212,11 +204,11 @@ pub struct RowKeys<'a> {
 }
 
 impl<'a> RowKeys<'a> {
-    pub fn of(batch: &'a RecordBatch, dataset: Dataset) -> anyhow::Result<RowKeys<'a>> {
+    pub fn of(batch: &'a RecordBatch, dataset: Dataset) -> Result<RowKeys<'a>> {
         let column = |name: &str| {
             batch
                 .column_by_name(name)
-                .ok_or_else(|| anyhow::anyhow!("a {} file has no `{name}` column", dataset.name()))
+                .ok_or_else(|| format_err!("a {} file has no `{name}` column", dataset.name()))
         };
         let station = column("station")?;
         let time = column(dataset.time_column())?;
@@ -224,15 +216,15 @@ impl<'a> RowKeys<'a> {
         Ok(RowKeys {
             station: station
                 .as_string_opt::<i32>()
-                .ok_or_else(|| anyhow::anyhow!("`station` is not Utf8"))?,
+                .ok_or_else(|| format_err!("`station` is not Utf8"))?,
             time: time
                 .as_primitive_opt::<TimestampMillisecondType>()
                 .ok_or_else(|| {
-                    anyhow::anyhow!("`{}` is not a millisecond timestamp", dataset.time_column())
+                    format_err!("`{}` is not a millisecond timestamp", dataset.time_column())
                 })?,
             revision: revision
                 .as_primitive_opt::<Int32Type>()
-                .ok_or_else(|| anyhow::anyhow!("`revision` is not Int32"))?,
+                .ok_or_else(|| format_err!("`revision` is not Int32"))?,
         })
     }
 

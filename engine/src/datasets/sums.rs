@@ -34,6 +34,7 @@ use super::{
     decode_columns, encode, partitions_of, put, read_bytes_if_there, remove, sha256_hex, Dataset,
     RowKeys,
 };
+use crate::error::{format_err, Context as _, Result};
 use crate::sinks::parquet::partition_path;
 use crate::store::{commits, list_all, Root};
 
@@ -177,7 +178,7 @@ pub struct Freshness {
 impl Freshness {
     /// Lists `station_windows` and `downtime_events` (committed files), `window_sums`
     /// and the events' class markers under `root`.
-    pub async fn load(root: &Root, committed: &BTreeMap<i32, u64>) -> anyhow::Result<Freshness> {
+    pub async fn load(root: &Root, committed: &BTreeMap<i32, u64>) -> Result<Freshness> {
         let mut days = days_of(root, Dataset::StationWindows, committed).await?;
         let mut orphans = Vec::new();
         let mut sums_by_day: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
@@ -249,7 +250,7 @@ async fn days_of(
     root: &Root,
     dataset: Dataset,
     committed: &BTreeMap<i32, u64>,
-) -> anyhow::Result<BTreeMap<String, Day>> {
+) -> Result<BTreeMap<String, Day>> {
     let mut days: BTreeMap<String, Day> = BTreeMap::new();
     for partition in partitions_of(root, dataset.name()).await? {
         for meta in partition.files {
@@ -281,7 +282,7 @@ fn markers_prefix(root: &Root) -> Path {
 }
 
 /// `(date, marker)` of every class marker.
-async fn markers(root: &Root) -> anyhow::Result<Vec<(String, ObjectMeta)>> {
+async fn markers(root: &Root) -> Result<Vec<(String, ObjectMeta)>> {
     let prefix = markers_prefix(root);
     let listed = list_all(&*root.store, &prefix).await?;
     Ok(listed
@@ -353,13 +354,13 @@ pub struct Refreshed {
 /// Computes the sums of every day whose sums are missing or stale, classifies every
 /// day of events whose class is, and removes sums and markers of days that have no
 /// rows any more.
-pub async fn refresh(root: &Root) -> anyhow::Result<Vec<Refreshed>> {
+pub async fn refresh(root: &Root) -> Result<Vec<Refreshed>> {
     refresh_days_at_once(root, 1).await
 }
 
 /// `refresh`, summing up to `days` days at once, each on a blocking thread of its own.
 /// Each day in progress holds its files and keys in memory.
-pub async fn refresh_days_at_once(root: &Root, days: usize) -> anyhow::Result<Vec<Refreshed>> {
+pub async fn refresh_days_at_once(root: &Root, days: usize) -> Result<Vec<Refreshed>> {
     let committed = commits::load(&*root.store, &root.prefix).await?;
     let freshness = Freshness::load(root, &committed).await?;
     for day in freshness.days.values().filter(|d| d.class.is_some()) {
@@ -391,7 +392,7 @@ async fn remove_all_but<'a>(
     root: &Root,
     objects: impl IntoIterator<Item = &'a ObjectMeta>,
     keep: impl Fn(&ObjectMeta) -> bool,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     for meta in objects {
         if !keep(meta) {
             remove(&*root.store, &meta.location).await?;
@@ -405,7 +406,7 @@ type DayFile = (String, Path, Bytes);
 
 /// The day's files; `None` when one is gone (a writer racing this one replaced it): the
 /// day's sums are then left for the next refresh.
-async fn read_day(root: &Root, day: &Day) -> anyhow::Result<Option<Vec<DayFile>>> {
+async fn read_day(root: &Root, day: &Day) -> Result<Option<Vec<DayFile>>> {
     let mut files = Vec::with_capacity(day.files.len());
     for (plant, meta) in &day.files {
         let Some(bytes) = read_bytes_if_there(&*root.store, &meta.location).await? else {
@@ -418,7 +419,7 @@ async fn read_day(root: &Root, day: &Day) -> anyhow::Result<Option<Vec<DayFile>>
 
 /// Computes one day's sums from its files (on a blocking thread), puts one file per
 /// plant, then removes the day's other sums files.
-async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Option<Refreshed>> {
+async fn refresh_day(root: &Root, day: &Day) -> Result<Option<Refreshed>> {
     let Some(files) = read_day(root, day).await? else {
         return Ok(None);
     };
@@ -446,7 +447,7 @@ async fn refresh_day(root: &Root, day: &Day) -> anyhow::Result<Option<Refreshed>
 type DaySums = (Vec<(String, RecordBatch)>, DayClass, usize);
 
 /// Sums a day's latest windows by plant.
-fn sum_day(files: &[DayFile]) -> anyhow::Result<DaySums> {
+fn sum_day(files: &[DayFile]) -> Result<DaySums> {
     let (kept, class) = latest_of_day(files, Dataset::StationWindows)?;
     let mut by_plant: BTreeMap<&str, Accumulator> = BTreeMap::new();
     let mut windows = 0;
@@ -462,12 +463,12 @@ fn sum_day(files: &[DayFile]) -> anyhow::Result<DaySums> {
     }
     let sums = (by_plant.into_iter())
         .map(|(plant, acc)| Ok((plant.to_string(), acc.finish(plant)?)))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     Ok((sums, class, windows))
 }
 
 /// Classifies one day of downtime events and puts its marker.
-async fn classify_event_day(root: &Root, day: &Day) -> anyhow::Result<()> {
+async fn classify_event_day(root: &Root, day: &Day) -> Result<()> {
     let Some(files) = read_day(root, day).await? else {
         return Ok(());
     };
@@ -492,10 +493,7 @@ const KEYS_PER_PASS: usize = 4_000_000;
 
 /// For each file, which of its rows are the latest revision of their key (one copy
 /// kept where a revision is there twice), and the day's class.
-fn latest_of_day(
-    files: &[DayFile],
-    dataset: Dataset,
-) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
+fn latest_of_day(files: &[DayFile], dataset: Dataset) -> Result<(Vec<Vec<bool>>, DayClass)> {
     latest_in_passes(files, dataset, KEYS_PER_PASS)
 }
 
@@ -511,15 +509,15 @@ fn latest_in_passes(
     files: &[DayFile],
     dataset: Dataset,
     keys_per_pass: usize,
-) -> anyhow::Result<(Vec<Vec<bool>>, DayClass)> {
+) -> Result<(Vec<Vec<bool>>, DayClass)> {
     let rows = files
         .iter()
         .map(|(_, path, bytes)| {
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-                .map_err(|e| anyhow::anyhow!("{path} is not a readable Parquet file: {e}"))?;
+                .with_context(|| format!("{path} is not a readable Parquet file"))?;
             Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
         })
-        .collect::<anyhow::Result<Vec<usize>>>()?;
+        .collect::<Result<Vec<usize>>>()?;
     let passes = rows
         .iter()
         .sum::<usize>()
@@ -631,24 +629,24 @@ fn text_at(a: &StringArray, i: usize) -> Option<String> {
 
 impl Accumulator {
     /// Adds the rows of `batch` that `kept` marks.
-    fn add(&mut self, batch: &RecordBatch, kept: &[bool]) -> anyhow::Result<()> {
+    fn add(&mut self, batch: &RecordBatch, kept: &[bool]) -> Result<()> {
         let text = |name: &str| {
             batch
                 .column_by_name(name)
                 .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| anyhow::anyhow!("`{name}` is not Utf8"))
+                .ok_or_else(|| format_err!("`{name}` is not Utf8"))
         };
         let day = |name: &str| {
             batch
                 .column_by_name(name)
                 .and_then(|c| c.as_primitive_opt::<Date32Type>())
-                .ok_or_else(|| anyhow::anyhow!("`{name}` is not a date"))
+                .ok_or_else(|| format_err!("`{name}` is not a date"))
         };
         let float = |name: &str| {
             batch
                 .column_by_name(name)
                 .and_then(|c| c.as_primitive_opt::<Float64Type>())
-                .ok_or_else(|| anyhow::anyhow!("`{name}` is not Float64"))
+                .ok_or_else(|| format_err!("`{name}` is not Float64"))
         };
         let (line, station, sku, shift) = (
             text("line")?,
@@ -660,15 +658,15 @@ impl Accumulator {
         let summed = SUMMED
             .iter()
             .map(|c| float(c))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let conditional = CONDITIONAL
             .iter()
             .map(|(_, of, when)| Ok((float(of)?, float(when)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let events = batch
             .column_by_name("event_count")
             .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| anyhow::anyhow!("`event_count` is not Int64"))?;
+            .ok_or_else(|| format_err!("`event_count` is not Int64"))?;
         let currency = text("currency")?;
         let value = |a: &Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
         for i in 0..batch.num_rows() {
@@ -702,7 +700,7 @@ impl Accumulator {
     }
 
     /// The plant's sums as one batch, in grain order.
-    fn finish(self, plant: &str) -> anyhow::Result<RecordBatch> {
+    fn finish(self, plant: &str) -> Result<RecordBatch> {
         let mut groups: Vec<(GrainKey, Group)> = self.groups.into_iter().collect();
         groups.sort_by(|a, b| {
             (&a.0 .1, a.0 .5, &a.0 .3, &a.0 .4, &a.0 .2, &a.0 .0)

@@ -19,6 +19,7 @@ use stationflow_schemas::{Context, RejectReason};
 use super::wall_ms;
 use crate::datasets::remove;
 use crate::datasets::sums::{self, CLASSES, SUMS};
+use crate::error::{Context as _, Result};
 use crate::kafka::partitioner::partition_for;
 use crate::sinks::dead_letter::DeadLetterSink;
 use crate::sinks::parquet::{DatasetWriter, FileNames, ParquetSinkConfig, SinkStats};
@@ -120,7 +121,7 @@ pub fn clear_outputs(
     root: &Root,
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let names: &[&str] = match shard {
         None => &["station_windows", "downtime_events", SUMS, CLASSES],
         Some(_) => &["station_windows", "downtime_events"],
@@ -173,7 +174,7 @@ impl RunWriters {
     /// Hands a run's rows to the writers, and shows on the progress bar how far in event
     /// time the windows have come (records stand still while an advance walks a long
     /// jump, a day of windows at a time).
-    fn write(&mut self, rows: &mut Emitted, progress: &ProgressBar) -> anyhow::Result<()> {
+    fn write(&mut self, rows: &mut Emitted, progress: &ProgressBar) -> Result<()> {
         if !progress.is_hidden() {
             if let Some(end) = rows.windows.iter().map(|w| w.window_end).max() {
                 progress.set_message(format!("windows to {}", format_ms(end)));
@@ -189,7 +190,7 @@ pub fn run(
     root: &Root,
     runtime: &tokio::runtime::Handle,
     progress: &ProgressBar,
-) -> anyhow::Result<ReplayReport> {
+) -> Result<ReplayReport> {
     let started = Instant::now();
     let mut inputs = config.source.build()?;
     clear_outputs(root, runtime, config.shard)?;
@@ -243,10 +244,10 @@ pub fn run(
             }
         };
         if let Some((reason, detail)) = rejected {
-            (dead.write(reason, &item.position, &detail, original)).map_err(|e| {
-                anyhow::anyhow!(
+            (dead.write(reason, &item.position, &detail, original)).with_context(|| {
+                format!(
                     "spooling dead letter {} ({reason}, {}) in {} until the end of the replay \
-                     (TMPDIR moves it): {e}",
+                     (TMPDIR moves it)",
                     dead.total(),
                     item.position,
                     std::env::temp_dir().display()

@@ -5,7 +5,7 @@ pub mod partitioner;
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use crate::error::{bail, Context as _, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, DefaultClientContext};
 use rdkafka::config::ClientConfig;
@@ -29,7 +29,7 @@ pub struct KafkaArgs {
 
 impl KafkaArgs {
     /// A client configuration: `defaults` first, then the user's `-X` settings.
-    pub fn client_config(&self, defaults: &[(&str, &str)]) -> anyhow::Result<ClientConfig> {
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> Result<ClientConfig> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (key, value) in defaults {
@@ -54,7 +54,7 @@ pub fn partition_count<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     timeout: Duration,
-) -> anyhow::Result<Option<usize>> {
+) -> Result<Option<usize>> {
     let metadata = client
         .fetch_metadata(Some(topic), timeout)
         .context("reading topic metadata from the broker")?;
@@ -73,7 +73,7 @@ pub fn create_topic(
     topic: &str,
     partitions: i32,
     configs: &[(&str, &str)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[])?.create()?;
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (key, value) in configs {
@@ -98,7 +98,7 @@ pub fn create_topic(
 /// record over it is refused by the broker after it left the producer, where the engine
 /// can no longer tell it from its batch; the producer's own limit set to it refuses such
 /// a record at `send`, where it becomes a truncated dead letter (`Publisher::send_output`).
-pub fn topic_message_limit(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Result<Option<usize>> {
+pub fn topic_message_limit(kafka: &KafkaArgs, topics: &[&str]) -> Result<Option<usize>> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[])?.create()?;
     let runtime = tokio::runtime::Builder::new_current_thread()

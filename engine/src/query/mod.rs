@@ -13,6 +13,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 
+use crate::error::{format_err, Error, Result};
 use crate::store::Root;
 pub use views::{
     limited_session, register_all, register_store, runtime_env, scoped_session, session,
@@ -27,19 +28,15 @@ pub fn sql_text(text: &str) -> String {
 /// Runs one SQL statement and collects its result.
 /// Read-only: DDL (`CREATE EXTERNAL TABLE … LOCATION '/etc/…'`), DML (`INSERT`, `COPY …
 /// TO`) and statements (`SET`) are refused, and no table reads a file or URL by name.
-pub async fn run(root: &Root, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+pub async fn run(root: &Root, sql: &str) -> Result<Vec<RecordBatch>> {
     run_limited(root, sql, DEFAULT_MEMORY_MB << 20).await
 }
 
 /// `run` with a memory pool of `memory_bytes`: a query that needs more fails with
 /// "Resources exhausted" rather than taking the machine.
-pub async fn run_limited(
-    root: &Root,
-    sql: &str,
-    memory_bytes: usize,
-) -> anyhow::Result<Vec<RecordBatch>> {
+pub async fn run_limited(root: &Root, sql: &str, memory_bytes: usize) -> Result<Vec<RecordBatch>> {
     let df = planned(root, sql, memory_bytes).await?;
-    df.collect().await.map_err(|e| anyhow::anyhow!(plainly(&e)))
+    df.collect().await.map_err(|e| plain_error(&e))
 }
 
 /// One read-only SQL statement planned over `root`, with a memory pool of
@@ -48,14 +45,14 @@ pub async fn planned(
     root: &Root,
     sql: &str,
     memory_bytes: usize,
-) -> anyhow::Result<datafusion::dataframe::DataFrame> {
+) -> Result<datafusion::dataframe::DataFrame> {
     let ctx = limited_session(root, memory_bytes).await?;
     ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
         let refused = matches!(&e, DataFusionError::Plan(m) if m.contains("not supported"));
         if refused {
-            anyhow::anyhow!("queries are read-only: {e}")
+            format_err!("queries are read-only: {e}")
         } else {
-            anyhow::anyhow!(plainly(&e))
+            plain_error(&e)
         }
     })
 }
@@ -66,15 +63,12 @@ pub async fn write_rows(
     df: datafusion::dataframe::DataFrame,
     format: OutputFormat,
     out: impl std::io::Write,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     use futures::StreamExt;
-    let mut rows = df
-        .execute_stream()
-        .await
-        .map_err(|e| anyhow::anyhow!(plainly(&e)))?;
+    let mut rows = df.execute_stream().await.map_err(|e| plain_error(&e))?;
     let mut writer = RowWriter::new(format, out);
     while let Some(batch) = rows.next().await {
-        let batch = batch.map_err(|e| anyhow::anyhow!(plainly(&e)))?;
+        let batch = batch.map_err(|e| plain_error(&e))?;
         writer.write(&batch)?;
     }
     writer.finish()
@@ -98,7 +92,7 @@ impl<W: std::io::Write> RowWriter<W> {
         }
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             RowWriter::Csv(w) => w.write(&lists_as_text(batch)?)?,
             RowWriter::Json(w) => w.write(batch)?,
@@ -106,7 +100,7 @@ impl<W: std::io::Write> RowWriter<W> {
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<()> {
+    fn finish(self) -> Result<()> {
         let mut out = match self {
             RowWriter::Csv(w) => w.into_inner(),
             RowWriter::Json(mut w) => {
@@ -116,6 +110,11 @@ impl<W: std::io::Write> RowWriter<W> {
         };
         Ok(out.flush()?)
     }
+}
+
+/// DataFusion's error as `plainly` words it, of the class its variant gives.
+fn plain_error(e: &DataFusionError) -> Error {
+    Error::classed(plainly(e), crate::error::query_class(e))
 }
 
 /// A query error as a person should read it: an unknown column is named once with the
@@ -209,7 +208,7 @@ pub enum OutputFormat {
 }
 
 /// CSV has no lists: list columns (`error_codes`) become their items joined with `|`.
-pub fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+pub fn lists_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
     use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
     use arrow::datatypes::Field;
     let mut fields = Vec::new();
@@ -244,7 +243,7 @@ pub fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
     )?)
 }
 
-pub fn render(batches: &[RecordBatch], format: OutputFormat) -> anyhow::Result<String> {
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
     if format == OutputFormat::Table {
         return Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string());
     }

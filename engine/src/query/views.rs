@@ -30,6 +30,7 @@ use super::days::DayPrunedTable;
 use crate::access::scope::ScopedTable;
 use crate::datasets::sums::{sums_schema, DayClass, Freshness, CONDITIONAL, GRAIN, SUMMED, SUMS};
 use crate::datasets::Dataset;
+use crate::error::Result;
 use crate::sinks::parquet::arrow_rows::{event_schema, window_schema};
 use crate::store::commits::{self, CommittedView};
 use crate::store::Root;
@@ -200,7 +201,7 @@ impl Class {
 
     /// The URL of the store that lists this class: the root's path under a scheme of
     /// its own.
-    fn root_url(self, root: &Root) -> anyhow::Result<url::Url> {
+    fn root_url(self, root: &Root) -> Result<url::Url> {
         let url = url::Url::parse(&root.url)?;
         let scheme = format!("stationflow-{}-{}", self.folder(), self.kind_name());
         Ok(url::Url::parse(&format!(
@@ -290,7 +291,7 @@ fn register_files(
     schema: SchemaRef,
     instant: Option<&'static str>,
     scope: Option<&Arc<[String]>>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     // `plant` comes from the partition path (so filters on it prune files); the copy
     // inside each file is left out of the table schema.
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -323,7 +324,7 @@ pub const DEFAULT_MEMORY_MB: usize = 2048;
 /// The runtime every session needs: its memory pool, and no cache of file listings.
 /// Listing caches are keyed by path, and the views list the same paths through stores
 /// that show different files (`Class`), so a cached listing would be the wrong one.
-pub fn runtime_env(memory_bytes: usize) -> anyhow::Result<Arc<RuntimeEnv>> {
+pub fn runtime_env(memory_bytes: usize) -> Result<Arc<RuntimeEnv>> {
     // Fair to what can spill: a sort gets its share of the pool beside the repartitions
     // and joins of the same query, where the greedy pool let the first take it all.
     let pool = TrackConsumersPool::new(
@@ -337,21 +338,18 @@ pub fn runtime_env(memory_bytes: usize) -> anyhow::Result<Arc<RuntimeEnv>> {
 }
 
 /// A session with every table and view registered over the datasets at `root`.
-pub async fn session(root: &Root) -> anyhow::Result<SessionContext> {
+pub async fn session(root: &Root) -> Result<SessionContext> {
     limited_session(root, DEFAULT_MEMORY_MB << 20).await
 }
 
 /// `session`, its rows limited to the plants of `scope` where one is given (a member's:
 /// `access::scope`); every view reads the scoped tables.
-pub async fn scoped_session(
-    root: &Root,
-    scope: Option<Arc<[String]>>,
-) -> anyhow::Result<SessionContext> {
+pub async fn scoped_session(root: &Root, scope: Option<Arc<[String]>>) -> Result<SessionContext> {
     new_session(root, DEFAULT_MEMORY_MB << 20, scope).await
 }
 
 /// `session` with a memory pool of `memory_bytes`.
-pub async fn limited_session(root: &Root, memory_bytes: usize) -> anyhow::Result<SessionContext> {
+pub async fn limited_session(root: &Root, memory_bytes: usize) -> Result<SessionContext> {
     new_session(root, memory_bytes, None).await
 }
 
@@ -359,7 +357,7 @@ async fn new_session(
     root: &Root,
     memory_bytes: usize,
     scope: Option<Arc<[String]>>,
-) -> anyhow::Result<SessionContext> {
+) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime_env(memory_bytes)?);
     register_all(ctx, root, scope).await
 }
@@ -370,7 +368,7 @@ pub async fn register_all(
     ctx: SessionContext,
     root: &Root,
     scope: Option<Arc<[String]>>,
-) -> anyhow::Result<SessionContext> {
+) -> Result<SessionContext> {
     register_store(&ctx, root).await?;
     if let Some(dir) = &root.local {
         for d in ["station_windows", "downtime_events", SUMS] {
@@ -511,7 +509,7 @@ fn sums_columns() -> String {
 /// never part of an epoch (store::commits), and each class of files the views read
 /// apart as the sums say now. Tables list their files at each scan, so this is all a
 /// long-lived session needs to see what landed since.
-pub async fn register_store(ctx: &SessionContext, root: &Root) -> anyhow::Result<()> {
+pub async fn register_store(ctx: &SessionContext, root: &Root) -> Result<()> {
     let url = url::Url::parse(&root.url)?;
     let commits = commits::load(&*root.store, &root.prefix).await?;
     let freshness = Arc::new(LazyFreshness {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::access::audit::{AuditLog, Head};
 use crate::access::keys::{KeyFile, Principal, Refusal};
+use crate::error::{format_err, Error, Result};
 use crate::query::{read_only, register_all, register_store, runtime_env};
 use crate::store::Root;
 
@@ -54,7 +55,7 @@ pub enum Refused {
     TimedOut,
     /// The audit log could not be written, or the data not reached.
     #[error("{0:#}")]
-    Server(anyhow::Error),
+    Server(Error),
 }
 
 impl Refused {
@@ -119,7 +120,7 @@ impl Gate {
 
     /// At shutdown: waits for the lines being written, writes no more (what would need
     /// one is refused), and anchors the last head this server wrote if it is not yet.
-    pub async fn close_and_anchor(&self) -> anyhow::Result<Option<Head>> {
+    pub async fn close_and_anchor(&self) -> Result<Option<Head>> {
         *self.open.write().await = false;
         let head = {
             let mut anchors = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
@@ -322,7 +323,7 @@ impl Gate {
         fields["protocol"] = json!(caller.protocol);
         let open = self.open.read().await;
         if !*open {
-            return Err(Refused::Server(anyhow::anyhow!(
+            return Err(Refused::Server(format_err!(
                 "the server is stopping: nothing more is logged"
             )));
         }

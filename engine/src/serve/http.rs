@@ -20,6 +20,7 @@ use serde_json::json;
 use super::gate::{Caller, Gate, Refused, Running};
 use super::idle::Peer;
 use super::ServeMetrics;
+use crate::error::Result;
 use crate::query::lists_as_text;
 
 /// The largest SQL text taken, in bytes.
@@ -252,7 +253,7 @@ impl Encoder {
         }
     }
 
-    fn batch(&mut self, batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
         Ok(match self {
             Encoder::Json { first } => {
                 let mut lines = Vec::new();
@@ -285,7 +286,7 @@ impl Encoder {
         })
     }
 
-    fn finish(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn finish(&mut self) -> Result<Vec<u8>> {
         Ok(match self {
             Encoder::Json { first: true } => b"[]\n".to_vec(),
             Encoder::Json { first: false } => b"]\n".to_vec(),

@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
 use datafusion_postgres::pgwire;
 
 use crate::access::audit::AuditLog;
+use crate::error::{bail, Context as _, Result};
 use crate::metrics::{histogram, Counter, Latency};
 use crate::store::{Root, StoreSettings};
 use gate::{Gate, Limits};
@@ -79,7 +79,7 @@ fn front(
     addr: &str,
     tls: Option<&tokio_rustls::TlsAcceptor>,
     allow_plaintext: bool,
-) -> anyhow::Result<Option<SocketAddr>> {
+) -> Result<Option<SocketAddr>> {
     if addr.is_empty() || addr == "off" {
         return Ok(None);
     }
@@ -95,7 +95,7 @@ fn front(
     Ok(Some(parsed))
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(args: ServeArgs) -> Result<()> {
     let settings = ServeSettings::load(&args)?;
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (None, None) => None,

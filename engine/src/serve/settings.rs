@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::access::audit::DEFAULT_AUDIT_LOG;
 use crate::access::keys::DEFAULT_KEY_FILE;
+use crate::error::{bail, Context as _, Result};
 
 /// The flags; each, where given, wins over the config file.
 #[derive(Debug, Default, clap::Args, Serialize)]
@@ -118,7 +118,7 @@ impl Default for ServeSettings {
 
 impl ServeSettings {
     /// The defaults, then the file of `--config` (if any), then the flags given.
-    pub fn load(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
+    pub fn load(args: &ServeArgs) -> Result<ServeSettings> {
         let mut figment = Figment::from(Serialized::defaults(ServeSettings::default()));
         if let Some(path) = &args.config {
             if !Path::new(path).is_file() {

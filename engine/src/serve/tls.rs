@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _};
+use crate::error::{bail, Context as _, Result};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 /// The acceptor for the certificate chain at `cert` and the private key at `key`.
-pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading the TLS certificate {}", cert.display()))?
         .collect::<Result<_, _>>()

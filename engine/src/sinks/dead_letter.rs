@@ -13,6 +13,7 @@ use object_store::ObjectStore;
 use stationflow_schemas::RejectReason;
 use tokio::io::AsyncWriteExt;
 
+use crate::error::{Error, Result};
 use crate::sources::Position;
 
 pub struct DeadLetterSink {
@@ -69,7 +70,7 @@ impl DeadLetterSink {
         root: &Path,
         name: &str,
         runtime: &tokio::runtime::Handle,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let mut file = self.spool.into_inner().map_err(|e| e.into_error())?;
         file.rewind()?;
         let path = root.clone().join(name);
@@ -87,11 +88,11 @@ impl DeadLetterSink {
                 upload.put(chunk.into()).await?;
             }
             upload.shutdown().await?;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, Error>(())
         });
         if let Err(e) = written {
             let _ = runtime.block_on(upload.abort());
-            anyhow::bail!("writing dead letters: {e}");
+            return Err(e.context("writing dead letters"));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! every spool in the parent whose lock it can take — never one whose process still
 //! runs, so engines may share a parent.
 
+use crate::error::{Context as _, Result};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
@@ -29,9 +30,9 @@ pub struct Abandoned {
 
 impl Spool {
     /// Removes the parent's abandoned spools, then makes and locks a new one.
-    pub fn create(parent: &Path) -> anyhow::Result<Spool> {
+    pub fn create(parent: &Path) -> Result<Spool> {
         std::fs::create_dir_all(parent)
-            .map_err(|e| anyhow::anyhow!("creating spool folder {}: {e}", parent.display()))?;
+            .with_context(|| format!("creating spool folder {}", parent.display()))?;
         for gone in remove_abandoned(parent) {
             tracing::info!(
                 folder = %gone.folder.display(),
@@ -42,9 +43,9 @@ impl Spool {
         let folder = tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir_in(parent)
-            .map_err(|e| anyhow::anyhow!("making a spool in {}: {e}", parent.display()))?;
+            .with_context(|| format!("making a spool in {}", parent.display()))?;
         let lock = lock_new(folder.path())
-            .map_err(|e| anyhow::anyhow!("locking spool {}: {e}", folder.path().display()))?;
+            .with_context(|| format!("locking spool {}", folder.path().display()))?;
         Ok(Spool {
             folder,
             _lock: lock,

@@ -20,7 +20,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::spool::Spool;
-use crate::error::Classify;
+use crate::error::{Class, Classify, Context as _, Error, Result};
 
 /// Limits of the queue.
 #[derive(Debug, Clone)]
@@ -54,8 +54,9 @@ struct State {
     failing_since: Option<Instant>,
     next_spool_file: u64,
     /// The store refused an upload in a way that trying again cannot change (the
-    /// credentials were revoked, say): what it said. Nothing more is uploaded.
-    refused: Option<String>,
+    /// credentials were revoked, say): what it said, and its class. Nothing more is
+    /// uploaded.
+    refused: Option<(String, Class)>,
 }
 
 /// What the queue holds and has done, for metrics.
@@ -82,7 +83,7 @@ pub struct UploadQueue {
 }
 
 impl UploadQueue {
-    pub fn start(limits: QueueLimits, runtime: tokio::runtime::Handle) -> anyhow::Result<Self> {
+    pub fn start(limits: QueueLimits, runtime: tokio::runtime::Handle) -> Result<Self> {
         let spool = Spool::create(&limits.spool_parent)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -105,12 +106,7 @@ impl UploadQueue {
     }
 
     /// Queues `bytes` for `path`; blocks while memory and spool are both full.
-    pub fn put(
-        &self,
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-        bytes: Vec<u8>,
-    ) -> anyhow::Result<()> {
+    pub fn put(&self, store: Arc<dyn ObjectStore>, path: Path, bytes: Vec<u8>) -> Result<()> {
         self.put_then(store, path, bytes, None)
     }
 
@@ -121,14 +117,14 @@ impl UploadQueue {
         path: Path,
         bytes: Vec<u8>,
         landed: Option<Arc<tokio::sync::Notify>>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let len = bytes.len() as u64;
         let limits = &self.shared.limits;
         let mut state = self.shared.lock();
         let mut told_paused = false;
         let payload = loop {
-            if let Some(refused) = &state.refused {
-                anyhow::bail!("{refused}");
+            if let Some((refused, class)) = &state.refused {
+                return Err(Error::classed(refused.clone(), *class));
             }
             let empty = state.queue.is_empty();
             if empty || state.memory_bytes + len <= limits.memory_bytes {
@@ -176,12 +172,12 @@ impl UploadQueue {
 
     /// Waits until everything queued so far is durable; fails if the store refused it
     /// for good.
-    pub fn drain(&self) -> anyhow::Result<()> {
+    pub fn drain(&self) -> Result<()> {
         let mut state = self.shared.lock();
         let mut logged = false;
         while !state.queue.is_empty() {
-            if let Some(refused) = &state.refused {
-                anyhow::bail!("{refused}");
+            if let Some((refused, class)) = &state.refused {
+                return Err(Error::classed(refused.clone(), *class));
             }
             if !logged && state.failing_since.is_some() {
                 tracing::warn!(
@@ -236,11 +232,11 @@ impl Shared {
     }
 }
 
-fn write_spool_file(file: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_spool_file(file: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(file)
-        .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))?;
+        .with_context(|| format!("spooling output to {}", file.display()))?;
     f.write_all(bytes)
-        .map_err(|e| anyhow::anyhow!("spooling output to {}: {e}", file.display()))
+        .with_context(|| format!("spooling output to {}", file.display()))
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -269,19 +265,20 @@ fn upload_loop(shared: &Shared, runtime: &tokio::runtime::Handle) {
             Ok(bytes) => runtime
                 .block_on(store.put(&path, PutPayload::from(bytes)))
                 .map(|_| ())
-                .map_err(|e| (e.class().retry, e.to_string())),
-            Err(e) => Err((true, format!("reading the spool: {e}"))),
+                .map_err(|e| (e.class(), e.to_string())),
+            Err(e) => Err((Class::OUTAGE, format!("reading the spool: {e}"))),
         };
         let mut state = shared.lock();
         match result {
-            Err((false, e)) => {
+            Err((class, e)) if !class.retry => {
                 tracing::error!(object = %path, error = %e, "the object store refused output for good");
-                state.refused = Some(format!(
+                let refused = format!(
                     "the object store refused {path}, and trying again will not change that \
                      ({e}); the output from there on was not written and no checkpoint \
                      was taken after it: fix the store's credentials, permissions or bucket \
                      and restart, and the engine goes on from the last checkpoint"
-                ));
+                );
+                state.refused = Some((refused, class));
                 drop(state);
                 shared.changed.notify_all();
                 return;

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
+use crate::error::{bail, Context as _, Result};
 use ini::Ini;
 use object_store::aws::AmazonS3ConfigKey;
 
 /// Settings of the active profile (`AWS_PROFILE`, else `default`) that the environment
 /// leaves unset. Missing files give nothing; a named profile found in neither file is an
 /// error, so a typo in `AWS_PROFILE` does not fall back to other credentials.
-pub fn missing_from_env() -> anyhow::Result<Vec<(AmazonS3ConfigKey, String)>> {
+pub fn missing_from_env() -> Result<Vec<(AmazonS3ConfigKey, String)>> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let named = env("AWS_PROFILE");
     let profile = named.clone().unwrap_or_else(|| "default".into());
@@ -32,7 +33,7 @@ pub fn missing_from_env() -> anyhow::Result<Vec<(AmazonS3ConfigKey, String)>> {
         .as_ref()
         .and_then(|i| i.section(Some(config_section.as_str())));
     if named.is_some() && from_credentials.is_none() && from_config.is_none() {
-        anyhow::bail!(
+        bail!(
             "AWS_PROFILE={profile}: no such profile in the shared AWS credentials or config file"
         );
     }
@@ -43,7 +44,7 @@ pub fn missing_from_env() -> anyhow::Result<Vec<(AmazonS3ConfigKey, String)>> {
             .map(str::to_string)
     };
     let mut out = Vec::new();
-    let mut add = |key: &str, value: Option<String>| -> anyhow::Result<()> {
+    let mut add = |key: &str, value: Option<String>| -> Result<()> {
         if let Some(value) = value {
             out.push((key.parse::<AmazonS3ConfigKey>()?, value));
         }
@@ -63,11 +64,11 @@ pub fn missing_from_env() -> anyhow::Result<Vec<(AmazonS3ConfigKey, String)>> {
     Ok(out)
 }
 
-fn read(path: PathBuf) -> anyhow::Result<Option<Ini>> {
+fn read(path: PathBuf) -> Result<Option<Ini>> {
     if !path.is_file() {
         return Ok(None);
     }
     Ini::load_from_file(&path)
         .map(Some)
-        .map_err(|e| anyhow::anyhow!("reading the AWS file {}: {e}", path.display()))
+        .with_context(|| format!("reading the AWS file {}", path.display()))
 }

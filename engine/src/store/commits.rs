@@ -19,6 +19,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::error::Context as _;
 use crate::sinks::parquet::FileNames;
 
 pub const COMMITS: &str = "_commits";
@@ -44,7 +45,10 @@ impl Commit {
 }
 
 /// The committed epoch of every partition that has one.
-pub async fn load(store: &dyn ObjectStore, root: &Path) -> anyhow::Result<BTreeMap<i32, u64>> {
+pub async fn load(
+    store: &dyn ObjectStore,
+    root: &Path,
+) -> crate::error::Result<BTreeMap<i32, u64>> {
     let prefix = root.clone().join(COMMITS);
     let markers = super::list_all(store, &prefix).await?;
     let mut commits = BTreeMap::new();
@@ -52,9 +56,9 @@ pub async fn load(store: &dyn ObjectStore, root: &Path) -> anyhow::Result<BTreeM
         let read = async { store.get(&meta.location).await?.bytes().await };
         let bytes = read
             .await
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", meta.location))?;
+            .with_context(|| format!("reading {}", meta.location))?;
         let commit: Commit = serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("commit marker {} is damaged: {e}", meta.location))?;
+            .with_context(|| format!("commit marker {} is damaged", meta.location))?;
         commits.insert(commit.partition, commit.epoch);
     }
     Ok(commits)

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use serde_json::json;
@@ -25,6 +24,7 @@ use stationflow_schemas::Context;
 use crate::access::audit::AuditLog;
 use crate::checkpoint::CheckpointStore;
 use crate::config::LiveConfig;
+use crate::error::{Context as _, Error, Result};
 use crate::metrics::LiveMetrics;
 use crate::sinks::kafka::publisher::Publisher;
 use crate::sinks::parquet::ParquetSinkConfig;
@@ -67,7 +67,7 @@ impl LiveEnv {
         &mut self,
         refused: &RefusedRecord,
         message: &OwnedMessage,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         tracing::warn!(%refused, "context record refused");
         self.metrics.context_refused.add(1);
         self.record_context(json!({
@@ -83,7 +83,7 @@ impl LiveEnv {
 
     /// One context change (or refusal) in the audit log, before it takes effect: no
     /// line, no change. The head is anchored under the output root.
-    pub fn record_context(&self, fields: serde_json::Value) -> anyhow::Result<()> {
+    pub fn record_context(&self, fields: serde_json::Value) -> Result<()> {
         let head = self
             .audit
             .append("context", fields)
@@ -101,7 +101,7 @@ impl LiveEnv {
         message: &M,
         reason: &str,
         detail: &str,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let dlq = &self.settings.kafka.dlq_topic;
         let delivery = self.producer.dead_letter(dlq, message, reason, detail)?;
         self.metrics.delivered(delivery);
@@ -110,12 +110,7 @@ impl LiveEnv {
 
     /// A window or alert (JSON, keyed by station) to its topic, counting what became of
     /// it (a record the producer refuses goes to the dead-letter topic cut short).
-    pub fn send_output(
-        &mut self,
-        topic: OutputTopic,
-        key: &str,
-        json: &[u8],
-    ) -> anyhow::Result<()> {
+    pub fn send_output(&mut self, topic: OutputTopic, key: &str, json: &[u8]) -> Result<()> {
         let kafka = &self.settings.kafka;
         let topic = match topic {
             OutputTopic::Windows => &kafka.windows_topic,
@@ -139,12 +134,12 @@ pub struct Assigned {
     env: LiveEnv,
     tasks: BTreeMap<i32, PartitionTask>,
     /// A failure inside a callback, reported by the main loop.
-    failure: Option<anyhow::Error>,
+    failure: Option<Error>,
 }
 
 impl PartitionOwner for Assigned {
     /// Opens each partition from its checkpoint, if it has one.
-    fn take_over(&mut self, partitions: &[i32]) -> anyhow::Result<Vec<(i32, Option<i64>)>> {
+    fn take_over(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Option<i64>)>> {
         let wall = wall_ms();
         let mut offsets = Vec::with_capacity(partitions.len());
         for &p in partitions {
@@ -156,18 +151,18 @@ impl PartitionOwner for Assigned {
         Ok(offsets)
     }
 
-    fn release_all(&mut self) -> anyhow::Result<()> {
+    fn release_all(&mut self) -> Result<()> {
         self.release_all_at(wall_ms())
     }
 
-    fn fail(&mut self, error: anyhow::Error) {
+    fn fail(&mut self, error: Error) {
         self.failure.get_or_insert(error);
     }
 }
 
 impl Assigned {
     /// Checkpoints every partition (clean) and lets them go.
-    fn release_all_at(&mut self, wall: i64) -> anyhow::Result<()> {
+    fn release_all_at(&mut self, wall: i64) -> Result<()> {
         let tasks = std::mem::take(&mut self.tasks);
         for (p, mut task) in tasks {
             task.close_epoch(&mut self.env, wall, true)?;
@@ -180,8 +175,8 @@ impl Assigned {
     }
 
     /// A new context for every partition (and the alert rules in it).
-    fn change_context(&mut self, context: Context, changed_from: i64) -> anyhow::Result<()> {
-        self.env.alert_rules = AlertRules::new(&context).map_err(anyhow::Error::msg)?;
+    fn change_context(&mut self, context: Context, changed_from: i64) -> Result<()> {
+        self.env.alert_rules = AlertRules::new(&context).map_err(Error::user)?;
         self.env.context_fingerprint = context.fingerprint();
         for task in self.tasks.values_mut() {
             task.change_context(&self.env, context.clone(), changed_from);
@@ -195,7 +190,7 @@ impl Assigned {
         Ok(())
     }
 
-    fn tick(&mut self, wall: i64) -> anyhow::Result<Vec<(i32, i64)>> {
+    fn tick(&mut self, wall: i64) -> Result<Vec<(i32, i64)>> {
         let mut checkpointed = Vec::new();
         for (p, task) in &mut self.tasks {
             if task.tick(&mut self.env, wall)? {
@@ -228,7 +223,7 @@ pub fn run(
     signals: SignalsConfig,
     mut context_feed: Option<ContextFeed>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let assigned = Arc::new(Mutex::new(Assigned {
         env,
         tasks: BTreeMap::new(),
@@ -368,7 +363,7 @@ fn keep_sums_fresh(
                 runtime.block_on(crate::datasets::sums::refresh(&output))
             })
             .await;
-            match refreshed.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))) {
+            match refreshed.unwrap_or_else(|e| Err(Error::from(e))) {
                 Ok(done) if !done.is_empty() => {
                     tracing::debug!(days = done.len(), "window sums computed")
                 }

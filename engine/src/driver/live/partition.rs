@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Headers;
 use rdkafka::Message;
@@ -21,6 +20,7 @@ use stationflow_schemas::{Context, RejectReason};
 use super::clock::PartitionClock;
 use super::{LiveEnv, OutputTopic};
 use crate::checkpoint::{PartitionCheckpoint, FORMAT};
+use crate::error::{ensure, Context as _, Result};
 use crate::failpoint;
 use crate::kafka::partitioner::stations_of;
 use crate::kafka::REJECTED_HEADER;
@@ -67,7 +67,7 @@ pub struct PartitionTask {
 impl PartitionTask {
     /// Takes over `partition`: restores its checkpoint (or starts fresh), removes output
     /// written after that checkpoint, and records the takeover before anything is emitted.
-    pub fn open(env: &LiveEnv, partition: i32, wall: i64) -> anyhow::Result<Self> {
+    pub fn open(env: &LiveEnv, partition: i32, wall: i64) -> Result<Self> {
         let topic = &env.settings.kafka.signals_topic;
         // Our own queued output for it (taken back soon after release) lands first.
         env.uploads.drain()?;
@@ -77,7 +77,7 @@ impl PartitionTask {
         let filter = stations_of(partition as u32, env.partitions as u32);
         let (flow, alerts, epoch, generation, next_offset) = match saved {
             Some(cp) => {
-                anyhow::ensure!(
+                ensure!(
                     cp.partitions == env.partitions,
                     "checkpoint of {topic}/{partition} was written when the topic had {} partitions; it \
                      has {} now, so stations moved between partitions. Start a new consumer group \
@@ -187,7 +187,7 @@ impl PartitionTask {
         env: &mut LiveEnv,
         message: &BorrowedMessage<'_>,
         wall: i64,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         if message.offset() < self.next_offset {
             return Ok(()); // already reflected in the state (a fetch from before a seek)
         }
@@ -265,7 +265,7 @@ impl PartitionTask {
 
     /// Advances the watermarks when enough records or wall time have passed, and closes
     /// the epoch when the checkpoint interval has; true when a checkpoint was written.
-    pub fn tick(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<bool> {
+    pub fn tick(&mut self, env: &mut LiveEnv, wall: i64) -> Result<bool> {
         if wall - self.last_checkpoint_ms >= env.checkpoint_interval_ms {
             return self.close_epoch(env, wall, false);
         }
@@ -278,7 +278,7 @@ impl PartitionTask {
     }
 
     /// Emits what the watermarks and the clock allow: to Parquet and `station.windows`.
-    pub fn advance(&mut self, env: &mut LiveEnv, wall: i64) -> anyhow::Result<()> {
+    pub fn advance(&mut self, env: &mut LiveEnv, wall: i64) -> Result<()> {
         self.since_advance = 0;
         self.last_advance_ms = wall;
         self.insert_admitted(env);
@@ -326,7 +326,7 @@ impl PartitionTask {
         windows: &[StationWindow],
         events: &[DowntimeEvent],
         wall: i64,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let underway = self.flow.drain_underway();
         // Every station refresh reports here, so this is empty exactly when the flow's
         // state stayed as it was, and then `observe` changes nothing either.
@@ -361,12 +361,7 @@ impl PartitionTask {
     /// An epoch in which nothing changed is not closed unless `clean`: the last
     /// checkpoint still holds, and the epoch's files (none yet) stay open. True when a
     /// checkpoint was written.
-    pub fn close_epoch(
-        &mut self,
-        env: &mut LiveEnv,
-        wall: i64,
-        clean: bool,
-    ) -> anyhow::Result<bool> {
+    pub fn close_epoch(&mut self, env: &mut LiveEnv, wall: i64, clean: bool) -> Result<bool> {
         let started = std::time::Instant::now();
         self.advance(env, wall)?;
         if !self.changed && !clean {

@@ -3,6 +3,7 @@
 
 pub mod publisher;
 
+use crate::error::Result;
 use crate::kafka::KafkaArgs;
 use publisher::Publisher;
 
@@ -24,7 +25,7 @@ impl KafkaSinkConfig {
         }
     }
 
-    pub fn build(&self) -> anyhow::Result<Publisher> {
+    pub fn build(&self) -> Result<Publisher> {
         Publisher::with_topic_limit(&self.kafka, self.topic_limit)
     }
 }

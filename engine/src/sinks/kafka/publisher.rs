@@ -5,13 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::bail;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
-use crate::error::refused_for_itself;
+use crate::error::{refused_for_itself, Error, Result};
 use crate::kafka::KafkaArgs;
 
 /// Delivery reports: how many records failed and the first reason.
@@ -96,10 +95,7 @@ impl Publisher {
     /// topics' `max.message.bytes`, `kafka::topic_message_limit`) less its framing: the
     /// broker would refuse it after it left, with its whole batch, where the engine can
     /// no longer tell it apart. A `message.max.bytes` the user set (`-X`) wins.
-    pub(super) fn with_topic_limit(
-        kafka: &KafkaArgs,
-        topic_limit: Option<usize>,
-    ) -> anyhow::Result<Self> {
+    pub(super) fn with_topic_limit(kafka: &KafkaArgs, topic_limit: Option<usize>) -> Result<Self> {
         let context = DeliveryContext::default();
         let limit = topic_limit
             .map(|l| l.saturating_sub(FRAMING_BYTES).max(1000))
@@ -144,7 +140,7 @@ impl Publisher {
         key: Option<&str>,
         payload: &[u8],
         timestamp_ms: Option<i64>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
         if let Some(key) = key {
             record = record.key(key);
@@ -159,11 +155,11 @@ impl Publisher {
     pub fn send_record<K: ToBytes + ?Sized>(
         &mut self,
         record: BaseRecord<'_, K, [u8]>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let topic = record.topic.to_string();
         match self.try_send(record)? {
             Ok(()) => Ok(()),
-            Err(e) => bail!("producing to {topic}: {e}"),
+            Err(e) => Err(Error::from(e).context(format!("producing to {topic}"))),
         }
     }
 
@@ -173,7 +169,7 @@ impl Publisher {
     fn try_send<K: ToBytes + ?Sized>(
         &mut self,
         mut record: BaseRecord<'_, K, [u8]>,
-    ) -> anyhow::Result<Result<(), KafkaError>> {
+    ) -> Result<Result<(), KafkaError>> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -182,7 +178,9 @@ impl Publisher {
                     record = back;
                 }
                 Err((e, _)) if refused_for_itself(&e) => return Ok(Err(e)),
-                Err((e, back)) => bail!("producing to {}: {e}", back.topic),
+                Err((e, back)) => {
+                    return Err(Error::from(e).context(format!("producing to {}", back.topic)))
+                }
             }
         }
         self.sent += 1;
@@ -201,7 +199,7 @@ impl Publisher {
         key: &str,
         payload: &[u8],
         dlq: &str,
-    ) -> anyhow::Result<Delivery> {
+    ) -> Result<Delivery> {
         let record = BaseRecord::<str, [u8]>::to(topic).key(key).payload(payload);
         let Err(refused) = self.try_send(record)? else {
             return Ok(Delivery::Sent);
@@ -228,7 +226,7 @@ impl Publisher {
         message: &M,
         reason: &str,
         detail: &str,
-    ) -> anyhow::Result<Delivery> {
+    ) -> Result<Delivery> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let headers = [
@@ -260,7 +258,7 @@ impl Publisher {
         key: Option<&[u8]>,
         payload: &[u8],
         headers: &[(&str, &str)],
-    ) -> anyhow::Result<Delivery> {
+    ) -> Result<Delivery> {
         let length = payload.len().to_string();
         let mut all = headers.to_vec();
         all.push(("truncated_from", &length));
@@ -285,12 +283,12 @@ impl Publisher {
 
     /// Waits until every record queued so far is acknowledged; fails if any was not
     /// (the live engine then does not checkpoint past it).
-    pub fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.producer.flush(timeout)?;
         self.check_delivered()
     }
 
-    fn check_delivered(&self) -> anyhow::Result<()> {
+    fn check_delivered(&self) -> Result<()> {
         let failed = self.context.0.failed.load(Ordering::Relaxed);
         if failed > 0 {
             let first = self
@@ -300,23 +298,25 @@ impl Publisher {
                 .lock()
                 .ok()
                 .and_then(|f| f.clone());
-            bail!(
+            return Err(Error::outage(format!(
                 "{failed} of {} records were not delivered (first error: {})",
                 self.sent,
                 first.unwrap_or_default()
-            );
+            )));
         }
         Ok(())
     }
 
     /// Waits until every queued record is acknowledged (or `timeout` passes); fails
     /// naming how many were not delivered and why.
-    pub fn finish(self, timeout: Duration) -> anyhow::Result<u64> {
+    pub fn finish(self, timeout: Duration) -> Result<u64> {
         self.producer.flush(timeout)?;
         self.check_delivered()?;
         let queued = self.producer.in_flight_count();
         if queued > 0 {
-            bail!("{queued} records were still unacknowledged after {timeout:?}");
+            return Err(Error::outage(format!(
+                "{queued} records were still unacknowledged after {timeout:?}"
+            )));
         }
         Ok(self.sent)
     }

@@ -21,6 +21,7 @@ use stationflow_schemas::window::{format_date32, DowntimeEvent, StationWindow};
 
 pub mod arrow_rows;
 
+use crate::error::{Context as _, Result};
 use crate::sinks::upload_queue::UploadQueue;
 use crate::store::Root;
 
@@ -232,7 +233,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
 
     /// Writes every open file of the current epoch, then starts `next` (live: before the
     /// checkpoint of the epoch is written, so the checkpoint never runs ahead of output).
-    pub fn finish_epoch(&mut self, next: u64) -> anyhow::Result<()> {
+    pub fn finish_epoch(&mut self, next: u64) -> Result<()> {
         self.finish_all()?;
         if let FileNames::PerEpoch { partition, .. } = self.names {
             self.names = FileNames::PerEpoch {
@@ -244,7 +245,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
         Ok(())
     }
 
-    pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> anyhow::Result<()> {
+    pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> Result<()> {
         for row in rows {
             let day = row.day();
             // Found by comparison, not by an owned key: a code copied per row showed in
@@ -285,7 +286,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
         Ok(())
     }
 
-    fn make_room(&mut self) -> anyhow::Result<()> {
+    fn make_room(&mut self) -> Result<()> {
         while self.open.len() >= self.config.max_open_files.max(1) {
             let oldest = self
                 .open
@@ -301,12 +302,12 @@ impl<R: DatasetRow> DatasetWriter<R> {
     }
 
     /// Writes every open file.
-    pub fn close(mut self) -> anyhow::Result<SinkStats> {
+    pub fn close(mut self) -> Result<SinkStats> {
         self.finish_all()?;
         Ok(self.stats)
     }
 
-    fn finish_all(&mut self) -> anyhow::Result<()> {
+    fn finish_all(&mut self) -> Result<()> {
         let keys: Vec<_> = self.open.keys().cloned().collect();
         for key in keys {
             self.finish(&key)?;
@@ -314,7 +315,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
         Ok(())
     }
 
-    fn finish(&mut self, key: &(String, i32)) -> anyhow::Result<()> {
+    fn finish(&mut self, key: &(String, i32)) -> Result<()> {
         let Some(mut file) = self.open.remove(key) else {
             return Ok(());
         };
@@ -335,7 +336,7 @@ impl<R: DatasetRow> DatasetWriter<R> {
                 .runtime
                 .block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
                 .map(|_| ())
-                .map_err(|e| anyhow::anyhow!("writing {} output: {e}", R::DATASET))?,
+                .with_context(|| format!("writing {} output", R::DATASET))?,
         }
         crate::failpoint::point("parquet-file-written");
         Ok(())
@@ -362,7 +363,7 @@ pub async fn remove_epochs_after(
     dataset: &str,
     partition: i32,
     epoch: u64,
-) -> anyhow::Result<u64> {
+) -> Result<u64> {
     use futures::TryStreamExt;
     let prefix = root.clone().join(dataset);
     let files: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
@@ -377,7 +378,7 @@ pub async fn remove_epochs_after(
             store
                 .delete(&meta.location)
                 .await
-                .map_err(|e| anyhow::anyhow!("removing {}: {e}", meta.location))?;
+                .with_context(|| format!("removing {}", meta.location))?;
             removed += 1;
         }
     }

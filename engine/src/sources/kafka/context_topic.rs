@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
@@ -13,6 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use stationflow_schemas::context_topic::{ContextCheck, ContextTopic, RefusedRecord, TopicRecord};
 use stationflow_schemas::Context;
 
+use crate::error::{bail, Context as _, Error, Result};
 use crate::kafka::{partition_count, KafkaArgs};
 
 /// How long reading the topic to its end may take at start.
@@ -49,7 +49,7 @@ impl ContextFeed {
         topic: &str,
         base: &Context,
         check: ContextCheck<'_>,
-    ) -> anyhow::Result<(Self, Vec<(RefusedRecord, OwnedMessage)>)> {
+    ) -> Result<(Self, Vec<(RefusedRecord, OwnedMessage)>)> {
         // Assigned, never subscribed: the group id only names the client.
         let consumer: BaseConsumer = kafka
             .client_config(&[
@@ -133,7 +133,7 @@ fn read_to_end(
     consumer: &BaseConsumer,
     topic: &str,
     mut unread: BTreeMap<i32, i64>,
-) -> anyhow::Result<Vec<OwnedMessage>> {
+) -> Result<Vec<OwnedMessage>> {
     let deadline = Instant::now() + LOAD_TIMEOUT;
     let mut messages = Vec::new();
     while !unread.is_empty() {
@@ -154,11 +154,11 @@ fn read_to_end(
             None => {}
         }
         if Instant::now() > deadline {
-            bail!(
+            return Err(Error::outage(format!(
                 "reading the context topic {topic:?} to its end took over {LOAD_TIMEOUT:?}; \
                  partitions {:?} unfinished",
                 unread.keys().collect::<Vec<_>>()
-            );
+            )));
         }
     }
     messages.sort_by_key(|m| (m.partition(), m.offset()));

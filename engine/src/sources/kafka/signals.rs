@@ -12,17 +12,18 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::error::{Error, Result};
 use crate::kafka::KafkaArgs;
 
 /// Whoever answers for the partitions the group assigns to this process.
 pub trait PartitionOwner: Send + 'static {
     /// Takes over `partitions`; answers, for each, the offset it resumes from (`None`:
     /// the topic's beginning).
-    fn take_over(&mut self, partitions: &[i32]) -> anyhow::Result<Vec<(i32, Option<i64>)>>;
+    fn take_over(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Option<i64>)>>;
     /// Saves every partition's state and lets it go.
-    fn release_all(&mut self) -> anyhow::Result<()>;
+    fn release_all(&mut self) -> Result<()>;
     /// Keeps a failure met inside the consumer's callbacks for the caller to report.
-    fn fail(&mut self, error: anyhow::Error);
+    fn fail(&mut self, error: Error);
 }
 
 /// Where the signals are and how to join their group.
@@ -36,10 +37,7 @@ pub struct SignalsConfig {
 
 impl SignalsConfig {
     /// Joins the group, with `owner` taking over the partitions it assigns.
-    pub fn build<O: PartitionOwner>(
-        &self,
-        owner: Arc<Mutex<O>>,
-    ) -> anyhow::Result<SignalsSource<O>> {
+    pub fn build<O: PartitionOwner>(&self, owner: Arc<Mutex<O>>) -> Result<SignalsSource<O>> {
         let config = self.kafka.client_config(&[
             ("group.id", &self.group_id),
             ("enable.auto.commit", "false"),
@@ -148,7 +146,7 @@ impl<O: PartitionOwner> ConsumerContext for Rebalancer<O> {
 }
 
 impl<O: PartitionOwner> Rebalancer<O> {
-    fn take_over(&self, owner: &mut O, tpl: &mut TopicPartitionList) -> anyhow::Result<()> {
+    fn take_over(&self, owner: &mut O, tpl: &mut TopicPartitionList) -> Result<()> {
         let elements = tpl.elements_for_topic(&self.topic);
         let partitions: Vec<i32> = elements.iter().map(|e| e.partition()).collect();
         for (p, next) in owner.take_over(&partitions)? {
@@ -161,7 +159,7 @@ impl<O: PartitionOwner> Rebalancer<O> {
 
 fn report<O: PartitionOwner>(owner: &mut O, result: KafkaResult<()>, what: &str) {
     if let Err(e) = result {
-        owner.fail(anyhow::anyhow!("{what} partitions: {e}"));
+        owner.fail(Error::from(e).context(format!("{what} partitions")));
     }
 }
 
