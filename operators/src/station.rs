@@ -21,7 +21,7 @@ use crate::plan::{ContextIndex, ShiftCache, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::seq_set::SeqSet;
 use crate::snapshots::Snapshots;
-use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
+use crate::timeline::{ClosedSpan, MinuteFacts, PackedState, StationState, Walker};
 
 /// Snapshots are kept at every minute this close to the horizon while the station's
 /// records come late, and every `SPARSE_SNAPSHOT_MS` further back. A late record walks
@@ -42,7 +42,7 @@ const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
-    state: StationState,
+    state: PackedState,
     /// Whether the windows before this minute treat `state.pending` as downtime.
     pending_qualified: bool,
 }
@@ -68,14 +68,14 @@ impl EmittedWindow {
 impl Snapshot {
     fn save(&self) -> format2::MinuteState {
         format2::MinuteState {
-            state: self.state.save(),
+            state: self.state.unpack().save(),
             pending_qualified: self.pending_qualified,
         }
     }
 
     fn load(saved: format2::MinuteState) -> Snapshot {
         Snapshot {
-            state: StationState::load(saved.state),
+            state: StationState::load(saved.state).pack(),
             pending_qualified: saved.pending_qualified,
         }
     }
@@ -268,7 +268,7 @@ impl StationOp {
         snapshots.insert(
             origin,
             Snapshot {
-                state: StationState::default(),
+                state: StationState::default().pack(),
                 pending_qualified: false,
             },
         );
@@ -304,7 +304,7 @@ impl StationOp {
         }
         // The origin is the earliest minute of any record: nothing precedes it.
         let empty = Snapshot {
-            state: StationState::default(),
+            state: StationState::default().pack(),
             pending_qualified: false,
         };
         self.snapshots.insert(origin, empty);
@@ -500,9 +500,10 @@ impl StationOp {
         errors: &ErrorCodes,
     ) -> Option<i64> {
         let snap = &self.snapshots[walk.from];
+        let state = snap.state.unpack();
         let mut target: Option<i64> = None;
         let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
-        if let Some(p) = snap.state.pending.filter(|p| p.anchor < walk.from) {
+        if let Some(p) = state.pending.filter(|p| p.anchor < walk.from) {
             let q = walk.qualified(p.anchor, horizon).unwrap_or(false);
             let closes_in_change = walk
                 .closed_span(p.anchor)
@@ -512,11 +513,7 @@ impl StationOp {
                 earlier(p.anchor);
             }
         }
-        if let Some(since) = snap
-            .state
-            .no_data_since(walk.from)
-            .filter(|s| *s < walk.from)
-        {
+        if let Some(since) = state.no_data_since(walk.from).filter(|s| *s < walk.from) {
             let first = self.records.first_ts_at_or_after(walk.from, errors);
             if first.is_some_and(|t| t < horizon && t >= changed_from) {
                 earlier(since);
@@ -528,7 +525,7 @@ impl StationOp {
     }
 
     fn walk(&mut self, ctx: &ContextIndex, errors: &ErrorCodes, from: i64, horizon: i64) -> Walk {
-        let mut walker = Walker::new(self.snapshots[from].state.clone());
+        let mut walker = Walker::new(self.snapshots[from].state.unpack());
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
         let mut states = Vec::with_capacity(minutes);
@@ -688,7 +685,7 @@ impl StationOp {
     /// Where the downtime under way at the walk's first instant began, if it began
     /// before the walk.
     fn carried_downtime(&self, walk: &Walk, horizon: i64) -> Option<i64> {
-        let state = &self.snapshots[walk.from].state;
+        let state = self.snapshots[walk.from].state.unpack();
         let no_data = state.no_data_since(walk.from).filter(|s| *s < walk.from);
         let stop = state
             .pending
@@ -756,7 +753,7 @@ impl StationOp {
             self.snapshots.insert(
                 at,
                 Snapshot {
-                    state: state.clone(),
+                    state: state.pack(),
                     pending_qualified,
                 },
             );

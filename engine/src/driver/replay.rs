@@ -143,10 +143,11 @@ pub fn clear_outputs(
     })
 }
 
-/// Windows a run of stations may hold in an advance before they go to its writers
-/// (about 30 MB of rows). An advance emits about one window a station, so only a jump of
-/// the watermarks over hours or days (a shutdown in the history) reaches it.
-const DRAIN_ROWS: usize = 65_536;
+/// Windows a run of stations may hold in an advance before they go to its writers: a
+/// row is 712 bytes before its text, and the buffer doubles past this, so about 12 MB.
+/// An advance emits about one window a station: a plant of thousands of stations, or a
+/// jump of the watermarks over hours (a shutdown in the history), reaches it.
+const DRAIN_ROWS: usize = 8_192;
 
 /// The writers of one run of stations.
 struct RunWriters {
