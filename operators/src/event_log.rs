@@ -217,9 +217,6 @@ impl EventLog {
         self.hot_from = until;
     }
 
-    /// Whether the log is whole, as a checkpoint may not be: every block decodes to its
-    /// count of records with known tags, in order, and every error code is one of the
-    /// `error_codes` known. The first fault otherwise.
     /// The log as a checkpoint keeps it.
     pub fn save(&self) -> format2::Records {
         format2::Records {

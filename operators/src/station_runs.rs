@@ -42,7 +42,7 @@ impl Emits {
 pub(crate) struct StationRun<'a> {
     pub stations: &'a mut [StationOp],
     pub admission: &'a mut [Admission],
-    pub underway: &'a mut [Option<Option<DowntimeEvent>>],
+    pub underway: &'a mut [Option<Option<Box<DowntimeEvent>>>],
     pub owned: &'a [bool],
     /// Where each station's windows are to reach.
     pub horizons: &'a [i64],
@@ -106,7 +106,7 @@ impl StationRun<'_> {
         emits.windows += new_windows.len() as u64;
         emits.revisions += new_windows.iter().filter(|w| w.revision > 0).count() as u64;
         emits.events += (out.events.len() - events) as u64;
-        self.underway[i] = Some(underway);
+        self.underway[i] = Some(underway.map(Box::new));
     }
 }
 
