@@ -30,7 +30,7 @@ const DENSE_SNAPSHOT_MS: i64 = 30 * MINUTE_MS;
 const SPARSE_SNAPSHOT_MS: i64 = 15 * MINUTE_MS;
 /// The dense span of a station whose records come in order: its refreshes start at the
 /// horizon. At a million stations, thirty dense snapshots each would take gigabytes.
-const IN_ORDER_DENSE_SNAPSHOT_MS: i64 = 2 * MINUTE_MS;
+const IN_ORDER_DENSE_SNAPSHOT_MS: i64 = MINUTE_MS;
 /// The sparse snapshots' spacing for such a station: over a day's allowed lateness, 24
 /// rather than 96 of them. A record that does come late walks at most an hour.
 const IN_ORDER_SPARSE_SNAPSHOT_MS: i64 = 60 * MINUTE_MS;
@@ -739,6 +739,15 @@ impl StationOp {
     /// `dense_from`: where the dense snapshots began before this refresh.
     fn keep_snapshots(&mut self, walk: &Walk, horizon: i64, dense_from: i64) {
         let (dense_span, spacing) = self.snapshot_spacing(horizon);
+        // Snapshots that just left the dense span thin out to sparse ones first, so that
+        // the ring never holds more than it keeps; the earliest stays as the base of
+        // every recomputation.
+        let earliest = self.earliest();
+        let left_dense = dense_from.max(earliest + 1)..(horizon - dense_span);
+        if !left_dense.is_empty() {
+            self.snapshots
+                .thin(left_dense, |k| k.rem_euclid(spacing) == 0);
+        }
         for (m, state) in walk.states.iter().enumerate() {
             let at = walk.from + (m as i64 + 1) * MINUTE_MS;
             let dense = horizon - at <= dense_span;
@@ -757,14 +766,6 @@ impl StationOp {
                     pending_qualified,
                 },
             );
-        }
-        // Snapshots that just left the dense span thin out to sparse ones; the earliest
-        // stays as the base of every recomputation.
-        let earliest = self.earliest();
-        let left_dense = dense_from.max(earliest + 1)..(horizon - dense_span);
-        if !left_dense.is_empty() {
-            self.snapshots
-                .thin(left_dense, |k| k.rem_euclid(spacing) == 0);
         }
     }
 
