@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stationflow_operators::FlowConfig;
 use stationflow_schemas::time::parse_rfc3339_ms;
@@ -111,28 +113,55 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     super::print(&report_text(&report, &args.out))?;
     if !args.quiet {
-        let batches = runtime.block_on(query::run(&root, &summary_sql()))?;
-        super::print(&format!(
-            "{}\n",
-            query::render(&batches, query::OutputFormat::Table)?
-        ))?;
+        let stations = runtime.block_on(summed_stations(&root))?;
+        let batches = runtime.block_on(query::run(&root, &summary_sql(stations)))?;
+        let mut table = query::render(&batches, query::OutputFormat::Table)?;
+        if stations > SUMMARY_STATIONS {
+            table.push_str(&format!(
+                "\nthe {SUMMARY_STATIONS} of {stations} stations with the lowest OEE; every station \
+                 by day: stationflow query --data {} \"SELECT * FROM oee_by_station_day\"",
+                args.out
+            ));
+        }
+        super::print(&format!("{table}\n"))?;
     }
     Ok(())
+}
+
+/// Stations the summary lists one by one; a larger plant's lists the lowest OEE.
+const SUMMARY_STATIONS: u64 = 25;
+
+/// How many stations have sums.
+async fn summed_stations(root: &Root) -> anyhow::Result<u64> {
+    let sql = "SELECT COUNT(DISTINCT station) AS n FROM window_sums";
+    let batches = query::run(root, sql).await?;
+    let count = (batches.first())
+        .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>())
+        .and_then(|c| (!c.is_empty()).then(|| c.value(0)))
+        .unwrap_or(0);
+    Ok(count.max(0) as u64)
 }
 
 fn rfc3339_ms(text: &str) -> Result<i64, String> {
     parse_rfc3339_ms(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time with an offset"))
 }
 
-/// The per-station summary, from the same sums and ratios as the roll-up views.
-fn summary_sql() -> String {
+/// The per-station summary, from the same sums and ratios as the roll-up views: every
+/// station of a plant of a few, by name; of a larger one, those with the lowest OEE (a
+/// million rows help nobody at a terminal).
+fn summary_sql(stations: u64) -> String {
+    let order = if stations > SUMMARY_STATIONS {
+        format!("ORDER BY oee ASC NULLS LAST, station LIMIT {SUMMARY_STATIONS}")
+    } else {
+        "ORDER BY station".to_string()
+    };
     format!(
         "SELECT station,
             ROUND(planned_s / 3600, 2) AS planned_h, ROUND(run_s / 3600, 2) AS run_h,
             ROUND(availability, 3) AS a, ROUND(performance, 3) AS p, ROUND(quality, 3) AS q,
             ROUND(oee, 3) AS oee, ROUND(loss_cost, 2) AS loss_cost, currency
         FROM (SELECT station, {} FROM window_sums GROUP BY station)
-        ORDER BY station",
+        {order}",
         query::sums_measures()
     )
 }

@@ -547,3 +547,58 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// A plant of many stations gets a summary of the few with the lowest OEE and how to
+/// see the rest, not a row a station; a plant of a few gets every station.
+#[test]
+fn a_large_plants_summary_lists_the_lowest_oee_not_every_station() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plant = dir.path().join("plant");
+    let plant_arg = plant.display().to_string();
+    crate::common::ok(&[
+        "generate",
+        "--stations",
+        "40",
+        "--records",
+        "8000",
+        "--cycle-s",
+        "20-60",
+        "--out",
+        &plant_arg,
+    ]);
+    let out = dir.path().join("out");
+    let out_arg = out.display().to_string();
+    let signals = plant.join("signals.jsonl").display().to_string();
+    let context = plant.join("context.toml").display().to_string();
+    let said = crate::common::ok(&["replay", &signals, "--context", &context, "--out", &out_arg]);
+    let rows: Vec<&str> = (said.lines()).filter(|l| l.starts_with("| ST-")).collect();
+    assert_eq!(rows.len(), 25, "{said}");
+    assert!(
+        said.contains("the 25 of 40 stations with the lowest OEE"),
+        "{said}"
+    );
+    let oee = |row: &str| -> f64 {
+        let cell = row.split('|').nth(7).expect("an oee cell").trim();
+        cell.parse().unwrap_or(f64::INFINITY)
+    };
+    assert!(rows.windows(2).all(|w| oee(w[0]) <= oee(w[1])), "{said}");
+
+    let data = crate::common::workspace().join("replay-data");
+    let (sample_signals, sample_context, sample_out) = (
+        data.join("signals").display().to_string(),
+        data.join("context.toml").display().to_string(),
+        dir.path().join("sample").display().to_string(),
+    );
+    let sample = crate::common::ok(&[
+        "replay",
+        &sample_signals,
+        "--context",
+        &sample_context,
+        "--out",
+        &sample_out,
+    ]);
+    assert!(!sample.contains("with the lowest OEE"), "{sample}");
+    for station in ["CNC-01", "WELD-01", "WELD-02"] {
+        assert!(sample.contains(&format!("| {station} ")), "{sample}");
+    }
+}
