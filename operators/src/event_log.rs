@@ -1,6 +1,6 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
 //! The records from the horizon's block on are kept as records (`hot`; two minutes more
-//! unless the station's records have come in order for half an hour); older ones are
+//! for half an hour after a record came before the horizon's block); older ones are
 //! encoded into compact blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record
 //! instead of 64), so the allowed lateness costs little memory. A walk that reaches back
 //! decodes the blocks it needs; a late record re-encodes only its block.
@@ -47,7 +47,9 @@ pub struct EventLog {
     /// The horizon's block at the last `cool`: a record before it came late.
     horizon_block: i64,
     /// Records stay hot `LATE_HOT_MS` behind the horizon until the horizon's block
-    /// reaches this (set at the first `cool`).
+    /// reaches this (set by a record that came late). A station starts as one whose
+    /// records come in order: at a million stations, two minutes more of records each
+    /// took hundreds of megabytes, and most stations never send one late.
     late_margin_until: Option<i64>,
 }
 
@@ -189,9 +191,7 @@ impl EventLog {
     /// block `LATE_HOT_MS` earlier while the station's records come late.
     pub fn cool(&mut self, horizon: i64) {
         self.horizon_block = block_start(horizon);
-        let late_until = *self
-            .late_margin_until
-            .get_or_insert(self.horizon_block + IN_ORDER_AFTER_MS);
+        let late_until = self.late_margin_until.unwrap_or(i64::MIN);
         let margin = if self.horizon_block < late_until {
             LATE_HOT_MS
         } else {
@@ -683,8 +683,8 @@ mod tests {
             log.insert(&mut r, &errors);
         }
         log.cool(1_000_000);
-        // Two minutes behind the horizon stay hot at first.
-        assert_eq!(log.hot_from(), 840_000);
+        // Only the horizon's block stays hot while the records come in order.
+        assert_eq!(log.hot_from(), 960_000);
         let mut late = one_good(5, &mut errors);
         log.insert(&mut late, &errors);
         let (cold, hot) = log.from(0, &errors);
@@ -759,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn records_in_order_for_half_an_hour_leave_only_the_horizons_block_hot() {
+    fn a_late_record_keeps_two_more_minutes_hot_for_half_an_hour() {
         let mut errors = ErrorCodes::default();
         let mut log = EventLog::default();
         let minute = |log: &mut EventLog, m: i64, errors: &mut ErrorCodes| {
@@ -768,30 +768,33 @@ mod tests {
             }
             log.cool(m * MINUTE_MS);
         };
-        // Two more minutes hot at first...
+        // In order: only the horizon's block is hot...
         for m in 0..20 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 16 * MINUTE_MS);
-        // ...until the records have come in order for half an hour.
-        for m in 20..40 {
+        assert_eq!(log.hot_from(), 18 * MINUTE_MS);
+        // ...and a record in the horizon's block is not late. One before it brings the
+        // two minutes back, for the blocks cooled from then on...
+        log.insert(&mut one_good(18 * MINUTE_MS + 500, &mut errors), &errors);
+        log.insert(&mut one_good(16 * MINUTE_MS + 500, &mut errors), &errors);
+        for m in 20..24 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 38 * MINUTE_MS);
-        // A record in the horizon's block is not late; one before it brings the two
-        // minutes back, for the blocks cooled from then on.
-        log.insert(&mut one_good(38 * MINUTE_MS + 500, &mut errors), &errors);
-        log.insert(&mut one_good(36 * MINUTE_MS + 500, &mut errors), &errors);
-        for m in 40..44 {
+        assert_eq!(log.hot_from(), 20 * MINUTE_MS);
+        // ...until the records have come in order for half an hour again.
+        for m in 24..50 {
             minute(&mut log, m, &mut errors);
         }
-        assert_eq!(log.hot_from(), 40 * MINUTE_MS);
-        // The same after a snapshot.
+        assert_eq!(log.hot_from(), 48 * MINUTE_MS);
+        // The same after a snapshot, and a late record there too.
         let mut copy = through_a_checkpoint(&log, &errors);
-        minute(&mut copy, 44, &mut errors);
-        assert_eq!(copy.hot_from(), 42 * MINUTE_MS);
+        copy.insert(&mut one_good(47 * MINUTE_MS + 500, &mut errors), &errors);
+        minute(&mut copy, 50, &mut errors);
+        assert_eq!(copy.hot_from(), 48 * MINUTE_MS);
+        minute(&mut copy, 52, &mut errors);
+        assert_eq!(copy.hot_from(), 50 * MINUTE_MS);
         let (cold, hot) = copy.from(i64::MIN, &errors);
-        assert_eq!(cold.len() + hot.len(), 45 * 60 + 2);
+        assert_eq!(cold.len() + hot.len(), 52 * 60 + 3);
         let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
         assert!(all.is_sorted());
     }
