@@ -395,7 +395,7 @@ mod tests {
             std::fs::write(fixture(FORMAT), store.encode(&checkpoint).unwrap().1).unwrap();
         }
         let path = store.path("signals", 0);
-        let mut restored = Vec::new();
+        let (mut restored, mut loaded_flows) = (Vec::new(), Vec::new());
         for format in 1..=FORMAT {
             let bytes = std::fs::read(fixture(format)).expect("the fixture");
             store
@@ -406,13 +406,25 @@ mod tests {
                 .unwrap();
             let loaded = store.load("signals", 0).await.unwrap().expect("there");
             assert_eq!((loaded.epoch, loaded.next_offset), (7, 3_000), "{format}");
-            assert_eq!(loaded.flow, straight.snapshot(), "format {format}");
+            loaded_flows.push(loaded.flow.clone());
             restored.push(StationFlow::restore(synthetic::plant(8), loaded.flow).unwrap());
         }
-        let a = drive(&mut straight, rest);
-        assert!(a > 0);
+        // Format 1 migrates to exactly what format 2 wrote of the same state. (Today's
+        // snapshot of it may differ: what stays hot or keeps a snapshot is tuned apart
+        // from the format.)
+        assert!(loaded_flows.windows(2).all(|w| w[0] == w[1]));
+        let windows = |flow: &mut StationFlow| {
+            (rest.iter())
+                .flat_map(|r| {
+                    flow.apply(r, Now(r.ts));
+                    flow.advance(Now(r.ts)).windows
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = windows(&mut straight);
+        assert!(!a.is_empty());
         for (format, flow) in (1..).zip(&mut restored) {
-            assert_eq!(drive(flow, rest), a, "format {format}");
+            assert!(windows(flow) == a, "format {format}: other windows");
             assert_eq!(straight.counters(), flow.counters(), "format {format}");
         }
     }

@@ -9,6 +9,7 @@
 
 use crate::plan::StationSettings;
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
 
 use stationflow_schemas::time::{minute_floor, MINUTE_MS};
 use stationflow_schemas::window::{DowntimeEvent, StationWindow};
@@ -47,21 +48,54 @@ struct Snapshot {
     pending_qualified: bool,
 }
 
+/// What was emitted for a minute, in 16 bytes with `Option`'s niche: a station keeps
+/// one a minute of its allowed lateness, 1,440 a day, and a flag of its own made it 24.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct EmittedWindow {
     fingerprint: u64,
     revision: i32,
-    debounced: u64,
-    /// A SipHash fingerprint; else an FxHash one from a checkpoint made before (see
-    /// `fingerprint`).
-    strong: bool,
+    /// The debounced completions in it, plus one, with `WEAK` set while `fingerprint`
+    /// is an FxHash one from a checkpoint made before SipHash (see `fingerprint`).
+    packed: NonZeroU32,
 }
 
+/// `EmittedWindow::packed`'s flag. A minute holds at most `MAX_DEBOUNCED` debounced
+/// completions: admission takes `MAX_RECORDS_AT_ONE_INSTANT` records an instant.
+const WEAK: u32 = 1 << 31;
+const MAX_DEBOUNCED: u64 = 60_000 * crate::MAX_RECORDS_AT_ONE_INSTANT as u64;
+
 impl EmittedWindow {
+    fn new(fingerprint: u64, revision: i32, debounced: u64, strong: bool) -> EmittedWindow {
+        let mut emitted = EmittedWindow {
+            fingerprint,
+            revision,
+            packed: NonZeroU32::MIN,
+        };
+        emitted.set(debounced, strong);
+        emitted
+    }
+
+    fn set(&mut self, debounced: u64, strong: bool) {
+        let count = debounced.min(MAX_DEBOUNCED) as u32 + 1;
+        let weak = if strong { 0 } else { WEAK };
+        self.packed = NonZeroU32::new(count | weak).unwrap_or(NonZeroU32::MIN);
+    }
+
+    fn debounced(&self) -> u64 {
+        u64::from((self.packed.get() & !WEAK) - 1)
+    }
+
+    fn strong(&self) -> bool {
+        self.packed.get() & WEAK == 0
+    }
+
     /// Whether `window`, whose fingerprint is `fp`, is what was emitted.
     fn matches(&mut self, fp: u64, window: &StationWindow) -> bool {
         let legacy = || fingerprint::legacy_window(window);
-        same_fingerprint(&mut self.fingerprint, &mut self.strong, fp, legacy)
+        let mut strong = self.strong();
+        let same = same_fingerprint(&mut self.fingerprint, &mut strong, fp, legacy);
+        self.set(self.debounced(), strong);
+        same
     }
 }
 
@@ -85,19 +119,19 @@ impl EmittedWindow {
     fn save(self) -> format2::EmittedWindow {
         format2::EmittedWindow {
             fingerprint: self.fingerprint,
-            strong: self.strong,
+            strong: self.strong(),
             revision: self.revision,
-            debounced: self.debounced,
+            debounced: self.debounced(),
         }
     }
 
     fn load(saved: format2::EmittedWindow) -> EmittedWindow {
-        EmittedWindow {
-            fingerprint: saved.fingerprint,
-            revision: saved.revision,
-            debounced: saved.debounced,
-            strong: saved.strong,
-        }
+        EmittedWindow::new(
+            saved.fingerprint,
+            saved.revision,
+            saved.debounced,
+            saved.strong,
+        )
     }
 }
 
@@ -357,6 +391,12 @@ impl StationOp {
             StationState::check_saved(&s.state, error_codes)
                 .map_err(|e| format!("its state at {minute}: {e}"))?;
         }
+        if let Some(e) = (saved.emitted.iter().flatten()).find(|e| e.debounced > MAX_DEBOUNCED) {
+            return Err(format!(
+                "a window has {} debounced completions",
+                e.debounced
+            ));
+        }
         if !saved.seqs.base.is_multiple_of(64) {
             return Err(format!("its seq numbers start at {}", saved.seqs.base));
         }
@@ -435,7 +475,7 @@ impl StationOp {
                 .emitted
                 .iter()
                 .flatten()
-                .map(|e| e.debounced)
+                .map(|e| e.debounced())
                 .sum::<u64>()
     }
 
@@ -619,19 +659,14 @@ impl StationOp {
         let revision = match slot {
             Some(prev) => {
                 if prev.matches(fp, &window) {
-                    prev.debounced = debounced;
+                    prev.set(debounced, true);
                     return;
                 }
                 prev.revision + 1
             }
             None => 0,
         };
-        *slot = Some(EmittedWindow {
-            fingerprint: fp,
-            revision,
-            debounced,
-            strong: true,
-        });
+        *slot = Some(EmittedWindow::new(fp, revision, debounced, true));
         window.revision = revision;
         window.emitted_at = now;
         out.windows.push(window);
@@ -781,7 +816,7 @@ impl StationOp {
         });
         while self.emitted_from < keep_from && !self.emitted.is_empty() {
             if let Some(Some(e)) = self.emitted.pop_front() {
-                self.debounced_pruned += e.debounced;
+                self.debounced_pruned += e.debounced();
             }
             self.emitted_from += MINUTE_MS;
         }
@@ -894,17 +929,16 @@ mod tests {
             ..window.clone()
         };
         let legacy = fingerprint::legacy_window(&window);
-        let mut emitted = EmittedWindow {
-            fingerprint: legacy,
-            revision: 3,
-            debounced: 0,
-            strong: false,
-        };
+        let mut emitted = EmittedWindow::new(legacy, 3, 7, false);
         assert!(!emitted.matches(fingerprint::window(&other), &other));
+        assert!(!emitted.strong());
         assert!(emitted.matches(fingerprint::window(&window), &window));
-        assert!(emitted.strong && emitted.fingerprint == fingerprint::window(&window));
-        // The flag lies in the padding, and `Option` uses its spare values.
-        assert_eq!(std::mem::size_of::<Option<EmittedWindow>>(), 24);
+        assert!(emitted.strong() && emitted.fingerprint == fingerprint::window(&window));
+        assert_eq!((emitted.revision, emitted.debounced()), (3, 7));
+        // The flag lies in the count's top bit, and `Option` uses the count's zero.
+        assert_eq!(std::mem::size_of::<Option<EmittedWindow>>(), 16);
+        let most = EmittedWindow::new(1, 0, MAX_DEBOUNCED, false);
+        assert_eq!((most.debounced(), most.strong()), (MAX_DEBOUNCED, false));
 
         let event = DowntimeEvent {
             plant: "P".into(),
