@@ -237,6 +237,8 @@ pub struct StationOp {
 /// The output of walking minutes forward from a snapshot.
 struct Walk {
     from: i64,
+    /// The state at `from`, as its snapshot packs it.
+    start_state: StationState,
     facts: Vec<MinuteFacts>,
     /// State at the start of each minute after `from`, and at the end.
     states: Vec<StationState>,
@@ -540,7 +542,7 @@ impl StationOp {
         errors: &ErrorCodes,
     ) -> Option<i64> {
         let snap = &self.snapshots[walk.from];
-        let state = snap.state.unpack();
+        let state = &walk.start_state;
         let mut target: Option<i64> = None;
         let mut earlier = |t: i64| target = Some(target.map_or(t, |x: i64| x.min(t)));
         if let Some(p) = state.pending.filter(|p| p.anchor < walk.from) {
@@ -565,7 +567,8 @@ impl StationOp {
     }
 
     fn walk(&mut self, ctx: &ContextIndex, errors: &ErrorCodes, from: i64, horizon: i64) -> Walk {
-        let mut walker = Walker::new(self.snapshots[from].state.unpack());
+        let start_state = self.snapshots[from].state.unpack();
+        let mut walker = Walker::new(start_state.clone());
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
         let mut states = Vec::with_capacity(minutes);
@@ -592,6 +595,7 @@ impl StationOp {
         }
         Walk {
             from,
+            start_state,
             facts,
             end_state: walker.state.clone(),
             states,
@@ -720,7 +724,7 @@ impl StationOp {
     /// Where the downtime under way at the walk's first instant began, if it began
     /// before the walk.
     fn carried_downtime(&self, walk: &Walk, horizon: i64) -> Option<i64> {
-        let state = self.snapshots[walk.from].state.unpack();
+        let state = &walk.start_state;
         let no_data = state.no_data_since(walk.from).filter(|s| *s < walk.from);
         let stop = state
             .pending
