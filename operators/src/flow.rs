@@ -793,7 +793,7 @@ impl StationFlow {
         snapshot.check()?;
         let mut flow = StationFlow::new(context, snapshot.config());
         flow.counters = snapshot.counters();
-        let errors = ErrorCodes::load(snapshot.error_codes).map_err(RestoreError::Flow)?;
+        let errors = ErrorCodes::load(snapshot.error_codes);
         flow.stations = (snapshot.stations.into_iter().enumerate())
             .map(|(id, s)| StationOp::load(s, id as StationId, &errors))
             .collect();

@@ -139,16 +139,24 @@ impl ErrorCodes {
         self.names.iter().map(|n| n.to_string()).collect()
     }
 
-    /// The codes of a checkpoint, refused if one is there twice.
-    pub fn load(names: Vec<String>) -> Result<ErrorCodes, String> {
-        let mut errors = ErrorCodes::default();
-        for name in names {
-            if errors.contains(&name) {
-                return Err(format!("error code `{name}` is listed twice"));
-            }
-            errors.intern(&name);
+    /// Whether a checkpoint's codes are each there once.
+    pub fn check_saved(names: &[String]) -> Result<(), String> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        match names.iter().find(|name| !seen.insert(name.as_str())) {
+            Some(name) => Err(format!("error code `{name}` is listed twice")),
+            None => Ok(()),
         }
-        Ok(errors)
+    }
+
+    /// The codes of a checkpoint (`check_saved` passed).
+    pub fn load(names: Vec<String>) -> ErrorCodes {
+        let names: Vec<Box<str>> = names.into_iter().map(String::into_boxed_str).collect();
+        let mut errors = ErrorCodes {
+            names,
+            ids: FxHashMap::default(),
+        };
+        errors.rebuild();
+        errors
     }
 }
 

@@ -39,7 +39,7 @@ impl FlowSnapshot {
     /// states lie where they must. A flow restored from a snapshot that passes does not
     /// fail on it later.
     pub fn check(&self) -> Result<(), RestoreError> {
-        ErrorCodes::load(self.error_codes.clone()).map_err(RestoreError::Flow)?;
+        ErrorCodes::check_saved(&self.error_codes).map_err(RestoreError::Flow)?;
         for station in &self.stations {
             StationOp::check_saved(station, self.error_codes.len()).map_err(|fault| {
                 RestoreError::Station {
