@@ -159,15 +159,10 @@ fn format_of(json: &[u8]) -> Result<u32, serde_json::Error> {
     struct Header {
         format: u32,
     }
-    let number = json
-        .strip_prefix(b"{\"format\":")
-        .map(|rest| rest.iter().take_while(|b| b.is_ascii_digit()).count())
-        .and_then(|digits| {
-            std::str::from_utf8(&json[10..10 + digits])
-                .ok()?
-                .parse()
-                .ok()
-        });
+    let number = json.strip_prefix(b"{\"format\":").and_then(|rest| {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+    });
     match number {
         Some(format) => Ok(format),
         None => serde_json::from_slice::<Header>(json).map(|h| h.format),
