@@ -598,7 +598,7 @@ impl StationFlow {
             None => {
                 self.origin = Some(minute);
                 self.stations = (0..self.ctx.station_count() as u32)
-                    .map(|id| StationOp::new(id, &self.ctx.station_latest(id).code, minute))
+                    .map(|id| StationOp::new(id, minute))
                     .collect();
                 self.sync_admission();
             }
@@ -726,30 +726,41 @@ impl StationFlow {
     /// Replaces the context. Windows from `changed_from` on (inside the allowed
     /// lateness) are recomputed at the next `advance` and emitted again where changed.
     pub fn update_context(&mut self, context: Context, changed_from: i64) {
+        // Underway spans not drained yet are matched by code, like the stations.
+        let underway = self.drain_underway();
+        let codes = self.station_codes();
         self.ctx = Arc::new(ContextIndex::new(context));
         self.mark_owned();
-        self.match_stations(changed_from);
+        self.match_stations(codes, underway, changed_from);
     }
 
-    /// Gives each station of the context its state, found by code (a new station starts
-    /// fresh), and marks its windows from `changed_from` for recomputation.
-    fn match_stations(&mut self, changed_from: i64) {
-        // Underway spans not drained yet are matched by code below, like the stations.
-        let mut underway = self.drain_underway();
+    /// The code of each station held, by id, as the context names it.
+    fn station_codes(&self) -> Vec<String> {
+        (self.stations.iter())
+            .map(|s| self.ctx.station_latest(s.id).code.to_string())
+            .collect()
+    }
+
+    /// Gives each station of the context its state, found by code among the stations
+    /// held, whose codes are `codes` (a new station starts fresh), and marks its windows
+    /// from `changed_from` for recomputation.
+    fn match_stations(
+        &mut self,
+        codes: Vec<String>,
+        mut underway: BTreeMap<String, Option<DowntimeEvent>>,
+        changed_from: i64,
+    ) {
         let old: Vec<StationOp> = std::mem::take(&mut self.stations);
         let origin = self.origin;
         // Stations are matched by code: the new context may add or reorder them.
-        let mut by_code: BTreeMap<String, StationOp> = BTreeMap::new();
-        for s in old {
-            by_code.insert(s.code.clone(), s);
-        }
+        let mut by_code: BTreeMap<String, StationOp> = codes.into_iter().zip(old).collect();
         if let Some(origin) = origin {
             self.stations = (0..self.ctx.station_count() as u32)
                 .map(|id| {
                     let code = self.ctx.station_latest(id).code.to_string();
                     let mut s = by_code
                         .remove(&code)
-                        .unwrap_or_else(|| StationOp::new(id, &code, origin));
+                        .unwrap_or_else(|| StationOp::new(id, origin));
                     s.id = id;
                     s.context_changed();
                     s.mark_dirty(changed_from.max(s.earliest()));
@@ -757,7 +768,10 @@ impl StationFlow {
                 })
                 .collect();
             self.underway = (self.stations.iter())
-                .map(|s| Some(underway.remove(&s.code)?.map(Box::new)))
+                .map(|s| {
+                    let code = &*self.ctx.station_latest(s.id).code;
+                    Some(underway.remove(code)?.map(Box::new))
+                })
                 .collect();
         }
         self.sync_admission();
@@ -770,7 +784,10 @@ impl StationFlow {
         self.stations
             .iter()
             .zip(underway)
-            .filter_map(|(s, open)| Some((s.code.clone(), open?.map(|e| *e))))
+            .filter_map(|(s, open)| {
+                let code = self.ctx.station_latest(s.id).code.to_string();
+                Some((code, open?.map(|e| *e)))
+            })
             .collect()
     }
 
@@ -779,7 +796,9 @@ impl StationFlow {
     pub fn snapshot(&self) -> FlowSnapshot {
         FlowSnapshot {
             config: self.config.save(),
-            stations: self.stations.iter().map(StationOp::save).collect(),
+            stations: (self.stations.iter())
+                .map(|s| s.save(&self.ctx.station_latest(s.id).code))
+                .collect(),
             error_codes: self.errors.save(),
             origin: self.origin,
             max_ts: self.max_ts,
@@ -794,6 +813,7 @@ impl StationFlow {
         let mut flow = StationFlow::new(context, snapshot.config());
         flow.counters = snapshot.counters();
         let errors = ErrorCodes::load(snapshot.error_codes);
+        let codes: Vec<String> = (snapshot.stations.iter()).map(|s| s.code.clone()).collect();
         flow.stations = (snapshot.stations.into_iter().enumerate())
             .map(|(id, s)| StationOp::load(s, id as StationId, &errors))
             .collect();
@@ -801,12 +821,12 @@ impl StationFlow {
         flow.origin = snapshot.origin;
         flow.max_ts = snapshot.max_ts;
         flow.sync_admission();
-        let same_stations = flow.stations.len() == flow.ctx.station_count()
-            && (flow.stations.iter())
+        let same_stations = codes.len() == flow.ctx.station_count()
+            && (codes.iter())
                 .enumerate()
-                .all(|(i, s)| flow.ctx.station_latest(i as u32).code.as_ref() == s.code);
+                .all(|(i, code)| *flow.ctx.station_latest(i as u32).code == **code);
         if !same_stations {
-            flow.match_stations(i64::MIN);
+            flow.match_stations(codes, BTreeMap::new(), i64::MIN);
         }
         Ok(flow)
     }

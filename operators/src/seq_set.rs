@@ -24,7 +24,43 @@ pub struct SeqSet {
     has_last: bool,
     /// The bitmap's words but the last.
     words: VecDeque<u64>,
-    sparse: FxHashSet<u64>,
+    sparse: Sparse,
+}
+
+/// The seqs outside the bitmap, boxed: most stations never send one, and an empty set
+/// inline took 32 bytes of every station's state.
+#[derive(Debug, Clone, Default)]
+struct Sparse(Option<Box<FxHashSet<u64>>>);
+
+impl Sparse {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    fn contains(&self, seq: &u64) -> bool {
+        self.0.as_ref().is_some_and(|s| s.contains(seq))
+    }
+
+    fn insert(&mut self, seq: u64) -> bool {
+        self.0.get_or_insert_default().insert(seq)
+    }
+
+    fn remove(&mut self, seq: &u64) {
+        if let Some(s) = &mut self.0 {
+            s.remove(seq);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().flat_map(|s| s.iter())
+    }
+}
+
+impl FromIterator<u64> for Sparse {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let set: FxHashSet<u64> = iter.into_iter().collect();
+        Sparse((!set.is_empty()).then(|| Box::new(set)))
+    }
 }
 
 impl SeqSet {

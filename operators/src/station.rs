@@ -207,14 +207,19 @@ pub struct Emitted {
 
 /// Laid out by hand (`repr(C)`, on cache lines of its own): what inserting a record
 /// reads and writes lies in lines 1 to 3, from the event log's hot part through the
-/// fields after it to the seq set's bitmap; the first two fields and the event log's
+/// fields after it to the seq set's bitmap; the first four fields and the event log's
 /// cold blocks fill line 0. With a thousand stations a batch reaches each station's
-/// state out of cache, a miss for every line it touches.
+/// state out of cache, a miss for every line it touches. Six lines in all: its code is
+/// the context's (by `id`), not a copy.
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub struct StationOp {
     emitted_from: i64,
-    pub(crate) code: String,
+    /// Debounced completions in windows already dropped from `emitted`.
+    debounced_pruned: u64,
+    shifts: ShiftCache,
+    /// Until this horizon the station counts as sending late records (`LATE_FOR_MS`).
+    late_until: i64,
     records: EventLog,
     pub(crate) max_ts: Option<i64>,
     dirty_from: Option<i64>,
@@ -227,11 +232,6 @@ pub struct StationOp {
     snapshots: Snapshots<Snapshot>,
     emitted: VecDeque<Option<EmittedWindow>>,
     events: BTreeMap<i64, EmittedEvent>,
-    /// Debounced completions in windows already dropped from `emitted`.
-    debounced_pruned: u64,
-    shifts: ShiftCache,
-    /// Until this horizon the station counts as sending late records (`LATE_FOR_MS`).
-    late_until: i64,
 }
 
 /// The output of walking minutes forward from a snapshot.
@@ -299,7 +299,7 @@ struct OpenEvent {
 }
 
 impl StationOp {
-    pub fn new(id: StationId, code: &str, origin: i64) -> Self {
+    pub fn new(id: StationId, origin: i64) -> Self {
         let mut snapshots = Snapshots::default();
         snapshots.insert(
             origin,
@@ -310,7 +310,6 @@ impl StationOp {
         );
         StationOp {
             id,
-            code: code.to_string(),
             records: EventLog::default(),
             seqs: SeqSet::default(),
             snapshots,
@@ -352,10 +351,10 @@ impl StationOp {
         self.mark_dirty(origin);
     }
 
-    /// The station as a checkpoint keeps it.
-    pub fn save(&self) -> format2::Station {
+    /// The station as a checkpoint keeps it, under `code`.
+    pub fn save(&self, code: &str) -> format2::Station {
         format2::Station {
-            code: self.code.clone(),
+            code: code.to_string(),
             emitted_from: self.emitted_from,
             records: self.records.save(),
             max_ts: self.max_ts,
@@ -409,7 +408,6 @@ impl StationOp {
     pub fn load(saved: format2::Station, id: StationId, errors: &ErrorCodes) -> StationOp {
         StationOp {
             emitted_from: saved.emitted_from,
-            code: saved.code,
             records: EventLog::load(saved.records, errors),
             max_ts: saved.max_ts,
             dirty_from: saved.dirty_from,
@@ -906,6 +904,7 @@ mod tests {
     #[test]
     fn what_an_insert_touches_lies_in_three_cache_lines() {
         assert_eq!(align_of::<StationOp>(), 64);
+        assert_eq!(std::mem::size_of::<StationOp>(), 6 * 64);
         let first = offset_of!(StationOp, records) + EventLog::HOT_PART_OFFSET;
         let last = offset_of!(StationOp, seqs) + SeqSet::INSERT_PART_END;
         assert!(first >= 64 && last <= 256, "{first}..{last}");
