@@ -11,6 +11,11 @@ use std::ops::{Index, Range};
 
 use stationflow_schemas::time::MINUTE_MS;
 
+/// Rings this short grow by one snapshot when full, not by doubling: a station whose
+/// records come in order holds three for the first hour (room for four, 104 bytes each,
+/// with doubling), and about 27 over a day (room for 32).
+const GROWS_BY_ONE_BELOW: usize = 32;
+
 #[derive(Debug, Clone)]
 pub struct Snapshots<T> {
     minutes: VecDeque<i64>,
@@ -49,6 +54,15 @@ impl<T> Snapshots<T> {
         match self.position(minute) {
             Ok(i) => self.snapshots[i] = snapshot,
             Err(i) => {
+                let len = self.minutes.len();
+                if len < GROWS_BY_ONE_BELOW {
+                    if len == self.minutes.capacity() {
+                        self.minutes.reserve_exact(1);
+                    }
+                    if len == self.snapshots.capacity() {
+                        self.snapshots.reserve_exact(1);
+                    }
+                }
                 self.minutes.insert(i, minute);
                 self.snapshots.insert(i, snapshot);
             }
