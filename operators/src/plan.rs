@@ -3,7 +3,7 @@
 //! operator's downtime cause, and the station's and plant's settings of that moment.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono_tz::Tz;
@@ -233,12 +233,28 @@ fn valid_from(v: Option<Ts>) -> i64 {
     v.map_or(i64::MIN, |t| t.0)
 }
 
+/// One `Arc` for each name that many stations share (plant, line, shift pattern): a
+/// copy each took three allocations of every station's settings.
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = name.into();
+        self.0.insert(name.clone());
+        name
+    }
+}
+
 /// Every version of each entity, grouped by code into `Versions`, and the codes in the
 /// order they first appear.
 fn versions_by_code<'e, E: 'e, T>(
     items: impl IntoIterator<Item = &'e E>,
     key: impl Fn(&E) -> (&String, Option<Ts>),
-    settings: impl Fn(&E) -> T,
+    mut settings: impl FnMut(&E) -> T,
 ) -> (Vec<String>, HashMap<String, Versions<Arc<T>>>) {
     let mut order = Vec::new();
     let mut grouped: HashMap<String, Vec<(i64, Arc<T>)>> = HashMap::new();
@@ -338,14 +354,15 @@ impl ContextIndex {
                 line_speed_target: s.line_speed_target,
             },
         );
+        let mut names = Names::default();
         let (order, mut versions) = versions_by_code(
             lists.stations.iter(),
             |s| (&s.code, s.valid_from),
             |s| StationSettings {
                 code: s.code.as_str().into(),
-                plant: s.plant.as_str().into(),
-                line: s.line.as_deref().map(Into::into),
-                shift_pattern: s.shift_pattern.as_deref().map(Into::into),
+                plant: names.get(&s.plant),
+                line: s.line.as_deref().map(|l| names.get(l)),
+                shift_pattern: s.shift_pattern.as_deref().map(|p| names.get(p)),
                 all_shift_time_planned: s.all_shift_time_planned,
                 ideal_cycle_s: s.ideal_cycle_s,
                 detection: s.downtime_detection,
