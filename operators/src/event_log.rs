@@ -73,8 +73,8 @@ fn block_start(ts: i64) -> i64 {
 }
 
 /// A hot log this short grows by one record when full, not by doubling: a station's
-/// hot log holds a few records, and at a million stations doubling left most with room
-/// for eight records (512 bytes) holding five.
+/// hot log holds a few records, and doubling left most of 100,000 stations with room
+/// for eight (512 bytes).
 const GROWS_BY_ONE_BELOW: usize = 16;
 
 fn room_for_one(hot: &mut Vec<Rec>) {
