@@ -755,24 +755,18 @@ impl StationFlow {
         // Stations are matched by code: the new context may add or reorder them.
         let mut by_code: BTreeMap<String, StationOp> = codes.into_iter().zip(old).collect();
         if let Some(origin) = origin {
-            self.stations = (0..self.ctx.station_count() as u32)
+            (self.stations, self.underway) = (0..self.ctx.station_count() as u32)
                 .map(|id| {
-                    let code = self.ctx.station_latest(id).code.to_string();
+                    let code = &*self.ctx.station_latest(id).code;
                     let mut s = by_code
-                        .remove(&code)
+                        .remove(code)
                         .unwrap_or_else(|| StationOp::new(id, origin));
                     s.id = id;
                     s.context_changed();
                     s.mark_dirty(changed_from.max(s.earliest()));
-                    s
+                    (s, underway.remove(code).map(|open| open.map(Box::new)))
                 })
-                .collect();
-            self.underway = (self.stations.iter())
-                .map(|s| {
-                    let code = &*self.ctx.station_latest(s.id).code;
-                    Some(underway.remove(code)?.map(Box::new))
-                })
-                .collect();
+                .unzip();
         }
         self.sync_admission();
     }
