@@ -1,12 +1,15 @@
 //! A station's records inside the retained history, sorted by `(ts, seq, content)`.
 //! The records from the horizon's block on are kept as records (`hot`; two minutes more
 //! for half an hour after a record came before the horizon's block); older ones are
-//! encoded into compact blocks of `BLOCK_MS` each (varint deltas, about 7 bytes a record
-//! instead of 64), so the allowed lateness costs little memory. A walk that reaches back
-//! decodes the blocks it needs; a late record re-encodes only its block.
+//! encoded into compact blocks (varint deltas, about 7 bytes a record instead of 64), so
+//! the allowed lateness costs little memory. A block begins at a multiple of `BLOCK_MS`
+//! and holds the records up to the next block's start; a station with a record or two a
+//! minute fills one over many such spans. A walk that reaches back decodes the blocks it
+//! needs; a late record re-encodes only its block.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use smallvec::SmallVec;
 use stationflow_schemas::time::MINUTE_MS;
@@ -14,8 +17,17 @@ use stationflow_schemas::time::MINUTE_MS;
 use crate::checkpoint::format2;
 use crate::record::{check_error_id, ErrorCodes, Obs, Rec};
 
-/// Span of event time one cold block covers (aligned).
+/// The span of event time cooled at a time: blocks begin at its multiples.
 pub const BLOCK_MS: i64 = 2 * 60_000;
+
+/// The last block takes a span's records while it would then hold at most this many:
+/// at a record or two a minute, a block a span (32 bytes, and an allocation for three
+/// records) took more room than the records.
+const MERGED_AT_MOST: usize = 32;
+
+/// A cold ring this short grows by one block when full, not by doubling: a station
+/// whose records are sparse holds one or two blocks.
+const COLD_GROWS_BY_ONE_BELOW: usize = 8;
 
 /// How far behind the horizon records stay hot while a station sends records that late
 /// (inserting one into an encoded block decodes and re-encodes the block).
@@ -25,7 +37,9 @@ const LATE_HOT_MS: i64 = 2 * MINUTE_MS;
 const IN_ORDER_AFTER_MS: i64 = 30 * MINUTE_MS;
 
 /// 32 bytes with its bytes boxed (a `Vec` would make it 40): a station holds one for
-/// every two minutes of its allowed lateness that had records.
+/// every two minutes of its allowed lateness that had records, or for every
+/// `MERGED_AT_MOST` records where they are sparser. It holds the records from `start`
+/// (a multiple of `BLOCK_MS`) to the next block's start, the last block's to `hot_from`.
 #[derive(Debug, Clone, Default)]
 struct Block {
     start: i64,
@@ -120,21 +134,25 @@ impl EventLog {
             return;
         }
         let rec = std::mem::take(rec);
-        let start = block_start(rec.ts);
-        let at = self.cold.partition_point(|b| b.start < start);
-        if self.cold.get(at).is_none_or(|b| b.start != start) {
-            self.cold.insert(
-                at,
-                Block {
-                    start,
+        let at = match self.holding(rec.ts) {
+            Some(at) => at,
+            None => {
+                self.cold.push_front(Block {
+                    start: block_start(rec.ts),
                     ..Block::default()
-                },
-            );
-        }
+                });
+                0
+            }
+        };
         let block = &mut self.cold[at];
         let mut records = decode(block, errors);
         insert_sorted(&mut records, rec);
-        *block = encode(start, &records);
+        *block = encode(block.start, &records);
+    }
+
+    /// The cold block that holds `ts` (before `hot_from`), if one begins at or before it.
+    fn holding(&self, ts: i64) -> Option<usize> {
+        self.cold.partition_point(|b| b.start <= ts).checked_sub(1)
     }
 
     /// Asks the processor for the lines the next `count` appended records go to (as far
@@ -160,18 +178,14 @@ impl EventLog {
                 .take_while(|r| r.ts == rec.ts)
                 .any(same);
         }
-        let start = block_start(rec.ts);
-        let at = self.cold.partition_point(|b| b.start < start);
-        self.cold
-            .get(at)
-            .filter(|b| b.start == start)
-            .is_some_and(|b| decode(b, errors).iter().any(same))
+        self.holding(rec.ts)
+            .is_some_and(|at| decode(&self.cold[at], errors).iter().any(same))
     }
 
     /// The first record's `ts` at or after `ts`.
     pub fn first_ts_at_or_after(&self, ts: i64, errors: &ErrorCodes) -> Option<i64> {
         if ts < self.hot_from {
-            let first = self.cold.partition_point(|b| b.start + BLOCK_MS <= ts);
+            let first = self.holding(ts).unwrap_or(0);
             for b in self.cold.range(first..) {
                 if let Some(r) = decode(b, errors).iter().find(|r| r.ts >= ts) {
                     return Some(r.ts);
@@ -187,7 +201,7 @@ impl EventLog {
     pub fn from(&self, from: i64, errors: &ErrorCodes) -> (Vec<Rec>, &[Rec]) {
         let mut cold = Vec::new();
         if from < self.hot_from {
-            let first = self.cold.partition_point(|b| b.start + BLOCK_MS <= from);
+            let first = self.holding(from).unwrap_or(0);
             for b in self.cold.range(first..) {
                 cold.extend(decode(b, errors).into_iter().filter(|r| r.ts >= from));
             }
@@ -223,8 +237,20 @@ impl EventLog {
         while i < moving.len() {
             let start = block_start(moving[i].ts);
             let j = i + count_before(&moving[i..], start + BLOCK_MS);
-            // Hot records never precede `hot_from`, so each block is new.
-            self.cold.push_back(encode(start, &moving[i..j]));
+            // Hot records never precede `hot_from`: they follow the last block's.
+            match self.cold.back_mut() {
+                Some(last) if last.count as usize + (j - i) <= MERGED_AT_MOST => {
+                    append(last, &moving[i..j]);
+                }
+                _ => {
+                    if self.cold.len() == self.cold.capacity()
+                        && self.cold.len() < COLD_GROWS_BY_ONE_BELOW
+                    {
+                        self.cold.reserve_exact(1);
+                    }
+                    self.cold.push_back(encode(start, &moving[i..j]));
+                }
+            }
             i = j;
         }
         self.hot.drain(..n);
@@ -272,12 +298,27 @@ impl EventLog {
         }
     }
 
-    /// Drops the blocks wholly before `ts`, calling `removed` for each record.
+    /// Drops the records of the `BLOCK_MS` spans wholly before `ts`, calling `removed`
+    /// for each. By span, not by block: what is kept does not depend on how spans were
+    /// gathered into blocks (which follows the rounds a driver refreshed in).
     pub fn prune_before(&mut self, ts: i64, errors: &ErrorCodes, mut removed: impl FnMut(&Rec)) {
-        while self.cold.front().is_some_and(|b| b.start + BLOCK_MS <= ts) {
-            if let Some(b) = self.cold.pop_front() {
-                decode(&b, errors).iter().for_each(&mut removed);
+        let cut = block_start(ts);
+        while self.cold.front().is_some_and(|b| b.start < cut) {
+            let next = self.cold.get(1).map_or(self.hot_from, |b| b.start);
+            let Some(front) = self.cold.pop_front() else {
+                break;
+            };
+            let records = decode(&front, errors);
+            if next <= cut {
+                records.iter().for_each(&mut removed);
+                continue;
             }
+            let k = count_before(&records, cut);
+            records[..k].iter().for_each(&mut removed);
+            if k < records.len() {
+                self.cold.push_front(encode(cut, &records[k..]));
+            }
+            break;
         }
     }
 }
@@ -358,8 +399,10 @@ pub fn check_saved(saved: &format2::Records, error_codes: usize) -> Result<(), S
         check_record(r, error_codes)?;
     }
     let mut previous = None;
-    for b in &saved.blocks {
-        let in_order = previous.is_none_or(|p| p < b.start);
+    for (i, b) in saved.blocks.iter().enumerate() {
+        // It holds the records up to the next block's start, the last one's to `hot_from`.
+        let end = saved.blocks.get(i + 1).map_or(saved.hot_from, |n| n.start);
+        let in_order = previous.is_none_or(|p| p < b.start) && b.start < end;
         if b.start % BLOCK_MS != 0 || !in_order || b.start >= saved.hot_from {
             return Err(format!(
                 "the block of records from {} is out of place",
@@ -367,7 +410,7 @@ pub fn check_saved(saved: &format2::Records, error_codes: usize) -> Result<(), S
             ));
         }
         previous = Some(b.start);
-        check_block(b.start, b.count, &b.bytes, error_codes)
+        check_block(b.start..end, b.count, &b.bytes, error_codes)
             .map_err(|e| format!("the block of records from {}: {e}", b.start))?;
     }
     Ok(())
@@ -386,7 +429,12 @@ fn check_record(r: &format2::Record, error_codes: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_block(start: i64, count: u32, bytes: &[u8], error_codes: usize) -> Result<(), String> {
+fn check_block(
+    span: Range<i64>,
+    count: u32,
+    bytes: &[u8],
+    error_codes: usize,
+) -> Result<(), String> {
     let at = &mut 0usize;
     let byte = |at: &mut usize| -> Result<u8, String> {
         let b = bytes.get(*at).copied().ok_or("it ends early")?;
@@ -404,12 +452,12 @@ fn check_block(start: i64, count: u32, bytes: &[u8], error_codes: usize) -> Resu
         }
         Err("a number runs on past 64 bits".into())
     };
-    let mut ts = start;
+    let mut ts = span.start;
     for _ in 0..count {
         ts = ts
             .checked_add(varint(at)? as i64)
             .ok_or("a time overflows")?;
-        if !(start..start + BLOCK_MS).contains(&ts) {
+        if !span.contains(&ts) {
             return Err(format!("a record at {ts} lies outside it"));
         }
         varint(at)?;
@@ -499,7 +547,7 @@ fn encode(start: i64, records: &[Rec]) -> Block {
         if room.len() < worst {
             room.resize(worst, 0);
         }
-        let len = encode_into(room, start, records);
+        let len = encode_into(room, (start, 0), records);
         Block {
             start,
             count: records.len() as u32,
@@ -508,10 +556,51 @@ fn encode(start: i64, records: &[Rec]) -> Block {
     })
 }
 
-/// Writes the block's bytes to `room` (which has room for the worst case): how many.
-fn encode_into(room: &mut [u8], start: i64, records: &[Rec]) -> usize {
+/// Adds `records` (none before the block's last) to the end of `block`: encoded after
+/// its last record's time and seq, its bytes as they are.
+fn append(block: &mut Block, records: &[Rec]) {
+    let after = last_ts_and_seq(block);
+    let worst: usize = records.iter().map(max_encoded_len).sum();
+    let mut bytes = Vec::with_capacity(block.bytes.len() + worst);
+    bytes.extend_from_slice(&block.bytes);
+    bytes.resize(block.bytes.len() + worst, 0);
+    let len = encode_into(&mut bytes[block.bytes.len()..], after, records);
+    bytes.truncate(block.bytes.len() + len);
+    block.bytes = bytes.into_boxed_slice();
+    block.count += records.len() as u32;
+}
+
+/// The time and seq the block's next record is encoded after: its last record's time,
+/// and the last seq in it (0 when none), read past every reading.
+fn last_ts_and_seq(block: &Block) -> (i64, u64) {
+    let bytes = &block.bytes;
+    let (mut at, mut ts, mut prev_seq) = (0usize, block.start, 0u64);
+    for _ in 0..block.count {
+        ts += get_varint(bytes, &mut at) as i64;
+        let s = get_varint(bytes, &mut at);
+        if s != 0 {
+            prev_seq = prev_seq.wrapping_add(unzigzag(s - 1) as u64);
+        }
+        let n = bytes[at];
+        at += 1;
+        for _ in 0..n {
+            let tag = bytes[at];
+            at += 1;
+            match (tag >> 1, tag & 1) {
+                (1, _) | (2, 0) => {}
+                (2, _) | (3..=10, 0) => _ = get_varint(bytes, &mut at),
+                _ => at += 8,
+            }
+        }
+    }
+    (ts, prev_seq)
+}
+
+/// Writes the records' bytes to `room` (which has room for the worst case), each time
+/// and seq as a delta from the last (from `after` for the first): how many.
+fn encode_into(room: &mut [u8], after: (i64, u64), records: &[Rec]) -> usize {
     let mut out = Writer { room, at: 0 };
-    let (mut prev_ts, mut prev_seq) = (start, 0u64);
+    let (mut prev_ts, mut prev_seq) = after;
     for r in records {
         out.varint((r.ts - prev_ts) as u64);
         prev_ts = r.ts;
@@ -653,7 +742,12 @@ mod tests {
         assert_eq!(bits(&decoded), bits(&records));
         assert!(block.bytes.len() < records.len() * 24);
         assert_eq!(
-            check_block(block.start, block.count, &block.bytes, errors.len()),
+            check_block(
+                block.start..block.start + BLOCK_MS,
+                block.count,
+                &block.bytes,
+                errors.len()
+            ),
             Ok(())
         );
     }
@@ -673,7 +767,8 @@ mod tests {
         let damaged = |change: &dyn Fn(&mut Block)| {
             let mut b = block.clone();
             change(&mut b);
-            check_block(b.start, b.count, &b.bytes, errors.len()).expect_err("damage found")
+            check_block(b.start..b.start + BLOCK_MS, b.count, &b.bytes, errors.len())
+                .expect_err("damage found")
         };
         let cut = |b: &mut Block| b.bytes = b.bytes[..b.bytes.len() - 1].into();
         assert_eq!(damaged(&cut), "it ends early");
@@ -685,8 +780,13 @@ mod tests {
             damaged(&|b| b.bytes[3] = 11 << 1),
             "unknown kind of reading 11"
         );
-        let none_known =
-            check_block(block.start, block.count, &block.bytes, 0).expect_err("codes unknown");
+        let none_known = check_block(
+            block.start..block.start + BLOCK_MS,
+            block.count,
+            &block.bytes,
+            0,
+        )
+        .expect_err("codes unknown");
         assert_eq!(none_known, "unknown error code 0");
     }
 
@@ -813,6 +913,61 @@ mod tests {
         assert_eq!(cold.len() + hot.len(), 52 * 60 + 3);
         let all: Vec<i64> = cold.iter().chain(hot).map(|r| r.ts).collect();
         assert!(all.is_sorted());
+    }
+
+    #[test]
+    fn sparse_records_share_blocks_and_are_pruned_by_span_alike() {
+        let mut errors = ErrorCodes::default();
+        let mut log = EventLog::default();
+        // A record every 40 s, with a seq, cooled every minute.
+        let mut all = Vec::new();
+        for m in 0..60i64 {
+            for ts in (m * MINUTE_MS..(m + 1) * MINUTE_MS).step_by(20_000) {
+                if ts % 40_000 == 0 {
+                    let readings = [Reading::GoodDelta(1.0)];
+                    let mut r =
+                        Rec::from_readings(ts, Some(ts as u64 / 1_000), &readings, &mut errors);
+                    log.insert(&mut r, &errors);
+                    all.push(ts);
+                }
+            }
+            log.cool(m * MINUTE_MS);
+        }
+        // 87 records before the horizon's block: three blocks, not 29.
+        assert_eq!(log.cold.len(), 3);
+        assert!(log.cold.iter().all(|b| b.count as usize <= MERGED_AT_MOST));
+        // A late record goes into the block that holds its time.
+        let mut late = one_good(10 * MINUTE_MS + 5, &mut errors);
+        log.insert(&mut late, &errors);
+        all.push(10 * MINUTE_MS + 5);
+        all.sort();
+        let copy = through_a_checkpoint(&log, &errors);
+        let ts_of = |(cold, hot): (Vec<Rec>, &[Rec])| -> Vec<i64> {
+            cold.iter().chain(hot).map(|r| r.ts).collect()
+        };
+        assert_eq!(ts_of(copy.from(i64::MIN, &errors)), all);
+        assert!(copy.contains_same(&one_good(10 * MINUTE_MS + 5, &mut errors), &errors));
+        assert_eq!(
+            copy.first_ts_at_or_after(10 * MINUTE_MS + 6, &errors),
+            Some(640_000)
+        );
+        // What a prune drops is the records of the two-minute spans wholly before its
+        // instant, however the spans were gathered into blocks (up to the hot ones).
+        assert_eq!(log.hot_from(), 58 * MINUTE_MS);
+        for cut in (0..59).map(|m| m * MINUTE_MS + 7_000) {
+            let mut pruned = copy.clone();
+            let mut removed = Vec::new();
+            pruned.prune_before(cut, &errors, |r| removed.push(r.ts));
+            let (gone, kept): (Vec<i64>, Vec<i64>) =
+                (all.iter()).partition(|t| block_start(**t) + BLOCK_MS <= cut);
+            assert_eq!(removed, gone, "pruned before {cut}");
+            let pruned = through_a_checkpoint(&pruned, &errors);
+            assert_eq!(
+                ts_of(pruned.from(i64::MIN, &errors)),
+                kept,
+                "kept from {cut}"
+            );
+        }
     }
 
     #[test]
