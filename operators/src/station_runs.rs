@@ -17,6 +17,8 @@ pub(crate) struct Shared<'a> {
     pub errors: &'a ErrorCodes,
     pub allowed_lateness_ms: i64,
     pub max_refresh_ms: i64,
+    /// Whether the downtime open at each station's horizon is kept for a drain.
+    pub keep_underway: bool,
     pub now: i64,
     /// Rows a run gathers before it hands them to its sink.
     pub rows: usize,
@@ -106,7 +108,9 @@ impl StationRun<'_> {
         emits.windows += new_windows.len() as u64;
         emits.revisions += new_windows.iter().filter(|w| w.revision > 0).count() as u64;
         emits.events += (out.events.len() - events) as u64;
-        self.underway[i] = Some(underway.map(Box::new));
+        if shared.keep_underway {
+            self.underway[i] = Some(underway.map(Box::new));
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! drained by station code, and kept under the right code when a new context reorders
 //! the stations before it is drained.
 
-use stationflow_operators::{synthetic, FlowConfig, Now, Outcome, StationFlow};
+use stationflow_operators::{synthetic, Emitted, FlowConfig, Now, Outcome, StationFlow};
 use stationflow_schemas::signal::{Reading, SignalRecord};
 
 const STOPPED: &str = "ST-00002";
@@ -20,8 +20,16 @@ fn record(station: &str, ts: i64, seq: u64, reading: Reading) -> SignalRecord {
 /// A flow where one station stops with an error an hour into the first shift and stays
 /// stopped for twenty minutes while another keeps running.
 fn stopped_flow() -> StationFlow {
+    stopped_flow_and_rows(false).0
+}
+
+/// `stopped_flow`, told to forgo the downtime underway or not, and what it emitted.
+fn stopped_flow_and_rows(forgo_underway: bool) -> (StationFlow, Emitted) {
     let t0 = synthetic::START_MS + 3_600_000;
     let mut flow = StationFlow::new(synthetic::plant(6), FlowConfig::default());
+    if forgo_underway {
+        flow.forgo_underway();
+    }
     let mut records = vec![
         record(STOPPED, t0, 1, Reading::Productive(true)),
         record(STOPPED, t0 + 1_000, 2, Reading::Productive(false)),
@@ -43,8 +51,8 @@ fn stopped_flow() -> StationFlow {
         now = now.max(r.ts);
         assert_eq!(flow.apply(r, Now(now)), Outcome::Applied, "{r:?}");
     }
-    let _ = flow.advance(Now(now));
-    flow
+    let rows = flow.advance(Now(now));
+    (flow, rows)
 }
 
 #[test]
@@ -66,4 +74,15 @@ fn a_reordered_context_keeps_undrained_spans_under_their_codes() {
     reordered.stations.reverse();
     flow.update_context(reordered, i64::MAX);
     assert_eq!(flow.drain_underway(), expected);
+}
+
+#[test]
+fn a_flow_that_forgoes_the_underway_keeps_none_and_emits_the_same() {
+    let (mut kept, kept_rows) = stopped_flow_and_rows(false);
+    let (mut forgone, forgone_rows) = stopped_flow_and_rows(true);
+    assert!(!kept_rows.windows.is_empty());
+    assert_eq!(forgone_rows.windows, kept_rows.windows);
+    assert_eq!(forgone_rows.events, kept_rows.events);
+    assert!(kept.drain_underway()[STOPPED].is_some());
+    assert!(forgone.drain_underway().is_empty());
 }

@@ -200,6 +200,7 @@ pub fn run(
         .map(|run| RunWriters::new(root, runtime, &config, run))
         .collect();
     let mut flow = StationFlow::new(config.context, config.flow);
+    flow.forgo_underway();
     if let Some(shard) = config.shard {
         flow = flow.with_stations(Arc::new(move |station: &str, plant: &str| {
             shard.owns(station, plant)
