@@ -321,8 +321,8 @@ impl StationFlow {
     fn mark_owned(&mut self) {
         self.owned = (0..self.ctx.station_count() as u32)
             .map(|id| {
-                let station = self.ctx.station_latest(id);
-                (self.filter.as_ref()).is_none_or(|owns| owns(&station.code, &station.plant))
+                let (code, station) = (self.ctx.station_code(id), self.ctx.station_latest(id));
+                (self.filter.as_ref()).is_none_or(|owns| owns(code, &station.plant))
             })
             .collect();
     }
@@ -741,7 +741,7 @@ impl StationFlow {
     /// The code of each station held, by id, as the context names it.
     fn station_codes(&self) -> Vec<String> {
         (self.stations.iter())
-            .map(|s| self.ctx.station_latest(s.id).code.to_string())
+            .map(|s| self.ctx.station_code(s.id).to_string())
             .collect()
     }
 
@@ -761,7 +761,7 @@ impl StationFlow {
         if let Some(origin) = origin {
             (self.stations, self.underway) = (0..self.ctx.station_count() as u32)
                 .map(|id| {
-                    let code = &*self.ctx.station_latest(id).code;
+                    let code = &**self.ctx.station_code(id);
                     let mut s = by_code
                         .remove(code)
                         .unwrap_or_else(|| StationOp::new(id, origin));
@@ -791,7 +791,7 @@ impl StationFlow {
             .iter()
             .zip(underway)
             .filter_map(|(s, open)| {
-                let code = self.ctx.station_latest(s.id).code.to_string();
+                let code = self.ctx.station_code(s.id).to_string();
                 Some((code, open?.map(|e| *e)))
             })
             .collect()
@@ -803,7 +803,7 @@ impl StationFlow {
         FlowSnapshot {
             config: self.config.save(),
             stations: (self.stations.iter())
-                .map(|s| s.save(&self.ctx.station_latest(s.id).code))
+                .map(|s| s.save(self.ctx.station_code(s.id)))
                 .collect(),
             error_codes: self.errors.save(),
             origin: self.origin,
@@ -830,7 +830,7 @@ impl StationFlow {
         let same_stations = codes.len() == flow.ctx.station_count()
             && (codes.iter())
                 .enumerate()
-                .all(|(i, code)| *flow.ctx.station_latest(i as u32).code == **code);
+                .all(|(i, code)| **flow.ctx.station_code(i as u32) == **code);
         if !same_stations {
             flow.match_stations(codes, BTreeMap::new(), i64::MIN);
         }

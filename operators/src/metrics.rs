@@ -5,6 +5,7 @@
 //! `None`, never NaN or infinity.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 use stationflow_schemas::window::StationWindow;
@@ -70,9 +71,10 @@ fn reason_of(part: &PlanPart, seg: &Segment, errors: &ErrorCodes) -> String {
     }
 }
 
-/// Builds the window for one minute. `spans` are the detected downtime spans
-/// (qualified stops and cycle gaps) overlapping it, sorted by start.
+/// Builds the window for one minute of the station `code`. `spans` are the detected
+/// downtime spans (qualified stops and cycle gaps) overlapping it, sorted by start.
 pub fn window(
+    code: &Arc<str>,
     facts: &MinuteFacts,
     spans: &[(i64, i64)],
     errors: &ErrorCodes,
@@ -256,7 +258,7 @@ pub fn window(
         // The context's strings, shared (a window row is written and dropped soon).
         plant: lp.plant.code.clone(),
         line: lp.station.line.clone(),
-        station: lp.station.code.clone(),
+        station: code.clone(),
         window_start: start,
         window_end: end,
         production_date: production_date(lp.plant.tz, lp.plant.day_start_hour, start),

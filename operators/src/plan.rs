@@ -23,7 +23,6 @@ const DAY_MS: i64 = 86_400_000;
 /// A station's settings valid over some span of event time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StationSettings {
-    pub code: Arc<str>,
     pub plant: Arc<str>,
     pub line: Option<Arc<str>>,
     pub shift_pattern: Option<Arc<str>>,
@@ -123,6 +122,8 @@ impl PlanPart {
 pub type Plan = SmallVec<[PlanPart; 2]>;
 
 struct StationEntry {
+    code: Arc<str>,
+    /// Versions shared by every station configured alike (`Alike`).
     settings: Versions<Arc<StationSettings>>,
     schedules: IntervalIndex<Arc<ScheduleInfo>>,
     stops: IntervalIndex<()>,
@@ -249,12 +250,55 @@ impl Names {
     }
 }
 
+/// One `Arc` for the settings of every station configured alike: a station's code is not
+/// among them, and a million stations of a few kinds took 190 MB for copies.
+#[derive(Default)]
+struct Alike(HashSet<Arc<StationSettings>>);
+
+impl Alike {
+    fn get(&mut self, settings: StationSettings) -> Arc<StationSettings> {
+        if let Some(known) = self.0.get(&settings) {
+            return known.clone();
+        }
+        let settings = Arc::new(settings);
+        self.0.insert(settings.clone());
+        settings
+    }
+}
+
+/// Equal as `PartialEq` has them; the context's numbers are finite (validated), so every
+/// value equals itself.
+impl Eq for StationSettings {}
+
+/// By value, numbers by their bits (0.0 and -0.0, equal, alike).
+impl std::hash::Hash for StationSettings {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let bits = |v: Option<f64>| v.map(|v| if v == 0.0 { 0 } else { v.to_bits() });
+        (
+            self.plant.as_ref(),
+            self.line.as_deref(),
+            self.shift_pattern.as_deref(),
+        )
+            .hash(h);
+        (self.all_shift_time_planned, self.detection).hash(h);
+        (self.downtime_threshold_ms, self.stale_after_ms).hash(h);
+        [
+            bits(self.ideal_cycle_s),
+            bits(Some(self.downtime_multiplier)),
+            bits(self.idle_cost_per_minute),
+            bits(self.speed_to_production_ratio),
+            bits(self.line_speed_target),
+        ]
+        .hash(h);
+    }
+}
+
 /// Every version of each entity, grouped by code into `Versions`, and the codes in the
 /// order they first appear.
 fn versions_by_code<'e, E: 'e, T>(
     items: impl IntoIterator<Item = &'e E>,
     key: impl Fn(&E) -> (&String, Option<Ts>),
-    mut settings: impl FnMut(&E) -> T,
+    mut settings: impl FnMut(&E) -> Arc<T>,
 ) -> (Vec<String>, HashMap<String, Versions<Arc<T>>>) {
     let mut order = Vec::new();
     let mut grouped: HashMap<String, Vec<(i64, Arc<T>)>> = HashMap::new();
@@ -264,7 +308,7 @@ fn versions_by_code<'e, E: 'e, T>(
             order.push(code.clone());
             Vec::new()
         });
-        entry.push((valid_from(from), Arc::new(settings(item))));
+        entry.push((valid_from(from), settings(item)));
     }
     let versions = grouped
         .into_iter()
@@ -334,44 +378,50 @@ impl ContextIndex {
         let (_, plants) = versions_by_code(
             lists.plants.iter(),
             |p| (&p.code, p.valid_from),
-            |p| PlantSettings {
-                code: p.code.as_str().into(),
-                tz: p.timezone.parse().unwrap_or(Tz::UTC),
-                currency: p.currency.as_deref().map(Into::into),
-                day_start_hour: p.day_start_hour,
+            |p| {
+                Arc::new(PlantSettings {
+                    code: p.code.as_str().into(),
+                    tz: p.timezone.parse().unwrap_or(Tz::UTC),
+                    currency: p.currency.as_deref().map(Into::into),
+                    day_start_hour: p.day_start_hour,
+                })
             },
         );
         let (_, skus) = versions_by_code(
             lists.skus.iter(),
             |s| (&s.code, s.valid_from),
-            |s| SkuSettings {
-                code: s.code.as_str().into(),
-                ideal_unit_s: s.ideal_unit_s(),
-                parts_per_cycle: s.parts_per_cycle,
-                unit_value: s.unit_value,
-                min_cycle_ms: s.min_cycle_s.map_or(0, ms),
-                downtime_multiplier: s.downtime_multiplier,
-                line_speed_target: s.line_speed_target,
+            |s| {
+                Arc::new(SkuSettings {
+                    code: s.code.as_str().into(),
+                    ideal_unit_s: s.ideal_unit_s(),
+                    parts_per_cycle: s.parts_per_cycle,
+                    unit_value: s.unit_value,
+                    min_cycle_ms: s.min_cycle_s.map_or(0, ms),
+                    downtime_multiplier: s.downtime_multiplier,
+                    line_speed_target: s.line_speed_target,
+                })
             },
         );
         let mut names = Names::default();
+        let mut alike = Alike::default();
         let (order, mut versions) = versions_by_code(
             lists.stations.iter(),
             |s| (&s.code, s.valid_from),
-            |s| StationSettings {
-                code: s.code.as_str().into(),
-                plant: names.get(&s.plant),
-                line: s.line.as_deref().map(|l| names.get(l)),
-                shift_pattern: s.shift_pattern.as_deref().map(|p| names.get(p)),
-                all_shift_time_planned: s.all_shift_time_planned,
-                ideal_cycle_s: s.ideal_cycle_s,
-                detection: s.downtime_detection,
-                downtime_threshold_ms: ms(s.downtime_threshold_s),
-                downtime_multiplier: s.downtime_multiplier,
-                idle_cost_per_minute: s.idle_cost_per_minute,
-                speed_to_production_ratio: s.speed_to_production_ratio,
-                line_speed_target: s.line_speed_target,
-                stale_after_ms: ms(s.stale_after_s),
+            |s| {
+                alike.get(StationSettings {
+                    plant: names.get(&s.plant),
+                    line: s.line.as_deref().map(|l| names.get(l)),
+                    shift_pattern: s.shift_pattern.as_deref().map(|p| names.get(p)),
+                    all_shift_time_planned: s.all_shift_time_planned,
+                    ideal_cycle_s: s.ideal_cycle_s,
+                    detection: s.downtime_detection,
+                    downtime_threshold_ms: ms(s.downtime_threshold_s),
+                    downtime_multiplier: s.downtime_multiplier,
+                    idle_cost_per_minute: s.idle_cost_per_minute,
+                    speed_to_production_ratio: s.speed_to_production_ratio,
+                    line_speed_target: s.line_speed_target,
+                    stale_after_ms: ms(s.stale_after_s),
+                })
             },
         );
         let mut stations = Vec::with_capacity(order.len());
@@ -458,6 +508,7 @@ impl ContextIndex {
             work.entries_gathered += schedules.len() + stops.len() + causes.len();
             by_code.insert(&code, stations.len() as StationId);
             stations.push(StationEntry {
+                code: code.as_str().into(),
                 settings,
                 schedules,
                 stops,
@@ -508,6 +559,11 @@ impl ContextIndex {
     /// The station's latest settings (for labels that do not vary with time).
     pub fn station_latest(&self, id: StationId) -> &Arc<StationSettings> {
         self.stations[id as usize].settings.latest()
+    }
+
+    /// The station's code.
+    pub fn station_code(&self, id: StationId) -> &Arc<str> {
+        &self.stations[id as usize].code
     }
 
     /// The parts of [from, to) with constant context, in order.
@@ -616,6 +672,27 @@ mod tests {
         assert!(shared.iter().all(|p| p.shift.is_some()), "{shared:?}");
         let fresh = ctx.plan(0, t, t + 60_000, &mut ShiftCache::default());
         assert_eq!(format!("{:?}", plans[0]), format!("{fresh:?}"));
+    }
+
+    #[test]
+    fn stations_configured_alike_share_their_settings_and_keep_their_codes() {
+        // Stations 0 and 2 are in one plant, 1 and 3 in the other; 3 runs slower.
+        let mut context = synthetic::plant(4);
+        context.stations[3].ideal_cycle_s = Some(3.0);
+        let ctx = ContextIndex::new(context);
+        let settings = |id: StationId| ctx.station_latest(id).clone();
+        assert!(Arc::ptr_eq(&settings(0), &settings(2)));
+        assert!(!Arc::ptr_eq(&settings(0), &settings(1)));
+        assert!(!Arc::ptr_eq(&settings(1), &settings(3)));
+        assert_eq!(settings(3).ideal_cycle_s, Some(3.0));
+        let codes: Vec<&str> = (0..4).map(|id| &**ctx.station_code(id)).collect();
+        assert_eq!(
+            codes,
+            (0..4).map(synthetic::station_code).collect::<Vec<_>>()
+        );
+        for id in 0..4 {
+            assert_eq!(ctx.station_id(codes[id as usize]), Some(id));
+        }
     }
 
     #[test]

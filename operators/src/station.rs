@@ -606,6 +606,7 @@ impl StationOp {
     fn emit(&mut self, env: &Env, walk: &Walk, out: &mut Emitted) -> Option<DowntimeEvent> {
         let (errors, horizon, now) = (env.errors, env.horizon, env.now);
         let spans = walk.downtime_spans(horizon);
+        let code = env.ctx.station_code(self.id);
         let mut underway = None;
         let mut open: Option<OpenEvent> = None;
         let mut closed_events: Vec<OpenEvent> = Vec::new();
@@ -620,7 +621,7 @@ impl StationOp {
                 .take_while(|s| s.0 < w1)
                 .copied()
                 .collect();
-            let (window, pieces) = metrics::window(facts, &overlapping, errors);
+            let (window, pieces) = metrics::window(code, facts, &overlapping, errors);
             accumulate_events(&mut open, &mut closed_events, &pieces);
             self.offer_window(window, facts.debounced, now, out);
         }
@@ -640,8 +641,11 @@ impl StationOp {
         if e.start == walk.from {
             e.start = self.carried_downtime(walk, env.horizon).unwrap_or(e.start);
         }
-        let settings = env.ctx.station_latest(self.id);
-        event_row(settings, &e, env.errors, env.now)
+        let (code, settings) = (
+            env.ctx.station_code(self.id),
+            env.ctx.station_latest(self.id),
+        );
+        event_row(code, settings, &e, env.errors, env.now)
     }
 
     fn offer_window(
@@ -680,6 +684,7 @@ impl StationOp {
     /// and no longer finds closed (gone, or merged into a downtime still open).
     fn offer_events(&mut self, env: &Env, walk: &Walk, closed: Vec<OpenEvent>, out: &mut Emitted) {
         let (errors, horizon, now) = (env.errors, env.horizon, env.now);
+        let code = env.ctx.station_code(self.id).clone();
         let settings = env.ctx.station_latest(self.id).clone();
         // An event already under way when the walk began is seen only in part: skipped,
         // unless it began before the retained history (no earlier snapshot to rewind
@@ -697,7 +702,11 @@ impl StationOp {
                 e.start = carried.unwrap_or(e.start);
             }
             seen.push(e.start);
-            self.offer_event(&mut event_row(&settings, &e, errors, now), false, out);
+            self.offer_event(
+                &mut event_row(&code, &settings, &e, errors, now),
+                false,
+                out,
+            );
         }
         let gone: Vec<(i64, i64)> = self
             .events
@@ -715,7 +724,7 @@ impl StationOp {
                 reasons: BTreeMap::from([("retracted".to_string(), 0)]),
                 error: None,
             };
-            let mut event = event_row(&settings, &retracted, errors, now);
+            let mut event = event_row(&code, &settings, &retracted, errors, now);
             event.duration_s = 0.0;
             self.offer_event(&mut event, true, out);
         }
@@ -839,6 +848,7 @@ impl StationOp {
 /// A downtime span as a `downtime_events` row: its reason is the one with the most
 /// downtime seconds in it.
 fn event_row(
+    code: &str,
     settings: &StationSettings,
     e: &OpenEvent,
     errors: &ErrorCodes,
@@ -853,7 +863,7 @@ fn event_row(
     DowntimeEvent {
         plant: String::from(&*settings.plant),
         line: settings.line.as_deref().map(str::to_string),
-        station: String::from(&*settings.code),
+        station: String::from(code),
         start: e.start,
         end: e.end,
         duration_s: (e.end - e.start) as f64 / 1000.0,

@@ -37,7 +37,7 @@ impl Rng {
 /// starts here.
 pub const START_MS: i64 = 1_772_431_200_000;
 
-fn station_code(i: usize) -> String {
+pub(crate) fn station_code(i: usize) -> String {
     format!("ST-{i:05}")
 }
 

@@ -54,7 +54,7 @@ impl ClockTime {
 }
 
 /// How a station's downtime is detected (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DowntimeDetection {
     #[default]
