@@ -234,40 +234,33 @@ fn valid_from(v: Option<Ts>) -> i64 {
     v.map_or(i64::MIN, |t| t.0)
 }
 
-/// One `Arc` for each name that many stations share (plant, line, shift pattern): a
-/// copy each took three allocations of every station's settings.
-#[derive(Default)]
-struct Names(HashSet<Arc<str>>);
+/// One `Arc` for each value that many stations share: the names of plants, lines and
+/// shift patterns (a copy each took three allocations of every station's settings), and
+/// the settings of stations configured alike (a station's code is not among them; a
+/// million stations of a few kinds took 190 MB for copies).
+struct Interned<T: ?Sized>(HashSet<Arc<T>>);
 
-impl Names {
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = name.into();
-        self.0.insert(name.clone());
-        name
+impl<T: ?Sized> Default for Interned<T> {
+    fn default() -> Self {
+        Interned(HashSet::new())
     }
 }
 
-/// One `Arc` for the settings of every station configured alike: a station's code is not
-/// among them, and a million stations of a few kinds took 190 MB for copies.
-#[derive(Default)]
-struct Alike(HashSet<Arc<StationSettings>>);
-
-impl Alike {
-    fn get(&mut self, settings: StationSettings) -> Arc<StationSettings> {
-        if let Some(known) = self.0.get(&settings) {
+impl<T: ?Sized + Eq + std::hash::Hash> Interned<T> {
+    /// The `Arc` of a value equal to `value`, made by `to_arc` the first time.
+    fn get(&mut self, value: &T, to_arc: impl FnOnce(&T) -> Arc<T>) -> Arc<T> {
+        if let Some(known) = self.0.get(value) {
             return known.clone();
         }
-        let settings = Arc::new(settings);
-        self.0.insert(settings.clone());
-        settings
+        let value = to_arc(value);
+        self.0.insert(value.clone());
+        value
     }
 }
 
-/// Equal as `PartialEq` has them; the context's numbers are finite (validated), so every
-/// value equals itself.
+/// Equal as `PartialEq` has them. A NaN (a TOML context can give one as
+/// `line_speed_target`) equals nothing: such settings are never shared, an `Arc` of
+/// their own as before.
 impl Eq for StationSettings {}
 
 /// By value, numbers by their bits (0.0 and -0.0, equal, alike).
@@ -402,16 +395,17 @@ impl ContextIndex {
                 })
             },
         );
-        let mut names = Names::default();
-        let mut alike = Alike::default();
+        let mut names = Interned::<str>::default();
+        let mut alike = Interned::<StationSettings>::default();
         let (order, mut versions) = versions_by_code(
             lists.stations.iter(),
             |s| (&s.code, s.valid_from),
             |s| {
-                alike.get(StationSettings {
-                    plant: names.get(&s.plant),
-                    line: s.line.as_deref().map(|l| names.get(l)),
-                    shift_pattern: s.shift_pattern.as_deref().map(|p| names.get(p)),
+                let mut name = |n: &str| names.get(n, |n| Arc::from(n));
+                let settings = StationSettings {
+                    plant: name(&s.plant),
+                    line: s.line.as_deref().map(&mut name),
+                    shift_pattern: s.shift_pattern.as_deref().map(&mut name),
                     all_shift_time_planned: s.all_shift_time_planned,
                     ideal_cycle_s: s.ideal_cycle_s,
                     detection: s.downtime_detection,
@@ -421,7 +415,8 @@ impl ContextIndex {
                     speed_to_production_ratio: s.speed_to_production_ratio,
                     line_speed_target: s.line_speed_target,
                     stale_after_ms: ms(s.stale_after_s),
-                })
+                };
+                alike.get(&settings, |s| Arc::new(s.clone()))
             },
         );
         let mut stations = Vec::with_capacity(order.len());
