@@ -16,6 +16,7 @@ use stationflow_schemas::time::MINUTE_MS;
 
 use crate::checkpoint::format2;
 use crate::record::{check_error_id, ErrorCodes, Obs, Rec};
+use crate::varint::{get_varint, get_word, unzigzag, zigzag, Writer};
 
 /// The span of event time cooled at a time: blocks begin at its multiples.
 pub const BLOCK_MS: i64 = 2 * 60_000;
@@ -357,34 +358,6 @@ fn count_before(records: &[Rec], ts: i64) -> usize {
     records.iter().take_while(|r| r.ts < ts).count()
 }
 
-/// Writes into room made beforehand for the worst case: a byte is a store and a check
-/// against the room's end, where `Vec::push` also checks the capacity and keeps the
-/// length in memory.
-struct Writer<'a> {
-    room: &'a mut [u8],
-    at: usize,
-}
-
-impl Writer<'_> {
-    fn byte(&mut self, b: u8) {
-        self.room[self.at] = b;
-        self.at += 1;
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.byte((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.byte(v as u8);
-    }
-
-    fn word(&mut self, word: [u8; 8]) {
-        self.room[self.at..self.at + 8].copy_from_slice(&word);
-        self.at += 8;
-    }
-}
-
 /// `decode` with every read checked: what a damaged block would have made it do.
 /// Whether a checkpoint's log, which knows `error_codes` codes, is whole: every block
 /// decodes and lies before the records, in order, and every record knows its codes.
@@ -486,28 +459,6 @@ fn check_block(
         true => Ok(()),
         false => Err(format!("{} bytes follow its records", bytes.len() - *at)),
     }
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*at];
-        *at += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b < 0x80 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Integral, non-negative values below 2^53 are stored as varints; others as 8 bytes.
@@ -656,10 +607,7 @@ fn decode(block: &Block, errors: &ErrorCodes) -> Vec<Rec> {
                 if bit == 0 {
                     get_varint(bytes, at) as f64
                 } else {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&bytes[*at..*at + 8]);
-                    *at += 8;
-                    f64::from_bits(u64::from_le_bytes(b))
+                    f64::from_bits(get_word(bytes, at))
                 }
             };
             obs.push(match kind {

@@ -22,6 +22,7 @@ mod flow;
 mod intervals;
 mod lent;
 mod metrics;
+mod packed_state;
 mod plan;
 mod prefetch;
 mod record;
@@ -32,6 +33,7 @@ mod station;
 mod station_codes;
 mod station_runs;
 mod timeline;
+mod varint;
 
 pub use checkpoint::{FlowSnapshot, RestoreError};
 pub use flow::{

@@ -13,7 +13,7 @@ use stationflow_schemas::time::MINUTE_MS;
 
 /// Rings this short grow by one snapshot when full, not by doubling: a station whose
 /// records come in order holds two for the first hour (room for four with doubling, at
-/// 104 bytes each), and about 26 over a day (room for 32).
+/// 32 bytes each), and about 26 over a day (room for 32).
 const GROWS_BY_ONE_BELOW: usize = 32;
 
 #[derive(Debug, Clone)]

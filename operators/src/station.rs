@@ -18,11 +18,12 @@ use crate::checkpoint::format2;
 use crate::event_log::{self, EventLog};
 use crate::fingerprint;
 use crate::metrics::{self, DowntimePiece};
+use crate::packed_state::PackedState;
 use crate::plan::{ContextIndex, ShiftCache, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::seq_set::SeqSet;
 use crate::snapshots::Snapshots;
-use crate::timeline::{ClosedSpan, MinuteFacts, PackedState, StationState, Walker};
+use crate::timeline::{ClosedSpan, MinuteFacts, StationState, Walker};
 
 /// Snapshots are kept at every minute this close to the horizon while the station's
 /// records come late, and every `SPARSE_SNAPSHOT_MS` further back. A late record walks
@@ -43,12 +44,9 @@ const LATE_FOR_MS: i64 = 30 * MINUTE_MS;
 /// still be re-evaluated.
 const RETENTION_MARGIN_MS: i64 = 60 * MINUTE_MS;
 
-#[derive(Debug, Clone, PartialEq)]
-struct Snapshot {
-    state: PackedState,
-    /// Whether the windows before this minute treat `state.pending` as downtime.
-    pending_qualified: bool,
-}
+/// The state at a minute, and whether the windows before it treat its pending span as
+/// downtime.
+type Snapshot = PackedState;
 
 /// What was emitted for a minute, in 16 bytes with `Option`'s niche: a station keeps
 /// one a minute of its allowed lateness, 1,440 a day, and a flag of its own made it 24.
@@ -98,22 +96,6 @@ impl EmittedWindow {
         let same = same_fingerprint(&mut self.fingerprint, &mut strong, fp, legacy);
         self.set(self.debounced(), strong);
         same
-    }
-}
-
-impl Snapshot {
-    fn save(&self) -> format2::MinuteState {
-        format2::MinuteState {
-            state: self.state.unpack().save(),
-            pending_qualified: self.pending_qualified,
-        }
-    }
-
-    fn load(saved: format2::MinuteState) -> Snapshot {
-        Snapshot {
-            state: StationState::load(saved.state).pack(),
-            pending_qualified: saved.pending_qualified,
-        }
     }
 }
 
@@ -305,10 +287,7 @@ impl StationOp {
         let mut snapshots = Snapshots::default();
         snapshots.insert(
             origin,
-            Snapshot {
-                state: StationState::default().pack(),
-                pending_qualified: false,
-            },
+            Snapshot::new(&StationState::default(), origin, false),
         );
         StationOp {
             id,
@@ -340,10 +319,7 @@ impl StationOp {
             return;
         }
         // The origin is the earliest minute of any record: nothing precedes it.
-        let empty = Snapshot {
-            state: StationState::default().pack(),
-            pending_qualified: false,
-        };
+        let empty = Snapshot::new(&StationState::default(), origin, false);
         self.snapshots.insert(origin, empty);
         let missing = ((self.emitted_from - origin) / MINUTE_MS) as usize;
         for _ in 0..missing {
@@ -365,7 +341,7 @@ impl StationOp {
             horizon: self.horizon,
             seqs: self.seqs.save(),
             snapshots: (self.snapshots.iter())
-                .map(|(minute, s)| (minute, s.save()))
+                .map(|(minute, s)| (minute, s.save(minute)))
                 .collect(),
             emitted: (self.emitted.iter()).map(|e| e.map(|e| e.save())).collect(),
             events: (self.events.iter())
@@ -418,7 +394,7 @@ impl StationOp {
             id,
             seqs: SeqSet::load(saved.seqs),
             snapshots: (saved.snapshots.into_iter())
-                .map(|(minute, s)| (minute, Snapshot::load(s)))
+                .map(|(minute, s)| (minute, Snapshot::load(s, minute)))
                 .collect(),
             emitted: (saved.emitted.into_iter())
                 .map(|e| e.map(EmittedWindow::load))
@@ -551,7 +527,7 @@ impl StationOp {
                 .closed_span(p.anchor)
                 .map(|c| c.end)
                 .is_some_and(|e| e >= changed_from);
-            if q != snap.pending_qualified || (q && closes_in_change) {
+            if q != snap.pending_qualified() || (q && closes_in_change) {
                 earlier(p.anchor);
             }
         }
@@ -567,7 +543,7 @@ impl StationOp {
     }
 
     fn walk(&mut self, ctx: &ContextIndex, errors: &ErrorCodes, from: i64, horizon: i64) -> Walk {
-        let start_state = self.snapshots[from].state.unpack();
+        let start_state = self.snapshots[from].unpack(from);
         let mut walker = Walker::new(start_state.clone());
         let minutes = ((horizon - from).max(0) / MINUTE_MS) as usize;
         let mut facts = Vec::with_capacity(minutes);
@@ -807,13 +783,8 @@ impl StationOp {
                 .pending
                 .and_then(|p| walk.qualified(p.anchor, horizon))
                 .unwrap_or(false);
-            self.snapshots.insert(
-                at,
-                Snapshot {
-                    state: state.pack(),
-                    pending_qualified,
-                },
-            );
+            self.snapshots
+                .insert(at, Snapshot::new(state, at, pending_qualified));
         }
     }
 
