@@ -635,8 +635,8 @@ impl StationOp {
             return;
         }
         let idx = ((window.window_start - self.emitted_from) / MINUTE_MS) as usize;
-        while self.emitted.len() <= idx {
-            self.emitted.push_back(None);
+        if self.emitted.len() <= idx {
+            grow_to(&mut self.emitted, idx + 1);
         }
         let fp = fingerprint::window(&window);
         let slot = &mut self.emitted[idx];
@@ -874,6 +874,23 @@ fn accumulate_events(
         }
         e.error = e.error.or(p.error);
     }
+}
+
+/// Lengthens the ring of emitted windows to `len`, growing it by one window while it
+/// is short and by a quarter beyond: a station keeps one a minute of its allowed
+/// lateness and the margin before it, and doubling left most stations with room for
+/// nearly twice that (at a million stations, hundreds of megabytes).
+fn grow_to(emitted: &mut VecDeque<Option<EmittedWindow>>, len: usize) {
+    const BY_ONE_BELOW: usize = 32;
+    if len > emitted.capacity() {
+        let more = if len < BY_ONE_BELOW {
+            len - emitted.len()
+        } else {
+            (len - emitted.len()).max(len / 4)
+        };
+        emitted.reserve_exact(more);
+    }
+    emitted.resize(len, None);
 }
 
 #[cfg(test)]
