@@ -255,6 +255,12 @@ impl EventLog {
             i = j;
         }
         self.hot.drain(..n);
+        // A short log gives back the room of the records it cooled: otherwise each
+        // station kept room for the most records it ever held hot (at a record or two a
+        // minute, about twice what it holds between refreshes).
+        if self.hot.capacity() <= GROWS_BY_ONE_BELOW {
+            self.hot.shrink_to_fit();
+        }
         self.hot_from = until;
     }
 
@@ -880,6 +886,8 @@ mod tests {
                 }
             }
             log.cool(m * MINUTE_MS);
+            // Room only for the records still hot.
+            assert_eq!(log.hot.capacity(), log.hot.len());
         }
         // 87 records before the horizon's block: three blocks, not 29.
         assert_eq!(log.cold.len(), 3);
