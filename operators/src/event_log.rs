@@ -15,6 +15,7 @@ use smallvec::SmallVec;
 use stationflow_schemas::time::MINUTE_MS;
 
 use crate::checkpoint::format2;
+use crate::maybe_time::MaybeTime;
 use crate::record::{check_error_id, ErrorCodes, Obs, Rec};
 use crate::varint::{get_varint, get_word, unzigzag, zigzag, Writer};
 
@@ -67,7 +68,7 @@ pub struct EventLog {
     /// reaches this (set by a record that came late). A station starts as one whose
     /// records come in order: at a million stations, two minutes more of records each
     /// took hundreds of megabytes, and most stations never send one late.
-    late_margin_until: Option<i64>,
+    late_margin_until: MaybeTime,
 }
 
 impl Default for EventLog {
@@ -78,7 +79,7 @@ impl Default for EventLog {
             hot_from: i64::MIN,
             hot_ts_bound: i64::MIN,
             horizon_block: i64::MIN,
-            late_margin_until: None,
+            late_margin_until: MaybeTime::NONE,
         }
     }
 }
@@ -120,7 +121,7 @@ impl EventLog {
     /// append to another station's log (a cache miss) among them.
     pub fn insert(&mut self, rec: &mut Rec, errors: &ErrorCodes) {
         if rec.ts < self.horizon_block {
-            self.late_margin_until = Some(self.horizon_block + IN_ORDER_AFTER_MS);
+            self.late_margin_until = MaybeTime::new(Some(self.horizon_block + IN_ORDER_AFTER_MS));
         }
         if rec.ts >= self.hot_from {
             let ts = rec.ts;
@@ -220,7 +221,7 @@ impl EventLog {
     /// block `LATE_HOT_MS` earlier while the station's records come late.
     pub fn cool(&mut self, horizon: i64) {
         self.horizon_block = block_start(horizon);
-        let late_until = self.late_margin_until.unwrap_or(i64::MIN);
+        let late_until = self.late_margin_until.get().unwrap_or(i64::MIN);
         let margin = if self.horizon_block < late_until {
             LATE_HOT_MS
         } else {
@@ -277,7 +278,7 @@ impl EventLog {
             hot: self.hot.iter().map(Rec::save).collect(),
             hot_from: self.hot_from,
             horizon_block: self.horizon_block,
-            late_margin_until: self.late_margin_until,
+            late_margin_until: self.late_margin_until.get(),
         }
     }
 
@@ -301,7 +302,7 @@ impl EventLog {
             hot_from: saved.hot_from,
             hot_ts_bound: i64::MAX,
             horizon_block: saved.horizon_block,
-            late_margin_until: saved.late_margin_until,
+            late_margin_until: MaybeTime::new(saved.late_margin_until),
         }
     }
 

@@ -15,6 +15,7 @@ use stationflow_schemas::window::DowntimeEvent;
 use stationflow_schemas::RejectReason;
 
 use crate::checkpoint::{format2, FlowSnapshot, RestoreError};
+use crate::maybe_time::MaybeTime;
 use crate::plan::{ContextIndex, StationId};
 use crate::record::{ErrorCodes, Rec};
 use crate::station::{Emitted, Insert, StationOp};
@@ -550,7 +551,7 @@ impl StationFlow {
                 Outcome::Duplicate
             }
             Insert::Applied => {
-                station.last_seen = Some(now);
+                station.last_seen = MaybeTime::new(Some(now));
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
                 self.counters.applied += 1;
                 Outcome::Applied
@@ -647,8 +648,8 @@ impl StationFlow {
         let config = &self.config;
         let horizons: Vec<i64> = (self.stations.iter())
             .map(|s| {
-                let watermark = s.max_ts.map(|t| t - config.out_of_orderness_ms);
-                let quiet_since = s.last_seen.unwrap_or(origin);
+                let watermark = s.max_ts.get().map(|t| t - config.out_of_orderness_ms);
+                let quiet_since = s.last_seen.get().unwrap_or(origin);
                 let horizon = watermark.map_or(origin, minute_floor);
                 if now - quiet_since >= config.idle_timeout_ms {
                     return horizon.max(minute_floor(now));

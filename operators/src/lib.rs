@@ -21,6 +21,7 @@ mod fingerprint;
 mod flow;
 mod intervals;
 mod lent;
+mod maybe_time;
 mod metrics;
 mod packed_state;
 mod plan;

@@ -18,10 +18,8 @@ const MAX_WORDS: usize = 1 << 16;
 pub struct SeqSet {
     /// Seq of bit 0 of the first word; a multiple of 64.
     base: u64,
-    /// The bitmap's last word (index `words.len()`), when `has_last`.
+    /// The bitmap's last word (index `words.len()`), when `has_last()`.
     last: u64,
-    /// Whether the bitmap has any word; `words` is empty when not.
-    has_last: bool,
     /// The bitmap's words but the last.
     words: VecDeque<u64>,
     sparse: Sparse,
@@ -66,7 +64,7 @@ impl FromIterator<u64> for Sparse {
 impl SeqSet {
     /// The set as a checkpoint keeps it: all the bitmap's words in one sequence.
     pub fn save(&self) -> Seqs {
-        let last = self.has_last.then_some(self.last);
+        let last = self.has_last().then_some(self.last);
         let mut sparse: Vec<u64> = self.sparse.iter().copied().collect();
         sparse.sort_unstable();
         Seqs {
@@ -84,7 +82,6 @@ impl SeqSet {
             base: saved.base,
             words,
             last: last.unwrap_or(0),
-            has_last: last.is_some(),
             sparse: saved.sparse.into_iter().collect(),
         }
     }
@@ -96,14 +93,21 @@ impl SeqSet {
     pub(crate) const INSERT_PART_END: usize =
         std::mem::offset_of!(SeqSet, words) + std::mem::size_of::<VecDeque<u64>>();
 
+    /// Whether the bitmap has any word: a last word with a bit set, or words before it
+    /// (a flag of its own took 8 bytes of every station's state). `words` is empty when
+    /// not.
+    fn has_last(&self) -> bool {
+        self.last != 0 || !self.words.is_empty()
+    }
+
     /// Words in the bitmap.
     fn len(&self) -> usize {
-        self.words.len() + usize::from(self.has_last)
+        self.words.len() + usize::from(self.has_last())
     }
 
     /// Adds `seq`; false when it was already there.
     pub fn insert(&mut self, seq: u64) -> bool {
-        if !self.has_last && self.sparse.is_empty() {
+        if !self.has_last() && self.sparse.is_empty() {
             self.base = seq & !63;
         }
         if seq >= self.base {
@@ -119,12 +123,11 @@ impl SeqSet {
                 self.words[word] |= bit;
                 fresh
             } else if word < len + MAX_WORDS {
-                if self.has_last {
+                if self.has_last() {
                     self.words.push_back(self.last);
                 }
                 self.words.resize(word, 0);
                 self.last = bit;
-                self.has_last = true;
                 true
             } else {
                 return self.sparse.insert(seq);
@@ -135,12 +138,13 @@ impl SeqSet {
     }
 
     pub fn remove(&mut self, seq: u64) {
+        let had_last = self.has_last();
         if seq >= self.base {
             let word = ((seq - self.base) / 64) as usize;
             let bit = 1u64 << ((seq - self.base) % 64);
             if let Some(w) = self.words.get_mut(word) {
                 *w &= !bit;
-            } else if self.has_last && word == self.words.len() {
+            } else if had_last && word == self.words.len() {
                 self.last &= !bit;
             }
         }
@@ -149,8 +153,7 @@ impl SeqSet {
             self.words.pop_front();
             self.base += 64;
         }
-        if self.has_last && self.words.is_empty() && self.last == 0 {
-            self.has_last = false;
+        if had_last && !self.has_last() {
             // The last word of the seq range ends at u64::MAX: its end is not a seq.
             self.base = self.base.saturating_add(64);
         }
