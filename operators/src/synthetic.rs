@@ -45,23 +45,47 @@ pub(crate) fn station_code(i: usize) -> String {
 /// with breaks, five SKUs; every tenth station continuous, every tenth detected by
 /// production cycle.
 pub fn plant(stations: usize) -> Context {
-    let plants = [
-        ("LDN", "Europe/London", "GBP"),
-        ("CHI", "America/Chicago", "USD"),
-    ];
+    plants(stations, 2)
+}
+
+/// Time zones and currencies of the plants after London and Chicago, in turn.
+const MORE_PLANTS: [(&str, &str); 6] = [
+    ("Europe/Berlin", "EUR"),
+    ("Asia/Shanghai", "CNY"),
+    ("America/Sao_Paulo", "BRL"),
+    ("Asia/Kolkata", "INR"),
+    ("Asia/Tokyo", "JPY"),
+    ("America/New_York", "USD"),
+];
+
+/// `plant`'s context over `count` plants (at least one): London, Chicago, then `P003`
+/// on in the time zones of `MORE_PLANTS` in turn; station `i` is in plant `i % count`,
+/// so neighbouring codes lie in different plants, as a company's merged list has them.
+pub fn plants(stations: usize, count: usize) -> Context {
+    let count = count.max(1);
+    let plants: Vec<(String, &str, &str)> = (0..count)
+        .map(|k| match k {
+            0 => ("LDN".to_string(), "Europe/London", "GBP"),
+            1 => ("CHI".to_string(), "America/Chicago", "USD"),
+            _ => {
+                let (tz, currency) = MORE_PLANTS[(k - 2) % MORE_PLANTS.len()];
+                (format!("P{:03}", k + 1), tz, currency)
+            }
+        })
+        .collect();
     let mut ctx = Context::default();
-    for (code, tz, currency) in plants {
+    for (code, tz, currency) in &plants {
         ctx.plants.push(Plant {
-            code: code.into(),
+            code: code.clone(),
             name: None,
-            timezone: tz.into(),
-            currency: Some(currency.into()),
+            timezone: tz.to_string(),
+            currency: Some(currency.to_string()),
             day_start_hour: 6,
             valid_from: None,
         });
         ctx.lines.push(Line {
             code: format!("{code}-L1"),
-            plant: code.into(),
+            plant: code.clone(),
             valid_from: None,
         });
     }
@@ -108,7 +132,7 @@ pub fn plant(stations: usize) -> Context {
         });
     }
     for i in 0..stations {
-        let plant = plants[i % 2].0;
+        let plant = &plants[i % count].0;
         ctx.stations.push(Station {
             code: station_code(i),
             plant: plant.into(),
@@ -295,6 +319,33 @@ pub fn paced(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plants after London and Chicago get codes of their own and real time zones; a
+    /// station's plant follows its number round the plants, and two plants give the
+    /// context `plant` always gave.
+    #[test]
+    fn stations_are_spread_round_the_plants() {
+        let ctx = plants(20, 9);
+        let codes: Vec<&str> = ctx.plants.iter().map(|p| p.code.as_str()).collect();
+        assert_eq!(codes[..3], ["LDN", "CHI", "P003"]);
+        assert_eq!(codes.len(), 9);
+        assert!(ctx
+            .plants
+            .iter()
+            .all(|p| p.timezone.parse::<chrono_tz::Tz>().is_ok()));
+        assert_eq!(ctx.lines.len(), 9);
+        for (i, station) in ctx.stations.iter().enumerate() {
+            assert_eq!(station.plant, codes[i % 9]);
+            assert_eq!(
+                station.line.as_deref(),
+                Some(&*format!("{}-L1", codes[i % 9]))
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&plant(50)).unwrap(),
+            serde_json::to_string(&plants(50, 2)).unwrap()
+        );
+    }
 
     #[test]
     fn a_paced_station_reports_every_cycle_in_its_range_in_time_order() {

@@ -14,6 +14,10 @@ use stationflow_schemas::time::format_ms;
 pub struct GenerateArgs {
     #[arg(long, default_value_t = 100)]
     pub stations: usize,
+    /// Plants the stations are spread over: London, Chicago, then more in other time
+    /// zones; station `i` is in plant `i % plants` (a company-sized set: hundreds).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=999))]
+    pub plants: u32,
     #[arg(long, default_value_t = 1_000_000)]
     pub records: usize,
     #[arg(long, default_value_t = 1)]
@@ -50,7 +54,7 @@ pub enum ContextFormat {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let context = synthetic::plant(args.stations);
+    let context = synthetic::plants(args.stations, args.plants as usize);
     let (name, text) = match args.context_format {
         ContextFormat::Toml => ("context.toml", toml::to_string(&context)?),
         ContextFormat::Json => ("context.json", serde_json::to_string_pretty(&context)?),
