@@ -696,7 +696,12 @@ impl StationFlow {
         let count = self.stations.len();
         debug_assert_eq!(self.owned.len(), count);
         debug_assert_eq!(self.admission.len(), count);
-        self.underway.resize(count, None);
+        if self.keeps_underway {
+            self.underway.resize(count, None);
+        } else {
+            // A context reload rebuilt it by station: forgone, it stays empty.
+            self.underway.clear();
+        }
         let per_run = count.div_ceil(sinks.len().max(1)).max(1);
         self.run_outs.resize_with(sinks.len(), Emitted::default);
         let shared = Shared {
@@ -704,13 +709,13 @@ impl StationFlow {
             errors: &self.errors,
             allowed_lateness_ms: self.config.allowed_lateness_ms,
             max_refresh_ms: self.config.max_refresh_ms,
-            keep_underway: self.keeps_underway,
             now,
             rows,
         };
         let runs = (self.stations.chunks_mut(per_run))
             .zip(self.admission.chunks_mut(per_run))
-            .zip(self.underway.chunks_mut(per_run))
+            // Forgone, `underway` stays empty: each run gets an empty slice.
+            .zip((self.underway.chunks_mut(per_run)).chain(std::iter::repeat_with(|| &mut [][..])))
             .zip(self.owned.chunks(per_run))
             .zip(horizons.chunks(per_run))
             .map(

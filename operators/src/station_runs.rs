@@ -17,8 +17,6 @@ pub(crate) struct Shared<'a> {
     pub errors: &'a ErrorCodes,
     pub allowed_lateness_ms: i64,
     pub max_refresh_ms: i64,
-    /// Whether the downtime open at each station's horizon is kept for a drain.
-    pub keep_underway: bool,
     pub now: i64,
     /// Rows a run gathers before it hands them to its sink.
     pub rows: usize,
@@ -44,6 +42,8 @@ impl Emits {
 pub(crate) struct StationRun<'a> {
     pub stations: &'a mut [StationOp],
     pub admission: &'a mut [Admission],
+    /// The downtime open at each station's horizon, kept for a drain; empty when the
+    /// flow forgoes it.
     pub underway: &'a mut [Option<Option<Box<DowntimeEvent>>>],
     pub owned: &'a [bool],
     /// Where each station's windows are to reach.
@@ -108,8 +108,8 @@ impl StationRun<'_> {
         emits.windows += new_windows.len() as u64;
         emits.revisions += new_windows.iter().filter(|w| w.revision > 0).count() as u64;
         emits.events += (out.events.len() - events) as u64;
-        if shared.keep_underway {
-            self.underway[i] = Some(underway.map(Box::new));
+        if let Some(slot) = self.underway.get_mut(i) {
+            *slot = Some(underway.map(Box::new));
         }
     }
 }
