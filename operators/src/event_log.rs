@@ -17,6 +17,7 @@ use stationflow_schemas::time::MINUTE_MS;
 use crate::checkpoint::format2;
 use crate::maybe_time::MaybeTime;
 use crate::record::{check_error_id, ErrorCodes, Obs, Rec};
+use crate::rings;
 use crate::varint::{get_varint, get_word, unzigzag, zigzag, Writer};
 
 /// The span of event time cooled at a time: blocks begin at its multiples.
@@ -245,11 +246,7 @@ impl EventLog {
                     append(last, &moving[i..j]);
                 }
                 _ => {
-                    if self.cold.len() == self.cold.capacity()
-                        && self.cold.len() < COLD_GROWS_BY_ONE_BELOW
-                    {
-                        self.cold.reserve_exact(1);
-                    }
+                    rings::room_for_one(&mut self.cold, COLD_GROWS_BY_ONE_BELOW);
                     self.cold.push_back(encode(start, &moving[i..j]));
                 }
             }

@@ -27,6 +27,7 @@ mod packed_state;
 mod plan;
 mod prefetch;
 mod record;
+mod rings;
 mod seq_set;
 mod shift_calendar;
 mod snapshots;

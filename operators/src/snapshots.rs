@@ -11,6 +11,8 @@ use std::ops::{Index, Range};
 
 use stationflow_schemas::time::MINUTE_MS;
 
+use crate::rings;
+
 /// Rings this short grow by one snapshot when full, not by doubling: a station whose
 /// records come in order holds two for the first hour (room for four with doubling, at
 /// 32 bytes each), and about 26 over a day (room for 32).
@@ -54,15 +56,8 @@ impl<T> Snapshots<T> {
         match self.position(minute) {
             Ok(i) => self.snapshots[i] = snapshot,
             Err(i) => {
-                let len = self.minutes.len();
-                if len < GROWS_BY_ONE_BELOW {
-                    if len == self.minutes.capacity() {
-                        self.minutes.reserve_exact(1);
-                    }
-                    if len == self.snapshots.capacity() {
-                        self.snapshots.reserve_exact(1);
-                    }
-                }
+                rings::room_for_one(&mut self.minutes, GROWS_BY_ONE_BELOW);
+                rings::room_for_one(&mut self.snapshots, GROWS_BY_ONE_BELOW);
                 self.minutes.insert(i, minute);
                 self.snapshots.insert(i, snapshot);
             }
