@@ -122,7 +122,7 @@ impl EventLog {
     /// append to another station's log (a cache miss) among them.
     pub fn insert(&mut self, rec: &mut Rec, errors: &ErrorCodes) {
         if rec.ts < self.horizon_block {
-            self.late_margin_until = MaybeTime::new(Some(self.horizon_block + IN_ORDER_AFTER_MS));
+            self.late_margin_until = MaybeTime::at(self.horizon_block + IN_ORDER_AFTER_MS);
         }
         if rec.ts >= self.hot_from {
             let ts = rec.ts;

@@ -551,7 +551,7 @@ impl StationFlow {
                 Outcome::Duplicate
             }
             Insert::Applied => {
-                station.last_seen = MaybeTime::new(Some(now));
+                station.last_seen = MaybeTime::at(now);
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
                 self.counters.applied += 1;
                 Outcome::Applied

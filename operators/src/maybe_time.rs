@@ -9,6 +9,11 @@ pub struct MaybeTime(i64);
 impl MaybeTime {
     pub const NONE: MaybeTime = MaybeTime(i64::MIN);
 
+    /// The instant `t` (`i64::MIN` reads back as none).
+    pub fn at(t: i64) -> MaybeTime {
+        MaybeTime(t)
+    }
+
     pub fn new(t: Option<i64>) -> MaybeTime {
         t.map_or(MaybeTime::NONE, MaybeTime)
     }
