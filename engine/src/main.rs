@@ -26,6 +26,13 @@ fn return_freed_memory_at_once() {
     }
 }
 
+/// Lets the process open as many files as the system allows it: a replay over many plants
+/// keeps a Parquet file per plant and day open, each spooled to a temporary file, and a
+/// soft limit of 1,024 would make it finish files early (more, smaller files).
+fn allow_many_open_files() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+}
+
 #[derive(Parser)]
 #[command(
     name = "stationflow",
@@ -67,6 +74,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     return_freed_memory_at_once();
+    allow_many_open_files();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => commands::replay::run(args),

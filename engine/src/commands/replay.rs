@@ -93,17 +93,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         )?);
         bar
     };
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let config = ReplayConfig {
         flow: flow_config(&args),
         source: FilesConfig {
             inputs: args.inputs,
         },
         context,
-        sink: ParquetSinkConfig::default(),
+        // Windows and events on every thread.
+        sink: ParquetSinkConfig::for_writers(2 * threads),
         batch_records: 8192,
-        threads: args.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        }),
+        threads,
         shard: (args.shard).map(|shard| Shard {
             by_plant: args.plants,
             ..shard

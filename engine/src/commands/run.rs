@@ -116,7 +116,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             Root::open(&settings.checkpoint_root(), &settings.store)?,
             &settings.kafka.group_id,
         ),
-        sink: ParquetSinkConfig::default(),
+        // Windows and events for every partition the process may be assigned.
+        sink: ParquetSinkConfig::for_writers(2 * partitions.max(1) as usize),
         runtime: runtime.handle().clone(),
         producer,
         metrics,

@@ -1,16 +1,24 @@
 //! The hive-partitioned Parquet datasets of SPEC §5:
 //! `<root>/<dataset>/plant=<code>/date=<UTC date>/part-<n>.parquet`. Each partition's file
-//! is encoded as rows arrive and written whole with one `put`: the object store makes a put
-//! atomic (a local folder writes a temporary file and renames it), so a reader sees a file
-//! complete or not at all. Replay numbers files per run (`part-<n>.parquet`); the live
+//! gathers its rows in a spool (an unnamed temporary file of LZ4-compressed Arrow IPC) as
+//! they arrive, is encoded to Parquet when it is finished, and is written whole with one
+//! `put`: the object store makes a put atomic (a local folder writes a temporary file and
+//! renames it), so a reader sees a file complete or not at all. An open file costs a
+//! descriptor and a few rows of memory, so a replay over many plants keeps a file per plant
+//! and day open, each encoded at the end into row groups as large as with one plant. Replay numbers files per run (`part-<n>.parquet`); the live
 //! engine names them by partition and checkpoint epoch (`p<partition>-e<epoch>-<n>.parquet`),
 //! so a retried put replaces its file, and a partition restored from the checkpoint of
 //! epoch *e* first removes its files of later epochs: rows written after the checkpoint
 //! are written again, never twice.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek};
 use std::sync::Arc;
 
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow::ipc::CompressionType;
 use arrow::record_batch::RecordBatch;
 use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -75,15 +83,30 @@ impl DatasetRow for DowntimeEvent {
 pub struct ParquetSinkConfig {
     /// A partition's file is closed and put once it holds this many rows.
     pub rows_per_file: usize,
-    /// Rows gathered before they are encoded into the open file (bounds row memory).
+    /// Rows a file gathers in memory before they go to its spool.
     pub chunk_rows: usize,
-    /// Files open at once; past this the least recently written is finished. Rows come
-    /// roughly in time order, so an old partition rarely gets more (a late revision
-    /// then starts a new file).
+    /// Rows in memory in all open files together; past this the file with the most
+    /// spools them (bounds row memory however many files are open).
+    pub pending_rows: usize,
+    /// Files open at once, each holding a descriptor; past this the least recently
+    /// written is finished. Rows come roughly in time order, so an old partition rarely
+    /// gets more (a late revision then starts a new file).
     pub max_open_files: usize,
 }
 
 impl ParquetSinkConfig {
+    /// The defaults, with no more open files in `writers` writers together than half the
+    /// process may open (a spool file each), and at least 4 each.
+    pub fn for_writers(writers: usize) -> Self {
+        let config = ParquetSinkConfig::default();
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1_024, |(soft, _)| soft);
+        let each = usize::try_from(limit / 2).unwrap_or(usize::MAX) / writers.max(1);
+        ParquetSinkConfig {
+            max_open_files: each.clamp(4, config.max_open_files),
+            ..config
+        }
+    }
+
     /// A writer of dataset `R` under `root`, encoding on the caller's thread and putting
     /// files through `runtime`; named as a replay names them until told otherwise.
     pub fn build<R: DatasetRow>(
@@ -101,7 +124,8 @@ impl Default for ParquetSinkConfig {
         ParquetSinkConfig {
             rows_per_file: 262_144,
             chunk_rows: 4_096,
-            max_open_files: 4,
+            pending_rows: 16_384,
+            max_open_files: 256,
         }
     }
 }
@@ -122,14 +146,61 @@ impl SinkStats {
     }
 }
 
-/// A partition's file being written: rows are encoded in chunks as they come, so memory
-/// holds compressed pages, not rows.
+/// A partition's file being written: rows wait in memory in chunks and go to the spool,
+/// so memory holds at most a chunk of rows whatever the file's size.
 struct OpenFile<R> {
-    writer: ArrowWriter<Vec<u8>>,
+    spool: StreamWriter<BufWriter<File>>,
     rows: usize,
     pending: Vec<R>,
     last_write: u64,
 }
+
+impl<R: DatasetRow> OpenFile<R> {
+    fn new() -> Result<Self> {
+        let file = tempfile::tempfile().context("creating a spool file for Parquet output")?;
+        let options =
+            IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+        let schema = R::batch(&[]).schema();
+        let spool = StreamWriter::try_new_with_options(BufWriter::new(file), &schema, options)?;
+        Ok(OpenFile {
+            spool,
+            rows: 0,
+            pending: Vec::new(),
+            last_write: 0,
+        })
+    }
+
+    /// Moves the waiting rows to the spool; returns how many there were.
+    fn spool(&mut self) -> Result<usize> {
+        let rows = self.pending.len();
+        if rows > 0 {
+            self.spool.write(&R::batch(&self.pending))?;
+            // Cleared rather than taken: the next chunk reuses the allocation.
+            self.pending.clear();
+        }
+        Ok(rows)
+    }
+
+    /// The file's rows read back from the spool and encoded, in row groups of up to
+    /// `rows_per_group` rows.
+    fn into_parquet(mut self, rows_per_group: usize) -> Result<Vec<u8>> {
+        self.spool()?;
+        let mut file = (self.spool.into_inner()?.into_inner())
+            .map_err(|e| e.into_error())
+            .context("flushing a Parquet spool file")?;
+        file.rewind()?;
+        let spooled = StreamReader::try_new(BufReader::new(file), None)?;
+        let properties = writer_properties(rows_per_group);
+        let mut writer = ArrowWriter::try_new(Vec::new(), spooled.schema(), Some(properties))?;
+        for batch in spooled {
+            writer.write(&batch?)?;
+        }
+        Ok(writer.into_inner()?)
+    }
+}
+
+/// The open files, by plant and UTC day: found by a plant's code without copying it.
+type OpenFiles<R> = BTreeMap<Arc<str>, BTreeMap<i32, OpenFile<R>>>;
 
 /// How a dataset's files are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +251,10 @@ pub struct DatasetWriter<R: DatasetRow> {
     root: Path,
     runtime: tokio::runtime::Handle,
     config: ParquetSinkConfig,
-    open: BTreeMap<(String, i32), OpenFile<R>>,
+    open: OpenFiles<R>,
+    open_count: usize,
+    /// Rows in memory in open files.
+    pending_rows: usize,
     names: FileNames,
     /// Live: files go through the upload queue instead of straight to the store.
     queue: Option<Arc<UploadQueue>>,
@@ -202,6 +276,8 @@ impl<R: DatasetRow> DatasetWriter<R> {
             runtime,
             config,
             open: BTreeMap::new(),
+            open_count: 0,
+            pending_rows: 0,
             names: FileNames::Replay {
                 shard: None,
                 thread: None,
@@ -248,53 +324,78 @@ impl<R: DatasetRow> DatasetWriter<R> {
     pub fn write(&mut self, rows: impl IntoIterator<Item = R>) -> Result<()> {
         for row in rows {
             let day = row.day();
-            // Found by comparison, not by an owned key: a code copied per row showed in
-            // profiles, and only a few files are open.
-            let is_row_file = |(plant, d): &(String, i32)| *d == day && plant == row.plant();
-            if !self.open.keys().any(is_row_file) {
+            if self.file(row.plant(), day).is_none() {
                 self.make_room()?;
-                let writer = ArrowWriter::try_new(
-                    Vec::new(),
-                    R::batch(&[]).schema(),
-                    Some(writer_properties(self.config.rows_per_file)),
-                )?;
-                let file = OpenFile {
-                    writer,
-                    rows: 0,
-                    pending: Vec::new(),
-                    last_write: 0,
-                };
-                self.open.insert((row.plant().to_string(), day), file);
+                let file = OpenFile::new()?;
+                let days = self.open.entry(Arc::from(row.plant())).or_default();
+                days.insert(day, file);
+                self.open_count += 1;
             }
             self.writes += 1;
-            let (key, file) = (self.open.iter_mut())
-                .find(|(key, _)| is_row_file(key))
-                .expect("opened above");
-            file.last_write = self.writes;
-            file.pending.push(row);
+            let (writes, rows_per_file, chunk_rows) = (
+                self.writes,
+                self.config.rows_per_file,
+                self.config.chunk_rows,
+            );
+            let file = self.file_mut(row.plant(), day);
+            file.last_write = writes;
             file.rows += 1;
-            if file.pending.len() >= self.config.chunk_rows {
-                file.writer.write(&R::batch(&file.pending))?;
-                // Cleared rather than taken: the next chunk reuses the allocation.
-                file.pending.clear();
+            let full = file.rows >= rows_per_file;
+            let chunk = file.pending.len() + 1 >= chunk_rows;
+            let plant = (full || chunk).then(|| Arc::<str>::from(row.plant()));
+            file.pending.push(row);
+            self.pending_rows += 1;
+            if let Some(plant) = plant {
+                if full {
+                    self.finish(&plant, day)?;
+                } else {
+                    self.spool(&plant, day)?;
+                }
             }
-            if file.rows >= self.config.rows_per_file {
-                let key = key.clone();
-                self.finish(&key)?;
+            if self.pending_rows >= self.config.pending_rows.max(1) {
+                self.spool_most()?;
             }
         }
         Ok(())
     }
 
+    fn file(&self, plant: &str, day: i32) -> Option<&OpenFile<R>> {
+        self.open.get(plant)?.get(&day)
+    }
+
+    fn files(&self) -> impl Iterator<Item = (&Arc<str>, i32, &OpenFile<R>)> {
+        (self.open.iter()).flat_map(|(plant, days)| days.iter().map(move |(d, f)| (plant, *d, f)))
+    }
+
+    /// Spools the rows of the file with the most in memory.
+    fn spool_most(&mut self) -> Result<()> {
+        let most = (self.files())
+            .max_by_key(|(_, _, file)| file.pending.len())
+            .map(|(plant, day, _)| (plant.clone(), day));
+        match most {
+            Some((plant, day)) => self.spool(&plant, day),
+            None => Ok(()),
+        }
+    }
+
+    fn spool(&mut self, plant: &str, day: i32) -> Result<()> {
+        self.pending_rows -= self.file_mut(plant, day).spool()?;
+        Ok(())
+    }
+
+    fn file_mut(&mut self, plant: &str, day: i32) -> &mut OpenFile<R> {
+        (self.open.get_mut(plant))
+            .and_then(|days| days.get_mut(&day))
+            .expect("an open file")
+    }
+
     fn make_room(&mut self) -> Result<()> {
-        while self.open.len() >= self.config.max_open_files.max(1) {
-            let oldest = self
-                .open
-                .iter()
-                .min_by_key(|(_, f)| f.last_write)
-                .map(|(k, _)| k.clone());
+        while self.open_count >= self.config.max_open_files.max(1) {
+            let oldest = (self.files())
+                .min_by_key(|(_, _, f)| f.last_write)
+                .map(|(plant, day, _)| (plant.clone(), day));
             match oldest {
-                Some(key) => self.finish(&key)?,
+                Some((plant, day)) => self.finish(&plant, day)?,
                 None => break,
             }
         }
@@ -308,25 +409,33 @@ impl<R: DatasetRow> DatasetWriter<R> {
     }
 
     fn finish_all(&mut self) -> Result<()> {
-        let keys: Vec<_> = self.open.keys().cloned().collect();
-        for key in keys {
-            self.finish(&key)?;
+        let keys: Vec<_> = (self.files())
+            .map(|(plant, day, _)| (plant.clone(), day))
+            .collect();
+        for (plant, day) in keys {
+            self.finish(&plant, day)?;
         }
         Ok(())
     }
 
-    fn finish(&mut self, key: &(String, i32)) -> Result<()> {
-        let Some(mut file) = self.open.remove(key) else {
+    fn finish(&mut self, plant: &str, day: i32) -> Result<()> {
+        let Some(days) = self.open.get_mut(plant) else {
             return Ok(());
         };
-        if !file.pending.is_empty() {
-            file.writer.write(&R::batch(&file.pending))?;
+        let Some(file) = days.remove(&day) else {
+            return Ok(());
+        };
+        if days.is_empty() {
+            self.open.remove(plant);
         }
-        let bytes = file.writer.into_inner()?;
+        self.open_count -= 1;
+        self.pending_rows -= file.pending.len();
+        let rows = file.rows;
+        let bytes = file.into_parquet(self.config.rows_per_file)?;
         let name = self.names.name(self.next_file);
-        let path = partition_path(&self.root, R::DATASET, &key.0, key.1, &name);
+        let path = partition_path(&self.root, R::DATASET, plant, day, &name);
         self.next_file += 1;
-        self.stats.rows += file.rows as u64;
+        self.stats.rows += rows as u64;
         self.stats.files += 1;
         self.stats.bytes += bytes.len() as u64;
         let store = self.store.clone();
@@ -482,6 +591,111 @@ pub(crate) mod tests {
             names(&runtime, &store),
             expected(&["p000-e0000000001", "p001-e0000000002"])
         );
+    }
+
+    /// `windows` spread over `plants` plants, station by station as a drain spreads them.
+    fn over_plants(windows: &[StationWindow], plants: usize) -> Vec<StationWindow> {
+        let codes: Vec<Arc<str>> = (0..plants).map(|p| format!("P {p:03}#").into()).collect();
+        (windows.iter().enumerate())
+            .map(|(i, w)| StationWindow {
+                plant: codes[i % plants].clone(),
+                ..w.clone()
+            })
+            .collect()
+    }
+
+    /// Every file under `store`: its partition folder, rows and row groups.
+    fn files(runtime: &tokio::runtime::Runtime, store: &InMemory) -> Vec<(String, usize, usize)> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let metas = runtime.block_on(store.list(None).try_collect::<Vec<_>>());
+        (metas.unwrap().iter())
+            .map(|meta| {
+                let bytes = runtime.block_on(async {
+                    store
+                        .get(&meta.location)
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                });
+                let reader = SerializedFileReader::new(bytes).unwrap();
+                let meta_data = reader.metadata().file_metadata();
+                let folder = meta.location.prefix_match(&Path::from("out")).unwrap();
+                let folder: Vec<_> = folder.map(|p| p.as_ref().to_string()).collect();
+                let groups = reader.metadata().num_row_groups();
+                (folder[..3].join("/"), meta_data.num_rows() as usize, groups)
+            })
+            .collect()
+    }
+
+    fn write_all(
+        config: ParquetSinkConfig,
+        rows: &[StationWindow],
+    ) -> (tokio::runtime::Runtime, Arc<InMemory>, SinkStats) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let store = Arc::new(InMemory::new());
+        let mut writer = DatasetWriter::<StationWindow>::new(
+            store.clone(),
+            Path::from("out"),
+            runtime.handle().clone(),
+            config,
+        );
+        // In slices, as replay drains them.
+        for slice in rows.chunks(97) {
+            writer.write(slice.iter().cloned()).unwrap();
+        }
+        let stats = writer.close().unwrap();
+        (runtime, store, stats)
+    }
+
+    #[test]
+    fn many_plants_written_together_get_one_file_each() {
+        let rows = over_plants(&synthetic_windows(120, 6_000, 5), 60);
+        let (runtime, store, stats) = write_all(ParquetSinkConfig::default(), &rows);
+        let files = files(&runtime, &store);
+        let mut partitions: Vec<_> = files.iter().map(|(folder, ..)| folder.clone()).collect();
+        partitions.sort();
+        let all = partitions.len();
+        partitions.dedup();
+        assert_eq!(partitions.len(), all, "a partition written twice");
+        assert!(all >= 60, "{all} partitions");
+        assert_eq!(stats.files, all as u64);
+        assert!(partitions[0].starts_with("station_windows/plant=P 000%23/date="));
+        let rows_written: usize = files.iter().map(|(_, rows, _)| rows).sum();
+        assert_eq!(rows_written, rows.len());
+        assert_eq!(stats.rows, rows.len() as u64);
+    }
+
+    #[test]
+    fn rows_spooled_in_small_chunks_are_encoded_in_whole_row_groups() {
+        let rows = over_plants(&synthetic_windows(40, 8_000, 6), 4);
+        let config = ParquetSinkConfig {
+            chunk_rows: 8,
+            pending_rows: 20,
+            ..ParquetSinkConfig::default()
+        };
+        let (runtime, store, _) = write_all(config, &rows);
+        let files = files(&runtime, &store);
+        let rows_written: usize = files.iter().map(|(_, rows, _)| rows).sum();
+        assert_eq!(rows_written, rows.len());
+        for (folder, rows, groups) in files {
+            assert_eq!(groups, 1, "{folder}: {rows} rows");
+        }
+    }
+
+    #[test]
+    fn past_the_open_file_limit_the_least_recently_written_is_finished() {
+        let rows = over_plants(&synthetic_windows(20, 3_000, 7), 10);
+        let config = ParquetSinkConfig {
+            max_open_files: 3,
+            ..ParquetSinkConfig::default()
+        };
+        let (runtime, store, stats) = write_all(config, &rows);
+        let files = files(&runtime, &store);
+        assert!(stats.files as usize > 10, "{} files", stats.files);
+        let rows_written: usize = files.iter().map(|(_, rows, _)| rows).sum();
+        assert_eq!(rows_written, rows.len());
     }
 
     #[test]
