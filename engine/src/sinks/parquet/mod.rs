@@ -252,7 +252,6 @@ pub struct DatasetWriter<R: DatasetRow> {
     runtime: tokio::runtime::Handle,
     config: ParquetSinkConfig,
     open: OpenFiles<R>,
-    open_count: usize,
     /// Rows in memory in open files.
     pending_rows: usize,
     names: FileNames,
@@ -276,7 +275,6 @@ impl<R: DatasetRow> DatasetWriter<R> {
             runtime,
             config,
             open: BTreeMap::new(),
-            open_count: 0,
             pending_rows: 0,
             names: FileNames::Replay {
                 shard: None,
@@ -329,7 +327,6 @@ impl<R: DatasetRow> DatasetWriter<R> {
                 let file = OpenFile::new()?;
                 let days = self.open.entry(Arc::from(row.plant())).or_default();
                 days.insert(day, file);
-                self.open_count += 1;
             }
             self.writes += 1;
             let (writes, rows_per_file, chunk_rows) = (
@@ -390,7 +387,8 @@ impl<R: DatasetRow> DatasetWriter<R> {
     }
 
     fn make_room(&mut self) -> Result<()> {
-        while self.open_count >= self.config.max_open_files.max(1) {
+        // Counted, not tracked: only when a file opens, over at most a few hundred.
+        while self.files().count() >= self.config.max_open_files.max(1) {
             let oldest = (self.files())
                 .min_by_key(|(_, _, f)| f.last_write)
                 .map(|(plant, day, _)| (plant.clone(), day));
@@ -428,7 +426,6 @@ impl<R: DatasetRow> DatasetWriter<R> {
         if days.is_empty() {
             self.open.remove(plant);
         }
-        self.open_count -= 1;
         self.pending_rows -= file.pending.len();
         let rows = file.rows;
         let bytes = file.into_parquet(self.config.rows_per_file)?;
