@@ -5,8 +5,9 @@
 //! `put`: the object store makes a put atomic (a local folder writes a temporary file and
 //! renames it), so a reader sees a file complete or not at all. An open file costs a
 //! descriptor and a few rows of memory, so a replay over many plants keeps a file per plant
-//! and day open, each encoded at the end into row groups as large as with one plant. Replay numbers files per run (`part-<n>.parquet`); the live
-//! engine names them by partition and checkpoint epoch (`p<partition>-e<epoch>-<n>.parquet`),
+//! and day open, each encoded when finished into row groups as large as with one plant.
+//! Replay numbers files per run (`part-<n>.parquet`); the live engine names them by
+//! partition and checkpoint epoch (`p<partition>-e<epoch>-<n>.parquet`),
 //! so a retried put replaces its file, and a partition restored from the checkpoint of
 //! epoch *e* first removes its files of later epochs: rows written after the checkpoint
 //! are written again, never twice.
